@@ -1,0 +1,74 @@
+# gptoss-modal: every entry point a developer or CI needs. `make test` is the one CI runs.
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+UV := $(VENV)/bin/uv
+LOCK := requirements/dev.lock
+UV_VERSION := 0.13.8
+# The vLLM venv is ~11 GB, so it lives in a cache outside the clone and is built once.
+VLLM_VERSION ?= 0.13.0
+GPTOSS_CACHE_DIR ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/gptoss-modal
+VLLM_VENV ?= $(GPTOSS_CACHE_DIR)/vllm-$(VLLM_VERSION)
+export VLLM_VENV VLLM_VERSION GPTOSS_CACHE_DIR
+
+.PHONY: help install lock vllm-venv test unit contract lint format bench e2e deploy demo demo-bench clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: pyproject.toml $(LOCK)
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+	$(UV) pip sync --quiet --python $(PY) $(LOCK)
+	$(UV) pip install --quiet --python $(PY) --no-deps -e .
+	touch $@
+
+install: $(VENV)/.installed ## create .venv from the pinned lock file
+
+lock: ## re-pin every dependency into requirements/dev.lock
+	$(VENV)/bin/uv pip compile --quiet --python-version 3.11 --universal --extra dev --extra plot \
+		--generate-hashes pyproject.toml -o $(LOCK)
+
+vllm-venv: $(VENV)/.installed ## build (once) the cached venv with vllm==$(VLLM_VERSION) for contract tests
+	UV=$(UV) PYTHON=$(PYTHON) bash scripts/vllm-venv.sh
+
+test: $(VENV)/.installed vllm-venv ## unit + contract tests (what CI runs); the vLLM checks are required here
+	GPTOSS_REQUIRE_VLLM=1 $(PY) -m pytest tests/unit tests/contract -m "not e2e" -q
+
+unit: $(VENV)/.installed ## unit tests only (seconds)
+	$(PY) -m pytest tests/unit -q
+
+contract: $(VENV)/.installed vllm-venv ## contract tests only
+	GPTOSS_REQUIRE_VLLM=1 $(PY) -m pytest tests/contract -m "not e2e" -q
+
+lint: $(VENV)/.installed ## ruff + mypy strict
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff format --check src tests benchmarks
+	$(VENV)/bin/mypy
+
+format: $(VENV)/.installed ## apply ruff's formatter and safe fixes
+	$(VENV)/bin/ruff format src tests benchmarks
+	$(VENV)/bin/ruff check --fix src tests benchmarks
+
+bench: $(VENV)/.installed ## side-by-side benchmarks, printed as ratio tables
+	$(PY) -m benchmarks
+
+e2e: $(VENV)/.installed ## deploy to Modal and check it for real (needs `modal token set`)
+	$(PY) -m tests.e2e.preflight
+	$(PY) -m pytest tests/e2e -m e2e -v
+
+deploy: $(VENV)/.installed ## modal deploy the app with the config from GPTOSS_* / GPTOSS_CONFIG
+	$(VENV)/bin/modal deploy -m gptoss_modal.app
+
+demo: $(VENV)/.installed ## start the mock vLLM server and chat with it (no GPU, no account)
+	$(PY) -m gptoss_modal.demo chat
+
+demo-bench: $(VENV)/.installed ## start the mock and run the load benchmark against it
+	$(PY) -m gptoss_modal.demo bench
+
+clean: ## remove the project venv and build debris (not the vLLM cache)
+	rm -rf $(VENV) build dist .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -1,0 +1,55 @@
+"""gptoss-modal: OpenAI's gpt-oss served by vLLM on Modal, tuned, secure, tested and measured.
+
+The public API is re-exported here. Importing it loads no modal, aiohttp or vllm: the command
+builder and the stream parsers are pure, so other tools can import them to launch vLLM anywhere.
+The aiohttp client lives in ``gptoss_modal.client``, the Modal app in ``gptoss_modal.app`` and
+the mock server in ``gptoss_modal.testing.mock_server``; import those explicitly.
+"""
+
+from gptoss_modal._exceptions import (
+    AuthenticationError,
+    BenchmarkError,
+    ChunkParseError,
+    CommandParseError,
+    ConfigError,
+    ConnectError,
+    ConnectTimeout,
+    GptossModalError,
+    HealthTimeout,
+    HTTPStatusError,
+    IncompleteStreamError,
+    PreflightError,
+    SSEDecodeError,
+    StallTimeout,
+    StreamError,
+    TimeoutError,
+    TransportError,
+    UpstreamError,
+)
+
+# --- serve config and command builder ---
+# --- streaming: SSE decoder, chunk parser, accumulator ---
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AuthenticationError",
+    "BenchmarkError",
+    "ChunkParseError",
+    "CommandParseError",
+    "ConfigError",
+    "ConnectError",
+    "ConnectTimeout",
+    "GptossModalError",
+    "HTTPStatusError",
+    "HealthTimeout",
+    "IncompleteStreamError",
+    "PreflightError",
+    "SSEDecodeError",
+    "StallTimeout",
+    "StreamError",
+    "TimeoutError",
+    "TransportError",
+    "UpstreamError",
+    "__version__",
+]

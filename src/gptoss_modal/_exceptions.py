@@ -1,0 +1,191 @@
+"""Every error gptoss-modal raises, under one base class.
+
+Lower-level errors (aiohttp, json, the Hugging Face Hub client, Modal) are turned into these in
+exactly one place per layer, with ``raise ... from exc`` so the original stays on ``__cause__``.
+
+The hierarchy::
+
+    GptossModalError
+    ├── ConfigError                 a config value is not allowed (names field, value, allowed)
+    │   └── CommandParseError       an argv cannot be read back into a ServeConfig
+    ├── StreamError                 the bytes or JSON of a stream are not what vLLM sends
+    │   ├── SSEDecodeError          the event-stream decoder was misused (fed after close)
+    │   ├── ChunkParseError         malformed JSON, or a chunk of the wrong shape
+    │   └── IncompleteStreamError   the stream ended before ``[DONE]`` (keeps the partial result)
+    ├── UpstreamError               vLLM reported an error inside a 200 stream (message, type, code)
+    ├── TransportError              talking to the server failed
+    │   ├── ConnectError            the connection could not be made
+    │   ├── TimeoutError            (also a builtins.TimeoutError) something took too long
+    │   │   ├── ConnectTimeout      connecting took too long
+    │   │   ├── StallTimeout        no bytes arrived for too long mid-response
+    │   │   └── HealthTimeout       the server did not become healthy in time
+    │   └── HTTPStatusError         a non-2xx reply; carries status and vLLM's error JSON
+    │       └── AuthenticationError 401: the API key is missing or wrong
+    ├── BenchmarkError              a benchmark run could not produce results
+    └── PreflightError              the model, revision or draft cannot be read on the Hub
+
+Errors that happen mid-stream carry what was received so far in ``partial``, so a failure late
+in a long generation never throws the text away.
+"""
+
+from __future__ import annotations
+
+import builtins
+from typing import Any
+
+__all__ = [
+    "AuthenticationError",
+    "BenchmarkError",
+    "ChunkParseError",
+    "CommandParseError",
+    "ConfigError",
+    "ConnectError",
+    "ConnectTimeout",
+    "GptossModalError",
+    "HTTPStatusError",
+    "HealthTimeout",
+    "IncompleteStreamError",
+    "PreflightError",
+    "SSEDecodeError",
+    "StallTimeout",
+    "StreamError",
+    "TimeoutError",
+    "TransportError",
+    "UpstreamError",
+]
+
+
+class GptossModalError(Exception):
+    """Base class of every error this package raises."""
+
+
+class ConfigError(GptossModalError, ValueError):
+    """A configuration value is not allowed.
+
+    ``field`` is the config field (or CLI/env/TOML key) at fault, ``value`` what was given and
+    ``allowed`` a human description of what would have been accepted.
+    """
+
+    def __init__(self, field: str, value: object, allowed: str, *, source: str | None = None):
+        self.field = field
+        self.value = value
+        self.allowed = allowed
+        self.source = source
+        where = f" (from {source})" if source else ""
+        super().__init__(f"{field}={value!r}{where} is not allowed: {allowed}")
+
+
+class CommandParseError(ConfigError):
+    """An argv could not be read back into a ServeConfig."""
+
+
+class StreamError(GptossModalError):
+    """The stream's bytes or JSON are not what an OpenAI-compatible server sends."""
+
+    def __init__(self, message: str, *, partial: Any = None) -> None:
+        super().__init__(message)
+        self.partial = partial
+
+
+class SSEDecodeError(StreamError):
+    """The event-stream decoder was used wrongly (for example fed after ``close()``)."""
+
+
+class ChunkParseError(StreamError):
+    """An event's data is not valid JSON or not a chat-completion chunk."""
+
+
+class IncompleteStreamError(StreamError):
+    """The stream ended before ``data: [DONE]``; ``partial`` holds what was received."""
+
+
+class UpstreamError(GptossModalError):
+    """The server reported an error inside a stream it had already answered 200 to."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        type: str | None = None,  # noqa: A002 - mirrors the OpenAI error object's field name
+        code: int | str | None = None,
+        param: str | None = None,
+        partial: Any = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.type = type
+        self.code = code
+        self.param = param
+        self.partial = partial
+
+    def __str__(self) -> str:
+        kind = f"{self.type} " if self.type else ""
+        code = f" (code {self.code})" if self.code is not None else ""
+        return f"upstream {kind}error{code}: {self.message}"
+
+
+class TransportError(GptossModalError):
+    """Talking to the server failed."""
+
+    def __init__(self, message: str, *, url: str | None = None, partial: Any = None) -> None:
+        super().__init__(message)
+        self.url = url
+        self.partial = partial
+
+
+class ConnectError(TransportError):
+    """The TCP/TLS connection could not be made (refused, DNS, reset before a reply)."""
+
+
+class TimeoutError(TransportError, builtins.TimeoutError):  # noqa: A001 - httpx-style name
+    """Something took longer than its limit."""
+
+
+class ConnectTimeout(TimeoutError):
+    """Connecting took longer than the connect timeout."""
+
+
+class StallTimeout(TimeoutError):
+    """No bytes arrived for longer than the stall timeout in the middle of a response."""
+
+
+class HealthTimeout(TimeoutError):
+    """``/health`` did not answer 200 within the wait; carries the last status seen."""
+
+    def __init__(self, message: str, *, url: str | None = None, last_status: str | None = None):
+        super().__init__(message, url=url)
+        self.last_status = last_status
+
+
+class HTTPStatusError(TransportError):
+    """The server answered with a non-2xx status.
+
+    ``status`` is the HTTP status, ``body`` the raw body text and ``error`` vLLM's error object
+    (``{"message", "type", "param", "code"}``) when the body carried one.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int,
+        body: str = "",
+        error: dict[str, Any] | None = None,
+        url: str | None = None,
+    ) -> None:
+        super().__init__(message, url=url)
+        self.status = status
+        self.body = body
+        self.error = error
+
+
+class AuthenticationError(HTTPStatusError):
+    """401: the API key is missing or wrong."""
+
+
+class BenchmarkError(GptossModalError):
+    """A benchmark run could not produce results (for example every request failed)."""
+
+
+class PreflightError(GptossModalError):
+    """The model, its revision or the speculator cannot be read on the Hugging Face Hub."""

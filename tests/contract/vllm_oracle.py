@@ -1,0 +1,187 @@
+"""A long-lived helper run by the cached vLLM venv's Python: vLLM's own code answers our questions.
+
+The test process (which has no vLLM) starts this once per session and sends one JSON request per
+line on stdin; each answer is one JSON line on the original stdout. Importing vLLM takes ~15 s, so
+batching every question through one process keeps the contract suite fast.
+
+Requests: ``{"op": NAME, ...}``. Answers: ``{"ok": true, ...}`` or ``{"ok": false, "error": str}``.
+Extra ops live in ``vllm_ops_*.py`` files beside this one, each exposing ``OPS = {name: func}``.
+This file is never imported by the test process: it runs only under vLLM's interpreter.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import enum
+import glob
+import importlib.util
+import io
+import json
+import os
+import sys
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+# vLLM logs to stdout; keep the real stdout for answers only.
+_ANSWERS = os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1, encoding="utf-8")
+sys.stdout = sys.stderr
+
+from unittest import mock  # noqa: E402
+
+import vllm  # noqa: E402
+import vllm.config  # noqa: E402
+from vllm.entrypoints.cli.serve import ServeSubcommand  # noqa: E402
+from vllm.utils.argparse_utils import FlexibleArgumentParser  # noqa: E402
+
+
+def _jsonable(value: Any) -> Any:
+    """Turn parsed argparse values (pydantic models, enums, dataclasses) into JSON values."""
+    if hasattr(value, "model_dump"):
+        return _jsonable(value.model_dump(mode="json"))
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return _jsonable(dataclasses.asdict(value))
+    if isinstance(value, enum.Enum):
+        return _jsonable(value.value)
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set)):
+        return [_jsonable(v) for v in value]
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return repr(value)
+
+
+def _serve_parser() -> tuple[FlexibleArgumentParser, ServeSubcommand]:
+    """Build ``vllm``'s top-level parser with its ``serve`` subcommand, as ``vllm`` does."""
+    top = FlexibleArgumentParser(prog="vllm")
+    subparsers = top.add_subparsers(required=False, dest="subparser")
+    serve = ServeSubcommand()
+    # Building the parser infers the device type; there is no GPU here (vLLM's docs build
+    # patches the same method).
+    with mock.patch.object(vllm.config.DeviceConfig, "__post_init__", lambda self: None):
+        serve.subparser_init(subparsers)
+    return top, serve
+
+
+_PARSER, _SERVE = _serve_parser()
+
+
+def op_version(_: dict[str, Any]) -> dict[str, Any]:
+    """vLLM's version string."""
+    return {"version": vllm.__version__}
+
+
+def op_parse_serve(req: dict[str, Any]) -> dict[str, Any]:
+    """Parse a whole ``vllm serve ...`` argv with vLLM's parser, validate it as ``vllm`` does.
+
+    (``EngineArgs`` is not built: its post-init looks the model up on the Hub.)
+
+    Also builds vLLM's ``CompilationConfig`` (the parser already does) and checks the speculative
+    JSON's keys against ``SpeculativeConfig``'s fields, since 0.13.0 silently ignores unknown ones.
+    """
+    argv: list[str] = req["argv"]
+    if argv[:2] != ["vllm", "serve"]:
+        return {"ok": False, "error": f"argv must start with 'vllm serve', got {argv[:2]}"}
+    err = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(err):
+            args = _PARSER.parse_args(argv[1:])
+            _SERVE.validate(args)
+    except SystemExit as exc:
+        return {"ok": False, "error": err.getvalue().strip() or f"SystemExit({exc.code})"}
+    except Exception as exc:  # vLLM's own validation errors  # noqa: BLE001
+        return {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+    if getattr(args, "model_tag", None):
+        args.model = args.model_tag  # what ServeSubcommand.cmd does before starting
+    spec = args.speculative_config
+    spec_fields = {f.name for f in dataclasses.fields(vllm.config.SpeculativeConfig)}
+    unknown_spec_keys = sorted(set(spec or {}) - spec_fields)
+    spec_methods: list[str] = []
+    method_field = vllm.config.SpeculativeConfig.__dataclass_fields__.get("method")
+    if method_field is not None:
+        spec_methods = list(getattr(method_field.type, "__args__", ()) or ())
+        if not spec_methods:
+            import typing
+
+            hints = typing.get_type_hints(vllm.config.SpeculativeConfig)
+            spec_methods = [a for a in typing.get_args(hints["method"]) if isinstance(a, str)]
+            for inner in typing.get_args(hints["method"]):
+                spec_methods += [a for a in typing.get_args(inner) if isinstance(a, str)]
+    return {
+        "ok": True,
+        "args": _jsonable(vars(args)),
+        "unknown_speculative_keys": unknown_spec_keys,
+        "speculative_methods": spec_methods,
+    }
+
+
+def op_serve_options(_: dict[str, Any]) -> dict[str, Any]:
+    """Every option string ``vllm serve`` accepts, with whether it takes a value."""
+    serve_parser = _PARSER._subparsers._group_actions[0].choices["serve"]  # type: ignore[union-attr]
+    options: dict[str, int | str | None] = {}
+    for action in serve_parser._actions:
+        for opt in action.option_strings:
+            options[opt] = action.nargs if not isinstance(action, argparse._StoreTrueAction) else 0
+    return {"options": {k: (v if v is None or isinstance(v, (int, str)) else str(v))
+                        for k, v in options.items()}}
+
+
+def _protocol_class(name: str) -> Any:
+    """A class from vLLM's OpenAI protocol module (or a dotted path to any class)."""
+    if "." in name:
+        module, _, attr = name.rpartition(".")
+        return getattr(importlib.import_module(module), attr)
+    from vllm.entrypoints.openai import protocol
+
+    return getattr(protocol, name)
+
+
+def op_validate(req: dict[str, Any]) -> dict[str, Any]:
+    """Validate JSON text with a vLLM pydantic class; re-serialise as vLLM does."""
+    cls = _protocol_class(req["cls"])
+    try:
+        obj = cls.model_validate_json(req["json"])
+    except Exception as exc:  # pydantic.ValidationError  # noqa: BLE001
+        return {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+    return {"ok": True, "dump": obj.model_dump_json(exclude_unset=req.get("exclude_unset", True))}
+
+
+OPS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+    "version": op_version,
+    "parse_serve": op_parse_serve,
+    "serve_options": op_serve_options,
+    "validate": op_validate,
+}
+
+
+def _load_extra_ops() -> None:
+    """Ops other contract tests add in ``vllm_ops_*.py`` beside this file."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    for path in sorted(glob.glob(os.path.join(here, "vllm_ops_*.py"))):
+        spec = importlib.util.spec_from_file_location(os.path.basename(path)[:-3], path)
+        assert spec and spec.loader
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        OPS.update(module.OPS)
+
+
+def main() -> None:
+    _load_extra_ops()
+    _ANSWERS.write(json.dumps({"ok": True, "ready": vllm.__version__}) + "\n")
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        try:
+            req = json.loads(line)
+            answer = OPS[req["op"]](req)
+        except Exception as exc:  # report, never die: one bad question must not end the session  # noqa: BLE001
+            answer = {"ok": False, "error": f"{type(exc).__name__}: {exc}",
+                      "traceback": traceback.format_exc()}
+        _ANSWERS.write(json.dumps(answer) + "\n")
+
+
+if __name__ == "__main__":
+    main()
