@@ -1,4 +1,4 @@
-"""Shared test settings: hypothesis profiles (fast by default, thorough with HYPOTHESIS_PROFILE=ci)."""
+"""Shared test settings: hypothesis profiles (fast by default; HYPOTHESIS_PROFILE=thorough)."""
 
 from __future__ import annotations
 

@@ -28,6 +28,9 @@ from gptoss_modal._exceptions import (
 )
 
 # --- serve config and command builder ---
+from gptoss_modal.command import build_vllm_command, parse_vllm_command, vllm_env
+from gptoss_modal.config import GPUSpec, ServeConfig, load_config
+
 # --- streaming: SSE decoder, chunk parser, accumulator ---
 
 __version__ = "0.1.0"
@@ -40,16 +43,22 @@ __all__ = [
     "ConfigError",
     "ConnectError",
     "ConnectTimeout",
+    "GPUSpec",
     "GptossModalError",
     "HTTPStatusError",
     "HealthTimeout",
     "IncompleteStreamError",
     "PreflightError",
     "SSEDecodeError",
+    "ServeConfig",
     "StallTimeout",
     "StreamError",
     "TimeoutError",
     "TransportError",
     "UpstreamError",
     "__version__",
+    "build_vllm_command",
+    "load_config",
+    "parse_vllm_command",
+    "vllm_env",
 ]

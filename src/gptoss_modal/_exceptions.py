@@ -71,8 +71,12 @@ class ConfigError(GptossModalError, ValueError):
         self.value = value
         self.allowed = allowed
         self.source = source
-        where = f" (from {source})" if source else ""
-        super().__init__(f"{field}={value!r}{where} is not allowed: {allowed}")
+        super().__init__(field, value, allowed)
+
+    def __str__(self) -> str:
+        # Built on demand so a loader can add ``source`` after the fact.
+        where = f" (from {self.source})" if self.source else ""
+        return f"{self.field}={self.value!r}{where} is not allowed: {self.allowed}"
 
 
 class CommandParseError(ConfigError):
@@ -106,7 +110,7 @@ class UpstreamError(GptossModalError):
         self,
         message: str,
         *,
-        type: str | None = None,  # noqa: A002 - mirrors the OpenAI error object's field name
+        type: str | None = None,
         code: int | str | None = None,
         param: str | None = None,
         partial: Any = None,
@@ -137,7 +141,7 @@ class ConnectError(TransportError):
     """The TCP/TLS connection could not be made (refused, DNS, reset before a reply)."""
 
 
-class TimeoutError(TransportError, builtins.TimeoutError):  # noqa: A001 - httpx-style name
+class TimeoutError(TransportError, builtins.TimeoutError):
     """Something took longer than its limit."""
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import tempfile
 import threading
 from pathlib import Path
 from typing import Any
@@ -31,11 +32,13 @@ class VllmOracle:
 
     def __init__(self, python: Path) -> None:
         env = {**os.environ, "VLLM_LOGGING_LEVEL": "WARNING", "HF_HUB_OFFLINE": "1"}
+        # vLLM's own log goes to a file, shown when the oracle dies.
+        self._log = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 - lives as long as the process
         self._proc = subprocess.Popen(
             [str(python), str(ORACLE_SCRIPT)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
+            stderr=self._log,
             text=True,
             env=env,
         )
@@ -47,7 +50,9 @@ class VllmOracle:
         assert self._proc.stdout is not None
         line = self._proc.stdout.readline()
         if not line:
-            raise RuntimeError(f"vLLM oracle exited with {self._proc.wait()}")
+            self._log.seek(0)
+            tail = "".join(self._log.readlines()[-20:])
+            raise RuntimeError(f"vLLM oracle exited with {self._proc.wait()}:\n{tail}")
         answer: dict[str, Any] = json.loads(line)
         return answer
 

@@ -61,7 +61,7 @@ def _serve_parser() -> tuple[FlexibleArgumentParser, ServeSubcommand]:
     serve = ServeSubcommand()
     # Building the parser infers the device type; there is no GPU here (vLLM's docs build
     # patches the same method).
-    with mock.patch.object(vllm.config.DeviceConfig, "__post_init__", lambda self: None):
+    with mock.patch.object(vllm.config.DeviceConfig, "__post_init__", return_value=None):
         serve.subparser_init(subparsers)
     return top, serve
 
@@ -92,30 +92,35 @@ def op_parse_serve(req: dict[str, Any]) -> dict[str, Any]:
             _SERVE.validate(args)
     except SystemExit as exc:
         return {"ok": False, "error": err.getvalue().strip() or f"SystemExit({exc.code})"}
-    except Exception as exc:  # vLLM's own validation errors  # noqa: BLE001
+    except Exception as exc:  # vLLM's own validation errors
         return {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
     if getattr(args, "model_tag", None):
         args.model = args.model_tag  # what ServeSubcommand.cmd does before starting
     spec = args.speculative_config
     spec_fields = {f.name for f in dataclasses.fields(vllm.config.SpeculativeConfig)}
     unknown_spec_keys = sorted(set(spec or {}) - spec_fields)
-    spec_methods: list[str] = []
-    method_field = vllm.config.SpeculativeConfig.__dataclass_fields__.get("method")
-    if method_field is not None:
-        spec_methods = list(getattr(method_field.type, "__args__", ()) or ())
-        if not spec_methods:
-            import typing
+    import typing
 
-            hints = typing.get_type_hints(vllm.config.SpeculativeConfig)
-            spec_methods = [a for a in typing.get_args(hints["method"]) if isinstance(a, str)]
-            for inner in typing.get_args(hints["method"]):
-                spec_methods += [a for a in typing.get_args(inner) if isinstance(a, str)]
+    hints = typing.get_type_hints(vllm.config.SpeculativeConfig)
+    spec_methods = sorted(_literal_strings(hints["method"]))
     return {
         "ok": True,
         "args": _jsonable(vars(args)),
         "unknown_speculative_keys": unknown_spec_keys,
         "speculative_methods": spec_methods,
     }
+
+
+def _literal_strings(hint: Any) -> set[str]:
+    """Every string a (possibly nested, possibly Optional) Literal type allows."""
+    import typing
+
+    if isinstance(hint, str):
+        return {hint}
+    found: set[str] = set()
+    for arg in typing.get_args(hint):
+        found |= _literal_strings(arg)
+    return found
 
 
 def op_serve_options(_: dict[str, Any]) -> dict[str, Any]:
@@ -125,8 +130,31 @@ def op_serve_options(_: dict[str, Any]) -> dict[str, Any]:
     for action in serve_parser._actions:
         for opt in action.option_strings:
             options[opt] = action.nargs if not isinstance(action, argparse._StoreTrueAction) else 0
-    return {"options": {k: (v if v is None or isinstance(v, (int, str)) else str(v))
-                        for k, v in options.items()}}
+    return {
+        "options": {
+            k: (v if v is None or isinstance(v, (int, str)) else str(v)) for k, v in options.items()
+        }
+    }
+
+
+def op_serve_option_groups(_: dict[str, Any]) -> dict[str, Any]:
+    """Every ``vllm serve`` option, grouped with its aliases, with how many values it takes."""
+    serve_parser = _PARSER._subparsers._group_actions[0].choices["serve"]
+    groups = []
+    for action in serve_parser._actions:
+        if not action.option_strings or "-h" in action.option_strings:
+            continue
+        n = action.nargs
+        arity = "0" if n == 0 else ("1" if n is None else str(n))
+        groups.append(
+            {
+                "options": list(action.option_strings),
+                "arity": arity,
+                "dest": action.dest,
+                "choices": [str(c) for c in action.choices] if action.choices else None,
+            }
+        )
+    return {"groups": groups}
 
 
 def _protocol_class(name: str) -> Any:
@@ -144,7 +172,7 @@ def op_validate(req: dict[str, Any]) -> dict[str, Any]:
     cls = _protocol_class(req["cls"])
     try:
         obj = cls.model_validate_json(req["json"])
-    except Exception as exc:  # pydantic.ValidationError  # noqa: BLE001
+    except Exception as exc:  # pydantic.ValidationError
         return {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
     return {"ok": True, "dump": obj.model_dump_json(exclude_unset=req.get("exclude_unset", True))}
 
@@ -153,6 +181,7 @@ OPS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "version": op_version,
     "parse_serve": op_parse_serve,
     "serve_options": op_serve_options,
+    "serve_option_groups": op_serve_option_groups,
     "validate": op_validate,
 }
 
@@ -162,7 +191,8 @@ def _load_extra_ops() -> None:
     here = os.path.dirname(os.path.abspath(__file__))
     for path in sorted(glob.glob(os.path.join(here, "vllm_ops_*.py"))):
         spec = importlib.util.spec_from_file_location(os.path.basename(path)[:-3], path)
-        assert spec and spec.loader
+        assert spec
+        assert spec.loader
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
         OPS.update(module.OPS)
@@ -177,10 +207,13 @@ def main() -> None:
         try:
             req = json.loads(line)
             answer = OPS[req["op"]](req)
-        except Exception as exc:  # report, never die: one bad question must not end the session  # noqa: BLE001
-            answer = {"ok": False, "error": f"{type(exc).__name__}: {exc}",
-                      "traceback": traceback.format_exc()}
-        _ANSWERS.write(json.dumps(answer) + "\n")
+        except Exception as exc:  # report, never die: one bad question must not end the session
+            answer = {
+                "ok": False,
+                "error": f"{type(exc).__name__}: {exc}",
+                "traceback": traceback.format_exc(),
+            }
+        _ANSWERS.write(json.dumps(answer, default=repr) + "\n")
 
 
 if __name__ == "__main__":

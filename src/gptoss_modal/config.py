@@ -1,0 +1,561 @@
+"""The serve config: every choice behind one ``vllm serve`` deployment, validated on construction.
+
+A ``ServeConfig`` holds what the user asked for. Fields left at ``None`` are filled in by
+:meth:`ServeConfig.resolved` from the profile, the model and the GPU, following the gpt-oss
+recipe. A resolved config has ``profile=None``: it is fully explicit, and there ``None`` means
+"leave vLLM's own default" (the flag is not passed).
+
+Configs load from code, a TOML file (``[serve]`` table), ``GPTOSS_*`` environment variables and
+``key=value`` overrides, with one precedence: defaults < TOML < environment < overrides.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import os
+import re
+import shlex
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+from gptoss_modal._exceptions import ConfigError
+from gptoss_modal.flags import validate_extra_args
+from gptoss_modal.presets import (
+    GPUS,
+    KV_CACHE_DTYPES,
+    MAX_GPUS_PER_CONTAINER,
+    MIN_HEADROOM_GIB,
+    MODELS,
+    PROFILE_DEFAULTS,
+    PROFILES,
+    TIGHT_GPU_MEMORY_UTILIZATION,
+    TIGHT_MAX_NUM_BATCHED_TOKENS,
+    TIGHT_MEMORY_SHARE,
+    VLLM_DEFAULT_GPU_MEMORY_UTILIZATION,
+    GPUPreset,
+    ModelPreset,
+    ProfileName,
+)
+
+__all__ = ["ENV_PREFIX", "GPUSpec", "ServeConfig", "load_config"]
+
+ENV_PREFIX = "GPTOSS_"
+CONFIG_PATH_ENV = "GPTOSS_CONFIG"  # names the TOML file when no path is given
+SPECULATIVE_METHOD = "eagle3"
+MAX_INPUTS_LIMIT = 1000  # Modal's @modal.concurrent ceiling per container
+MAX_SPECULATIVE_TOKENS = 15  # beyond ~8 drafted tokens EAGLE3 acceptance is close to zero
+
+_REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
+_REVISION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,99}$")
+_SERVED_NAME = re.compile(r"^[^\s-]\S*$")  # a leading "-" would read as a flag
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off"})
+_AUTO = frozenset({"", "auto", "none", "default"})
+
+
+@dataclass(frozen=True)
+class GPUSpec:
+    """A GPU type and how many of it one container gets (``B200:1``)."""
+
+    preset: GPUPreset
+    count: int
+
+    @property
+    def name(self) -> str:
+        return self.preset.name
+
+    def __str__(self) -> str:
+        return f"{self.preset.name}:{self.count}"
+
+    @classmethod
+    def parse(cls, value: str, *, field: str = "gpu") -> GPUSpec:
+        """Read ``TYPE[:COUNT]``, case-insensitively; unknown types and counts are errors."""
+        if not isinstance(value, str):
+            raise ConfigError(field, value, "a string such as 'B200:1'")
+        name, _, count_text = value.strip().partition(":")
+        canonical = {key.lower(): key for key in GPUS}.get(name.lower())
+        if canonical is None:
+            raise ConfigError(field, value, f"a GPU type among {', '.join(GPUS)} (e.g. 'H100:2')")
+        try:
+            count = int(count_text) if count_text else 1
+        except ValueError:
+            raise ConfigError(
+                field, value, "TYPE:COUNT with a whole count, e.g. 'H100:2'"
+            ) from None
+        if not 1 <= count <= MAX_GPUS_PER_CONTAINER:
+            raise ConfigError(field, value, f"a GPU count from 1 to {MAX_GPUS_PER_CONTAINER}")
+        return cls(GPUS[canonical], count)
+
+
+def _normalize_model(value: str) -> str:
+    if isinstance(value, str):
+        for preset in MODELS.values():
+            if value.strip().lower() in (preset.id.lower(), *preset.aliases):
+                return preset.id
+    allowed = ", ".join(f"{p.id} (or {'/'.join(p.aliases)})" for p in MODELS.values())
+    raise ConfigError("model", value, f"one of {allowed}")
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    """Everything that decides how vLLM serves gpt-oss, validated when constructed.
+
+    ``None`` means "derive it" (from ``profile``, the model and the GPU) unless ``profile`` is
+    ``None``, in which case the config is explicit and ``None`` means "vLLM's default".
+    """
+
+    model: str = "openai/gpt-oss-20b"
+    revision: str | None = None
+    gpu: str = "B200:1"
+    profile: ProfileName | None = "balanced"
+    speculative: bool = True
+    speculative_model: str | None = None
+    num_speculative_tokens: int | None = None
+    kv_cache_dtype: str | None = None
+    fuse_allreduce_rms: bool | None = None
+    eliminate_noops: bool | None = None
+    fast_boot: bool = False
+    max_inputs: int | None = None
+    max_cudagraph_capture_size: int | None = None
+    max_num_batched_tokens: int | None = None
+    max_model_len: int | None = None
+    max_num_seqs: int | None = None
+    gpu_memory_utilization: float | None = None
+    async_scheduling: bool = True
+    stream_interval: int | None = None
+    served_model_names: tuple[str, ...] | None = None
+    host: str = "0.0.0.0"
+    port: int = 8000
+    tool_calling: bool = False
+    extra_args: tuple[str, ...] = field(default=())
+
+    # ---- construction -------------------------------------------------------------------
+
+    def __post_init__(self) -> None:
+        set_ = object.__setattr__  # frozen: normalise in place once, at construction
+        set_(self, "model", _normalize_model(self.model))
+        set_(self, "gpu", str(GPUSpec.parse(self.gpu)))
+        if self.served_model_names is not None:
+            set_(self, "served_model_names", tuple(self.served_model_names))
+        set_(self, "extra_args", validate_extra_args(tuple(self.extra_args)))
+        self._check_types()
+        self._check_fields()
+        # Resolving checks the combination (memory, tensor parallelism, batching) as well.
+        _ = self.resolved_view
+
+    def _check_types(self) -> None:
+        hints = typing.get_type_hints(type(self))
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if not _is_instance(value, hints[f.name]):
+                raise ConfigError(f.name, value, _describe_type(hints[f.name]))
+
+    def _check_fields(self) -> None:
+        if self.revision is not None and not _REVISION.match(self.revision):
+            raise ConfigError("revision", self.revision, "a commit hash, tag or branch name")
+        if self.profile is not None and self.profile not in PROFILES:
+            raise ConfigError("profile", self.profile, f"one of {', '.join(PROFILES)} or None")
+        if self.speculative_model is not None and not (
+            _REPO_ID.match(self.speculative_model) or self.speculative_model.startswith("/")
+        ):
+            raise ConfigError(
+                "speculative_model", self.speculative_model, "a Hub repo id 'org/name' or a path"
+            )
+        if not self.speculative and (
+            self.speculative_model is not None or self.num_speculative_tokens is not None
+        ):
+            raise ConfigError(
+                "speculative",
+                False,
+                "speculative=True when speculative_model or num_speculative_tokens is set "
+                "(they would be ignored)",
+            )
+        _check_range(
+            "num_speculative_tokens", self.num_speculative_tokens, 1, MAX_SPECULATIVE_TOKENS
+        )
+        if self.kv_cache_dtype is not None and self.kv_cache_dtype not in KV_CACHE_DTYPES:
+            raise ConfigError(
+                "kv_cache_dtype", self.kv_cache_dtype, f"one of {', '.join(KV_CACHE_DTYPES)}"
+            )
+        _check_range("max_inputs", self.max_inputs, 1, MAX_INPUTS_LIMIT)
+        _check_range("max_cudagraph_capture_size", self.max_cudagraph_capture_size, 1, 8192)
+        _check_range("max_num_batched_tokens", self.max_num_batched_tokens, 1, 2**20)
+        _check_range("max_model_len", self.max_model_len, 1, self.model_preset.max_context)
+        _check_range("max_num_seqs", self.max_num_seqs, 1, 8192)
+        _check_range("stream_interval", self.stream_interval, 1, 4096)
+        _check_range("port", self.port, 1, 65535)
+        if self.gpu_memory_utilization is not None and not 0 < self.gpu_memory_utilization <= 1:
+            raise ConfigError(
+                "gpu_memory_utilization", self.gpu_memory_utilization, "a fraction in (0, 1]"
+            )
+        if not self.host or any(c.isspace() for c in self.host):
+            raise ConfigError("host", self.host, "an address such as 0.0.0.0")
+        if self.served_model_names is not None:
+            names = self.served_model_names
+            if not names or not all(_SERVED_NAME.match(n) for n in names):
+                raise ConfigError(
+                    "served_model_names",
+                    names,
+                    "one or more names without whitespace, not starting with -",
+                )
+            if len(set(names)) != len(names):
+                raise ConfigError("served_model_names", names, "names without duplicates")
+
+    # ---- derived views ------------------------------------------------------------------
+
+    @property
+    def model_preset(self) -> ModelPreset:
+        """The preset of this config's model."""
+        return MODELS[self.model]
+
+    @property
+    def gpu_spec(self) -> GPUSpec:
+        """The parsed GPU type and count."""
+        return GPUSpec.parse(self.gpu)
+
+    @property
+    def tensor_parallel_size(self) -> int:
+        """One tensor-parallel rank per GPU: a replica spans all GPUs of its container."""
+        return self.gpu_spec.count
+
+    @cached_property
+    def resolved_view(self) -> ServeConfig:
+        """The explicit config ``build_vllm_command`` uses (cached; see :meth:`resolved`)."""
+        return _resolve(self)
+
+    def resolved(self) -> ServeConfig:
+        """The fully explicit config (``profile=None``) with every derived value filled in."""
+        return self.resolved_view
+
+    # ---- serialisation ------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict of every field (tuples become lists)."""
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            out[f.name] = list(value) if isinstance(value, tuple) else value
+        return out
+
+    def to_json(self) -> str:
+        """JSON text that :meth:`from_json` reads back to an equal config."""
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, source: str = "dict") -> ServeConfig:
+        """Build from a mapping of field names; unknown keys are errors, not ignored."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        values: dict[str, Any] = {}
+        for key, value in data.items():
+            if key not in known:
+                raise ConfigError(
+                    key, value, f"a ServeConfig field{_close(key, known)}", source=source
+                )
+            values[key] = tuple(value) if isinstance(value, list) else value
+        try:
+            return cls(**values)
+        except ConfigError as exc:
+            if exc.source is None:
+                exc.source = source
+            raise
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> ServeConfig:
+        """Read the JSON that :meth:`to_json` wrote (as carried into the container)."""
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ConfigError("json", text, f"valid JSON ({exc.msg})") from exc
+        if not isinstance(data, dict):
+            raise ConfigError("json", data, "a JSON object of ServeConfig fields")
+        return cls.from_dict(data, source="json")
+
+    def replace(self, **changes: Any) -> ServeConfig:
+        """A copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+
+# ---- resolution ---------------------------------------------------------------------------
+
+
+def _resolve(config: ServeConfig) -> ServeConfig:
+    """Fill every derived field; check the combination fits the GPUs."""
+    preset = config.model_preset
+    gpu = config.gpu_spec
+    if config.profile is None:
+        explicit = config
+    else:
+        profile = PROFILE_DEFAULTS[config.profile]
+        blackwell = gpu.preset.arch == "blackwell"
+        total_gib = gpu.preset.memory_gib * gpu.count
+        tight = preset.weights_gib / total_gib > TIGHT_MEMORY_SHARE
+        speculative = config.speculative and (
+            profile.speculative
+            or config.speculative_model is not None
+            or config.num_speculative_tokens is not None
+        )
+        max_inputs = _first(config.max_inputs, profile.max_inputs)
+        explicit = dataclasses.replace(
+            config,
+            profile=None,
+            revision=_first(config.revision, preset.revision),
+            speculative=speculative,
+            speculative_model=_first(config.speculative_model, preset.draft_model)
+            if speculative
+            else None,
+            num_speculative_tokens=_first(config.num_speculative_tokens, preset.draft_tokens)
+            if speculative
+            else None,
+            # The recipe: fp8 KV cache and the fused passes on Blackwell only (fp8 KV with
+            # FlashInfer on Hopper has open bugs; Ampere has no fp8 attention).
+            kv_cache_dtype=_first(config.kv_cache_dtype, "fp8" if blackwell else "auto"),
+            fuse_allreduce_rms=_first(config.fuse_allreduce_rms, True if blackwell else None),
+            eliminate_noops=_first(config.eliminate_noops, True if blackwell else None),
+            max_inputs=max_inputs,
+            # Capture CUDA graphs up to the largest batch a replica will see, no further:
+            # every extra size costs start-up time and memory.
+            max_cudagraph_capture_size=_first(config.max_cudagraph_capture_size, max_inputs),
+            max_num_batched_tokens=_first(
+                config.max_num_batched_tokens,
+                TIGHT_MAX_NUM_BATCHED_TOKENS if tight else profile.max_num_batched_tokens,
+            ),
+            max_model_len=_first(config.max_model_len, profile.max_model_len),
+            max_num_seqs=_first(config.max_num_seqs, profile.max_num_seqs),
+            gpu_memory_utilization=_first(
+                config.gpu_memory_utilization, TIGHT_GPU_MEMORY_UTILIZATION if tight else None
+            ),
+            stream_interval=_first(config.stream_interval, profile.stream_interval),
+            served_model_names=_first(config.served_model_names, (config.model, "llm")),
+        )
+    _check_combination(explicit, preset, gpu)
+    return explicit
+
+
+def _check_combination(config: ServeConfig, preset: ModelPreset, gpu: GPUSpec) -> None:
+    if preset.num_attention_heads % gpu.count:
+        divisors = [
+            n for n in range(1, MAX_GPUS_PER_CONTAINER + 1) if preset.num_attention_heads % n == 0
+        ]
+        raise ConfigError(
+            "gpu",
+            config.gpu,
+            f"a GPU count that divides {preset.id}'s {preset.num_attention_heads} attention heads "
+            f"(tensor parallel size is the GPU count): one of {divisors}",
+        )
+    utilization = config.gpu_memory_utilization or VLLM_DEFAULT_GPU_MEMORY_UTILIZATION
+    usable = gpu.preset.memory_gib * gpu.count * utilization
+    needed = preset.weights_gib + MIN_HEADROOM_GIB
+    if usable < needed:
+        raise ConfigError(
+            "gpu",
+            config.gpu,
+            f"GPUs with room for {preset.id}: it needs ~{needed:.0f} GiB "
+            f"({preset.weights_gib} GiB weights + {MIN_HEADROOM_GIB:.0f} GiB to run), "
+            f"{config.gpu} at gpu_memory_utilization {utilization} gives {usable:.0f} GiB; "
+            "use more or larger GPUs",
+        )
+    if (
+        config.max_num_seqs is not None
+        and config.max_num_batched_tokens is not None
+        and config.max_num_batched_tokens < config.max_num_seqs
+    ):
+        raise ConfigError(
+            "max_num_batched_tokens",
+            config.max_num_batched_tokens,
+            f"at least max_num_seqs ({config.max_num_seqs}); vLLM refuses to start otherwise",
+        )
+    if config.speculative and (
+        config.speculative_model is None or config.num_speculative_tokens is None
+    ):
+        raise ConfigError(
+            "speculative_model",
+            config.speculative_model,
+            "a draft model and num_speculative_tokens when speculative=True and profile=None",
+        )
+
+
+_T = TypeVar("_T")
+
+
+def _first(value: _T | None, default: _T) -> _T:
+    return default if value is None else value
+
+
+def _check_range(name: str, value: int | None, low: int, high: int) -> None:
+    if value is not None and not low <= value <= high:
+        raise ConfigError(name, value, f"a whole number from {low} to {high}")
+
+
+def _close(key: str, known: set[str]) -> str:
+    close = difflib.get_close_matches(key, sorted(known), n=1)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+# ---- type checks and string coercion (env, --set) ---------------------------------------
+
+
+def _is_instance(value: Any, hint: Any) -> bool:
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_is_instance(value, arg) for arg in args)
+    if origin is Literal:
+        return value in args
+    if origin is tuple:
+        return isinstance(value, tuple) and all(_is_instance(v, args[0]) for v in value)
+    if hint is type(None):
+        return value is None
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return isinstance(value, hint)
+
+
+def _describe_type(hint: Any) -> str:
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_describe_type(a) for a in args)
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in args)
+    if origin is tuple:
+        return f"a list of {_describe_type(args[0])}"
+    if hint is type(None):
+        return "None"
+    return {bool: "true or false", int: "a whole number", float: "a number", str: "a string"}.get(
+        hint, str(hint)
+    )
+
+
+def _coerce(name: str, text: str, source: str) -> Any:
+    """Turn an environment or ``--set`` string into the field's type."""
+    hints = typing.get_type_hints(ServeConfig)
+    hint = hints[name]
+    is_union = typing.get_origin(hint) in (typing.Union, types.UnionType)
+    args = typing.get_args(hint) if is_union else ()
+    optional = type(None) in args
+    base = next(a for a in args if a is not type(None)) if is_union else hint
+    if typing.get_origin(base) is Literal:
+        base_kind: Any = str
+    else:
+        base_kind = typing.get_origin(base) or base
+    lowered = text.strip().lower()
+    if optional and lowered in _AUTO:
+        return None
+    try:
+        if base_kind is bool:
+            if lowered in _TRUE:
+                return True
+            if lowered in _FALSE:
+                return False
+            raise ValueError
+        if base_kind is int:
+            return int(text)
+        if base_kind is float:
+            return float(text)
+        if base_kind is tuple:
+            if name == "extra_args":
+                return tuple(shlex.split(text))
+            return tuple(part.strip() for part in text.split(",") if part.strip())
+    except ValueError:
+        raise ConfigError(name, text, _describe_type(hint), source=source) from None
+    return text.strip()
+
+
+def _env_values(env: Mapping[str, str]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for f in dataclasses.fields(ServeConfig):
+        key = ENV_PREFIX + f.name.upper()
+        if key in env:
+            values[f.name] = _coerce(f.name, env[key], source=f"environment {key}")
+    return values
+
+
+def _toml_values(path: Path) -> dict[str, Any]:
+    try:
+        data = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError("config", str(path), "an existing TOML file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError("config", str(path), f"valid TOML ({exc})") from exc
+    serve = data.get("serve", {})
+    loose = [k for k, v in data.items() if not isinstance(v, dict)]
+    if loose:
+        raise ConfigError(
+            loose[0], data[loose[0]], "a key inside the [serve] table", source=str(path)
+        )
+    if not isinstance(serve, dict):
+        raise ConfigError("serve", serve, "a [serve] table", source=str(path))
+    known = {f.name for f in dataclasses.fields(ServeConfig)}
+    for key in serve:
+        if key not in known:
+            raise ConfigError(
+                key, serve[key], f"a ServeConfig field{_close(key, known)}", source=str(path)
+            )
+    # TOML has no null: "auto" stands for None in a file as it does in the environment.
+    return {
+        k: (None if isinstance(v, str) and v.lower() == "auto" and k != "kv_cache_dtype" else v)
+        for k, v in serve.items()
+    }
+
+
+def parse_overrides(pairs: list[str] | tuple[str, ...]) -> dict[str, Any]:
+    """Read ``key=value`` strings (the CLI's ``--set``) into typed field values."""
+    known = {f.name for f in dataclasses.fields(ServeConfig)}
+    values: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep:
+            raise ConfigError("--set", pair, "key=value, e.g. max_inputs=64")
+        if key not in known:
+            raise ConfigError(key, text, f"a ServeConfig field{_close(key, known)}", source="--set")
+        values[key] = _coerce(key, text, source=f"--set {key}")
+    return values
+
+
+def load_config(
+    path: str | os.PathLike[str] | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    overrides_source: str = "overrides",
+) -> ServeConfig:
+    """Build a ServeConfig from defaults < TOML file < ``GPTOSS_*`` environment < overrides.
+
+    ``path`` defaults to ``$GPTOSS_CONFIG`` when set. ``env`` defaults to ``os.environ``. An
+    invalid value's error says which of these it came from.
+    """
+    env = os.environ if env is None else env
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    toml_path = path if path is not None else env.get(CONFIG_PATH_ENV)
+    layers: list[tuple[dict[str, Any], str]] = []
+    if toml_path:
+        layers.append((_toml_values(Path(toml_path)), str(toml_path)))
+    env_values = _env_values(env)
+    layers.append((env_values, "environment"))
+    layers.append((dict(overrides or {}), overrides_source))
+    for layer, source in layers:
+        values.update(layer)
+        for key in layer:
+            sources[key] = (
+                f"environment {ENV_PREFIX}{key.upper()}" if source == "environment" else source
+            )
+    try:
+        return ServeConfig(**values)
+    except ConfigError as exc:
+        if exc.source is None:
+            exc.source = sources.get(exc.field, "the combination of settings")
+        raise

@@ -1,0 +1,85 @@
+"""`gptoss-modal command`: prints argv and env, as text or JSON, with clear errors."""
+
+from __future__ import annotations
+
+import json
+import shlex
+from pathlib import Path
+
+import pytest
+
+from gptoss_modal import ServeConfig, build_vllm_command
+from gptoss_modal.cli import EXIT_OK, EXIT_USAGE, main
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keep the developer's own GPTOSS_* settings out of these tests."""
+    import os
+
+    for key in list(os.environ):
+        if key.startswith("GPTOSS_"):
+            monkeypatch.delenv(key)
+
+
+def test_default_prints_env_and_the_shell_quoted_seed(capsys: pytest.CaptureFixture[str]) -> None:
+    """Default output is the export line and the shell-quoted argv, which splits back exactly."""
+    assert main(["command"]) == EXIT_OK
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "export VLLM_USE_FLASHINFER_MOE_MXFP4_MXFP8=1"
+    assert shlex.split(lines[1]) == build_vllm_command(ServeConfig())
+
+
+def test_json_output_has_argv_env_and_resolved_config(capsys: pytest.CaptureFixture[str]) -> None:
+    """--json prints argv, env and the resolved config."""
+    assert main(["command", "--json", "--gpu", "H100:2", "--profile", "latency"]) == EXIT_OK
+    payload = json.loads(capsys.readouterr().out)
+    assert payload["env"] == {}
+    assert payload["config"]["gpu"] == "H100:2"
+    assert payload["config"]["max_num_seqs"] == 8
+    assert payload["argv"] == build_vllm_command(ServeConfig(gpu="H100:2", profile="latency"))
+
+
+def test_120b_on_one_h100_gets_the_recipe_advice(capsys: pytest.CaptureFixture[str]) -> None:
+    """--model gpt-oss-120b --gpu H100:1 gives the recipe's single-H100 memory settings."""
+    assert main(["command", "--model", "gpt-oss-120b", "--gpu", "H100:1"]) == EXIT_OK
+    argv = shlex.split(capsys.readouterr().out.splitlines()[-1])
+    assert argv[argv.index("--gpu-memory-utilization") + 1] == "0.95"
+    assert argv[argv.index("--max-num-batched-tokens") + 1] == "1024"
+
+
+def test_invalid_gpu_exits_2_naming_the_source(capsys: pytest.CaptureFixture[str]) -> None:
+    """A bad value exits with the usage code and says it came from the command line."""
+    assert main(["command", "--gpu", "T4"]) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert "gpu='T4' (from command line)" in err
+
+
+def test_set_and_config_file_combine(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--set overrides the TOML file, which overrides defaults."""
+    path = tmp_path / "c.toml"
+    path.write_text("[serve]\nmax_inputs = 16\nport = 9000\n")
+    code = main(["command", "--json", "--config", str(path), "--set", "port=9001"])
+    assert code == EXIT_OK
+    config = json.loads(capsys.readouterr().out)["config"]
+    assert (config["max_inputs"], config["port"]) == (16, 9001)
+
+
+def test_env_is_read(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """GPTOSS_* variables feed the command, below command-line flags."""
+    monkeypatch.setenv("GPTOSS_GPU", "H200:1")
+    monkeypatch.setenv("GPTOSS_MAX_INPUTS", "48")
+    assert main(["command", "--json"]) == EXIT_OK
+    config = json.loads(capsys.readouterr().out)["config"]
+    assert (config["gpu"], config["max_inputs"]) == ("H200:1", 48)
+
+
+def test_unknown_set_key_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    """A misspelt --set key exits 2 with a suggestion."""
+    assert main(["command", "--set", "max_input=3"]) == EXIT_USAGE
+    assert "did you mean 'max_inputs'" in capsys.readouterr().err
+
+
+def test_bad_choice_is_a_usage_error() -> None:
+    """argparse's own usage errors (an unknown profile) exit 2."""
+    assert main(["command", "--profile", "fastest"]) == EXIT_USAGE

@@ -1,0 +1,37 @@
+"""The public API is importable without the heavy libraries."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import gptoss_modal
+
+HEAVY = ("modal", "aiohttp", "vllm", "torch", "matplotlib", "openai", "httpx")
+
+
+def test_import_loads_no_heavy_library() -> None:
+    """`import gptoss_modal` in a fresh interpreter loads neither modal, aiohttp nor vllm."""
+    code = f"import sys, gptoss_modal; print(','.join(m for m in {HEAVY!r} if m in sys.modules))"
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == ""
+
+
+def test_all_names_are_exported() -> None:
+    """Every name in __all__ exists on the package."""
+    missing = [name for name in gptoss_modal.__all__ if not hasattr(gptoss_modal, name)]
+    assert missing == []
+
+
+def test_every_error_derives_from_the_base() -> None:
+    """All exception classes exported sit under GptossModalError."""
+    errors = [
+        getattr(gptoss_modal, name)
+        for name in gptoss_modal.__all__
+        if isinstance(getattr(gptoss_modal, name), type)
+        and issubclass(getattr(gptoss_modal, name), BaseException)
+    ]
+    assert errors
+    assert all(issubclass(e, gptoss_modal.GptossModalError) for e in errors)
