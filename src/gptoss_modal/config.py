@@ -12,12 +12,10 @@ Configs load from code, a TOML file (``[serve]`` table), ``GPTOSS_*`` environmen
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import json
 import os
 import re
 import shlex
-import tomllib
 import types
 import typing
 from collections.abc import Mapping
@@ -395,6 +393,8 @@ def _check_range(name: str, value: int | None, low: int, high: int) -> None:
 
 
 def _close(key: str, known: set[str]) -> str:
+    import difflib  # only on the error path
+
     close = difflib.get_close_matches(key, sorted(known), n=1)
     return f"; did you mean {close[0]!r}?" if close else ""
 
@@ -483,6 +483,8 @@ def _env_values(env: Mapping[str, str]) -> dict[str, Any]:
 
 
 def _toml_values(path: Path) -> dict[str, Any]:
+    import tomllib  # only when a file is given; keeps `import gptoss_modal` light
+
     try:
         data = tomllib.loads(path.read_text())
     except FileNotFoundError:

@@ -6,7 +6,6 @@ is caught here, at config time, instead of as an engine crash twenty minutes int
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -69,6 +68,8 @@ def owned_field(option: str) -> str | None:
 
 
 def _suggest(option: str) -> str:
+    import difflib  # only on the error path
+
     close = difflib.get_close_matches(option, list(OPTIONS), n=3, cutoff=0.75)
     return f"; did you mean {' or '.join(close)}?" if close else ""
 
