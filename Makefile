@@ -29,9 +29,12 @@ $(VENV)/.installed: pyproject.toml $(LOCK)
 
 install: $(VENV)/.installed ## create .venv from the pinned lock file
 
-lock: ## re-pin every dependency into requirements/dev.lock
+lock: ## re-pin every dependency (requirements/dev.lock and the vLLM venv lock)
 	$(VENV)/bin/uv pip compile --quiet --python-version 3.11 --universal --extra dev --extra plot \
 		--generate-hashes pyproject.toml -o $(LOCK)
+	echo "vllm==$(VLLM_VERSION)" | $(VENV)/bin/uv pip compile --quiet --python-version 3.11 \
+		--python-platform x86_64-manylinux_2_28 --generate-hashes - \
+		-o requirements/vllm-$(VLLM_VERSION).lock
 
 vllm-venv: $(VENV)/.installed ## build (once) the cached venv with vllm==$(VLLM_VERSION) for contract tests
 	UV=$(UV) PYTHON=$(PYTHON) bash scripts/vllm-venv.sh
