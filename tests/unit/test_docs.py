@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+import pytest
+
 from gptoss_modal import ServeConfig
 from gptoss_modal.presets import GPUS, PROFILES
 
@@ -23,3 +25,13 @@ def test_every_gpu_and_profile_is_documented() -> None:
     text = (ROOT / "docs" / "configuration.md").read_text()
     assert all(f"`{gpu}`" in text for gpu in GPUS)
     assert all(f"`{profile}`" in text for profile in PROFILES)
+
+
+def test_readme_shows_the_default_command(capsys: pytest.CaptureFixture[str]) -> None:
+    """The default command printed in the README is what `gptoss-modal command` prints."""
+    from gptoss_modal.cli import main
+
+    assert main(["command"]) == 0
+    printed = capsys.readouterr().out.strip().splitlines()
+    readme = (ROOT / "README.md").read_text().splitlines()
+    assert all(line in readme for line in printed)
