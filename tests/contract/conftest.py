@@ -26,3 +26,11 @@ def vllm() -> Iterator[VllmOracle]:
     oracle = VllmOracle(python)
     yield oracle
     oracle.close()
+
+
+# --- issue 3: the server under test (in-process mock, or GPTOSS_BASE_URL) -------------------
+from tests.contract.conftest_server import (  # noqa: E402, F401 - fixtures, used by name
+    _skip_mock_only_against_real_server,
+    start_mock,
+    target,
+)

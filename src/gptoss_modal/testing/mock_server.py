@@ -71,6 +71,7 @@ FAULTS = ("error", "drop", "stall", "malformed", "http-500", "http-503", "http-4
 FAULT_HEADER = "X-Mock-Fault"
 DEFAULT_STALL_S = 3600.0
 MAX_WRITE_BYTES = 64 * 1024  # coalesced writes are cut at this size
+_NOTE = web.RequestKey("mock_note", str)  # what the request log line says about a request
 
 
 @dataclass(frozen=True)
@@ -311,7 +312,8 @@ class MockVLLM:
         self._ready_at = 0.0
         self._listen_task: asyncio.Task[None] | None = None
         self._streams: set[asyncio.Task[Any]] = set()
-        self._recent: deque[str] = deque(maxlen=1000)
+        self._scripts: dict[str, dict[str, Any]] = {}
+        self._script_order: deque[str] = deque()
         self.created = int(time.time())
 
     # --- lifecycle ------------------------------------------------------------------------
@@ -381,6 +383,32 @@ class MockVLLM:
         """Make ``/health`` answer 503 and chat requests fail as a dead vLLM engine does."""
         self.engine_dead = dead
 
+    def engine_script(self, request_id: str) -> dict[str, Any]:
+        """What the pretend engine generated for a recent request (the last 1000 are kept).
+
+        ``{"prompt_tokens", "steps": [[token ids of each engine step]], "finish_reason",
+        "stop_reason", "vocab": {token id: text}}``: enough for another implementation (the
+        contract tests use vLLM's own app) to serve the same tokens.
+        """
+        return self._scripts[request_id]
+
+    def _keep_script(self, plan: _Plan) -> None:
+        gen = plan.generation
+        steps, pos = [], 0
+        for step in plan.steps:
+            steps.append(gen.tokens[pos : pos + step.tokens])
+            pos += step.tokens
+        self._scripts[plan.request_id] = {
+            "prompt_tokens": plan.prompt_tokens,
+            "steps": steps,
+            "finish_reason": gen.finish_reason,
+            "stop_reason": gen.stop_reason,
+            "vocab": {str(k): v for k, v in gen.texts.items()},
+        }
+        self._script_order.append(plan.request_id)
+        while len(self._script_order) > 1000:
+            self._scripts.pop(self._script_order.popleft(), None)
+
     def spec_decode_totals(self) -> dict[str, int]:
         """The spec-decode counters as ``/metrics`` shows them."""
         m = self.metrics
@@ -395,7 +423,7 @@ class MockVLLM:
     async def _log_middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
         start = time.perf_counter()
         response: web.StreamResponse = await handler(request)
-        note = request.get("mock_note", "")
+        note = request.get(_NOTE, "")
         logger.info(
             '%s "%s %s" %d %.1fms%s',
             request.remote,
@@ -574,17 +602,18 @@ class MockVLLM:
             ):
                 fault = self._choose_fault(request, number)
                 if fault is not None and fault.name.startswith("http-"):
-                    request["mock_note"] = f"fault={fault.name}"
+                    request[_NOTE] = f"fault={fault.name}"
                     return _http_fault(int(fault.name[5:]))
             body = await self._read_body(request)
             plan = self._plan(body, request, number)
         except _BadRequest as exc:
             return web.Response(status=exc.status, body=exc.body, content_type="application/json")
-        request["mock_note"] = (
+        request[_NOTE] = (
             f"{plan.request_id} prompt={plan.prompt_tokens} "
             f"completion={len(plan.generation.tokens)} finish={plan.generation.finish_reason}"
             + (f" fault={plan.fault.name}" if plan.fault else "")
         )
+        self._keep_script(plan)
         task = asyncio.current_task()
         if task is not None:
             self._streams.add(task)
@@ -765,7 +794,7 @@ class MockVLLM:
                 served = steps_done[j - 1]
                 i = j
         except ConnectionResetError:  # the client went away: vLLM aborts the request
-            request["mock_note"] = request.get("mock_note", "") + " client-disconnected"
+            request[_NOTE] = request.get(_NOTE, "") + " client-disconnected"
             return response
         finally:
             self._finish_metrics(plan, arrival, served)
