@@ -32,6 +32,8 @@ from gptoss_modal.command import build_vllm_command, parse_vllm_command, vllm_en
 from gptoss_modal.config import GPUSpec, ServeConfig, load_config
 
 # --- streaming: SSE decoder, chunk parser, accumulator ---
+# isort: split
+from gptoss_modal.sse import ServerSentEvent, SSEDecoder, encode_event
 
 __version__ = "0.1.0"
 
@@ -50,7 +52,9 @@ __all__ = [
     "IncompleteStreamError",
     "PreflightError",
     "SSEDecodeError",
+    "SSEDecoder",
     "ServeConfig",
+    "ServerSentEvent",
     "StallTimeout",
     "StreamError",
     "TimeoutError",
@@ -58,6 +62,7 @@ __all__ = [
     "UpstreamError",
     "__version__",
     "build_vllm_command",
+    "encode_event",
     "load_config",
     "parse_vllm_command",
     "vllm_env",
