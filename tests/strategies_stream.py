@@ -1,4 +1,4 @@
-"""Hypothesis strategies and a reference decoder for the streaming layer's tests.
+"""Hypothesis strategies, a reference decoder and vLLM-shaped samples for the streaming tests.
 
 ``reference_decode`` is a deliberately literal, whole-stream reading of the WHATWG rules (decode
 everything, cut it into lines, apply each line in turn): slow and obviously right, so the
@@ -7,7 +7,9 @@ incremental decoder can be checked against it on arbitrary bytes.
 
 from __future__ import annotations
 
+import json
 import re
+from typing import Any
 
 from hypothesis import strategies as st
 
@@ -109,3 +111,134 @@ wire_bytes = st.one_of(
     st.binary(max_size=300),
     st.lists(st.sampled_from(_PIECES), max_size=80).map(b"".join),
 )
+
+
+# --- vLLM-shaped chunks ---
+#
+# Literal events as vLLM 0.13.0 serialises them (model_dump_json(exclude_unset=True); note the
+# first chunk's "prompt_token_ids":null and the later choices' "token_ids":null).
+# tests/contract/test_client_vllm_shapes.py checks each against vLLM's own classes.
+
+VLLM_ROLE = (
+    '{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1,"model":"m","choices":'
+    '[{"index":0,"delta":{"role":"assistant","content":"","reasoning_content":null},'
+    '"logprobs":null,"finish_reason":null}],"prompt_token_ids":null}'
+)
+VLLM_REASONING = (
+    '{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1,"model":"m","choices":'
+    '[{"index":0,"delta":{"reasoning":"Let me think","reasoning_content":"Let me think"},'
+    '"logprobs":null,"finish_reason":null,"token_ids":null}]}'
+)
+VLLM_CONTENT = (
+    '{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1,"model":"m","choices":'
+    '[{"index":0,"delta":{"content":"Hello","reasoning_content":null},'
+    '"logprobs":null,"finish_reason":null,"token_ids":null}]}'
+)
+VLLM_TOOL_START = (
+    '{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1,"model":"m","choices":'
+    '[{"index":0,"delta":{"reasoning_content":null,"tool_calls":[{"id":"chatcmpl-tool-abc",'
+    '"type":"function","index":0,"function":{"name":"get_weather","arguments":""}}]},'
+    '"logprobs":null,"finish_reason":null,"token_ids":null}]}'
+)
+VLLM_TOOL_ARGS = (
+    '{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1,"model":"m","choices":'
+    '[{"index":0,"delta":{"reasoning_content":null,"tool_calls":[{"index":0,"function":'
+    '{"arguments":"{\\"city\\": \\"Paris\\"}"}}]},"logprobs":null,"finish_reason":null,'
+    '"token_ids":null}]}'
+)
+VLLM_FINISH_WITH_TEXT = (
+    '{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1,"model":"m","choices":'
+    '[{"index":0,"delta":{"content":" world.","reasoning_content":null},"logprobs":null,'
+    '"finish_reason":"stop","stop_reason":null,"token_ids":null}]}'
+)
+VLLM_USAGE = (
+    '{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1,"model":"m","choices":[],'
+    '"usage":{"prompt_tokens":12,"total_tokens":20,"completion_tokens":8}}'
+)
+VLLM_ERROR = (
+    '{"error": {"message": "the engine died", "type": "InternalServerError", "param": null, '
+    '"code": 500}}'
+)
+
+
+@st.composite
+def delta_scripts(draw: st.DrawFn) -> list[dict[str, Any]]:
+    """A generation as vLLM streams it: reasoning, then tool calls or content, then finish.
+
+    Each step is one chunk's content, as accepted by :func:`render_vllm_chunk`.
+    """
+    text = st.text(min_size=1, max_size=12)
+    steps: list[dict[str, Any]] = [{"role": "assistant"}]
+    steps += [{"reasoning": r} for r in draw(st.lists(text, max_size=6))]
+    if draw(st.booleans()):
+        calls = draw(st.integers(min_value=1, max_value=3))
+        for index in range(calls):
+            name = draw(st.sampled_from(["get_weather", "search", "add"]))
+            steps.append(
+                {"tool_start": {"index": index, "id": f"chatcmpl-tool-{index}", "name": name}}
+            )
+            steps += [
+                {"tool_args": {"index": index, "arguments": a}}
+                for a in draw(st.lists(text, max_size=4))
+            ]
+        finish = "tool_calls"
+    else:
+        steps += [{"content": c} for c in draw(st.lists(text, max_size=6))]
+        finish = draw(st.sampled_from(["stop", "length"]))
+    last: dict[str, Any] = {"finish": finish}
+    if finish != "tool_calls" and draw(st.booleans()):
+        last["content"] = draw(text)  # a finishing chunk that still carries text
+    steps.append(last)
+    return steps
+
+
+def render_vllm_chunk(step: dict[str, Any], *, model: str = "m") -> str:
+    """One script step as vLLM 0.13.0 writes it (key order and nulls included)."""
+    head = f'{{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1,"model":"{model}"'
+    if "role" in step:
+        delta = {"role": step["role"], "content": "", "reasoning_content": None}
+        return (
+            head
+            + ',"choices":[{"index":0,"delta":'
+            + _dumps(delta)
+            + ',"logprobs":null,"finish_reason":null}],"prompt_token_ids":null}'
+        )
+    if "reasoning" in step:
+        delta = {"reasoning": step["reasoning"], "reasoning_content": step["reasoning"]}
+    elif "content" in step:
+        delta = {"content": step["content"], "reasoning_content": None}
+    elif "tool_start" in step:
+        call = step["tool_start"]
+        delta = {
+            "reasoning_content": None,
+            "tool_calls": [
+                {
+                    "id": call["id"],
+                    "type": "function",
+                    "index": call["index"],
+                    "function": {"name": call["name"], "arguments": ""},
+                }
+            ],
+        }
+    elif "tool_args" in step:
+        call = step["tool_args"]
+        delta = {
+            "reasoning_content": None,
+            "tool_calls": [{"index": call["index"], "function": {"arguments": call["arguments"]}}],
+        }
+    else:
+        delta = {"reasoning_content": None}
+    finish = step.get("finish")
+    tail = f',"finish_reason":"{finish}","stop_reason":null' if finish else ',"finish_reason":null'
+    return (
+        head
+        + ',"choices":[{"index":0,"delta":'
+        + _dumps(delta)
+        + ',"logprobs":null'
+        + tail
+        + ',"token_ids":null}]}'
+    )
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)

@@ -33,18 +33,41 @@ from gptoss_modal.config import GPUSpec, ServeConfig, load_config
 
 # --- streaming: SSE decoder, chunk parser, accumulator ---
 # isort: split
+from gptoss_modal.chunks import (
+    DONE,
+    ChatAccumulator,
+    ChatChunk,
+    ChatMessage,
+    ChatResult,
+    Choice,
+    Delta,
+    FunctionDelta,
+    StreamEnd,
+    ToolCall,
+    ToolCallDelta,
+    Usage,
+    parse_chat_chunk,
+)
 from gptoss_modal.sse import ServerSentEvent, SSEDecoder, encode_event
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "DONE",
     "AuthenticationError",
     "BenchmarkError",
+    "ChatAccumulator",
+    "ChatChunk",
+    "ChatMessage",
+    "ChatResult",
+    "Choice",
     "ChunkParseError",
     "CommandParseError",
     "ConfigError",
     "ConnectError",
     "ConnectTimeout",
+    "Delta",
+    "FunctionDelta",
     "GPUSpec",
     "GptossModalError",
     "HTTPStatusError",
@@ -56,14 +79,19 @@ __all__ = [
     "ServeConfig",
     "ServerSentEvent",
     "StallTimeout",
+    "StreamEnd",
     "StreamError",
     "TimeoutError",
+    "ToolCall",
+    "ToolCallDelta",
     "TransportError",
     "UpstreamError",
+    "Usage",
     "__version__",
     "build_vllm_command",
     "encode_event",
     "load_config",
+    "parse_chat_chunk",
     "parse_vllm_command",
     "vllm_env",
 ]
