@@ -126,9 +126,14 @@ class Generation:
     tool_arguments: str | None = None
     reasoning: str = ""
     content: str = ""
+    cache: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
+    """Free for a server to keep what it derived from this generation (serialised deltas)."""
+
+    def __post_init__(self) -> None:
+        self._all_texts = {**self.texts, **SPECIAL_TEXT}
 
     def text_of(self, token: int) -> str:
-        return SPECIAL_TEXT.get(token) or self.texts[token]
+        return self._all_texts[token]
 
 
 @dataclass
@@ -159,16 +164,16 @@ class _Tokens:
 def _words(rng: random.Random, count: int, opening: str = "") -> list[str]:
     """``count`` token texts of sentence-like text from the vocabulary."""
     out = split_pieces(opening)[:count]
-    sentence = 0
+    sentence, length = 0, rng.randint(6, 14)
     while len(out) < count:
         word = rng.choice(_VOCABULARY)
         if sentence == 0:
             word = word.capitalize()
         out.append(word if not out else " " + word)
         sentence += 1
-        if sentence >= rng.randint(6, 14) and len(out) < count:
+        if sentence >= length and len(out) < count:
             out.append(".")
-            sentence = 0
+            sentence, length = 0, rng.randint(6, 14)
     return out
 
 
@@ -347,18 +352,19 @@ class Step:
     drafted: int = 0  # draft tokens verified (k with speculative decoding, else 0)
 
 
+_ONE_TOKEN = Step(tokens=1)
+
+
 def engine_steps(num_tokens: int, acceptance: DraftAcceptance | None = None) -> list[Step]:
     """The engine steps that yield ``num_tokens`` tokens: the prefill step yields one token,
     each decode step one plus its accepted drafts (the last step may be cut short by the end)."""
     if num_tokens <= 0:
         return []
-    steps = [Step(tokens=1)]
+    if acceptance is None or acceptance.k == 0:
+        return [_ONE_TOKEN] * num_tokens
+    steps = [_ONE_TOKEN]
     left = num_tokens - 1
     while left > 0:
-        if acceptance is None or acceptance.k == 0:
-            steps.append(Step(tokens=1))
-            left -= 1
-            continue
         accepted = acceptance.next_step()
         made = min(accepted + 1, left)
         steps.append(Step(tokens=made, accepted=accepted, drafted=acceptance.k))

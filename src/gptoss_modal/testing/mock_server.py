@@ -57,6 +57,7 @@ __all__ = [
     "FAULTS",
     "Fault",
     "MockConfig",
+    "MockProcess",
     "MockVLLM",
     "SendRecord",
     "ThreadedMock",
@@ -72,6 +73,7 @@ FAULT_HEADER = "X-Mock-Fault"
 DEFAULT_STALL_S = 3600.0
 MAX_WRITE_BYTES = 64 * 1024  # coalesced writes are cut at this size
 _NOTE = web.RequestKey("mock_note", str)  # what the request log line says about a request
+_CACHE_SIZE = 256  # generations kept for identical requests (benchmarks send many)
 
 
 @dataclass(frozen=True)
@@ -312,7 +314,8 @@ class MockVLLM:
         self._ready_at = 0.0
         self._listen_task: asyncio.Task[None] | None = None
         self._streams: set[asyncio.Task[Any]] = set()
-        self._scripts: dict[str, dict[str, Any]] = {}
+        self._generations: dict[str, engine.Generation] = {}
+        self._scripts: dict[str, _Plan] = {}
         self._script_order: deque[str] = deque()
         self.created = int(time.time())
 
@@ -390,21 +393,22 @@ class MockVLLM:
         "stop_reason", "vocab": {token id: text}}``: enough for another implementation (the
         contract tests use vLLM's own app) to serve the same tokens.
         """
-        return self._scripts[request_id]
-
-    def _keep_script(self, plan: _Plan) -> None:
+        plan = self._scripts[request_id]
         gen = plan.generation
         steps, pos = [], 0
         for step in plan.steps:
             steps.append(gen.tokens[pos : pos + step.tokens])
             pos += step.tokens
-        self._scripts[plan.request_id] = {
+        return {
             "prompt_tokens": plan.prompt_tokens,
             "steps": steps,
             "finish_reason": gen.finish_reason,
             "stop_reason": gen.stop_reason,
             "vocab": {str(k): v for k, v in gen.texts.items()},
         }
+
+    def _keep_script(self, plan: _Plan) -> None:
+        self._scripts[plan.request_id] = plan
         self._script_order.append(plan.request_id)
         while len(self._script_order) > 1000:
             self._scripts.pop(self._script_order.popleft(), None)
@@ -560,17 +564,26 @@ class MockVLLM:
             )
             raise _BadRequest(400, wire.error_body(message, "BadRequestError", 400))
         seed = engine.request_seed(c.seed, body.get("seed"), messages)
-        generation = engine.plan_generation(
-            messages=messages,
-            seed=seed,
-            reasoning_effort=body.get("reasoning_effort"),
-            content_tokens=c.content_tokens,
-            max_tokens=max_tokens,
-            ignore_eos=bool(body.get("ignore_eos")),
-            tools=tools,
-            tool_choice=body.get("tool_choice"),
-            reasoning_tokens=dict(c.reasoning_tokens),
-        )
+        inputs = {
+            "messages": messages,
+            "seed": seed,
+            "reasoning_effort": body.get("reasoning_effort"),
+            "content_tokens": c.content_tokens,
+            "max_tokens": max_tokens,
+            "ignore_eos": bool(body.get("ignore_eos")),
+            "tools": tools,
+            "tool_choice": body.get("tool_choice"),
+        }
+        key = json.dumps(inputs, sort_keys=True, default=str)
+        generation = self._generations.get(key)
+        if generation is None:  # identical requests (benchmarks) generate the same tokens
+            generation = engine.plan_generation(
+                **inputs,  # type: ignore[arg-type]
+                reasoning_tokens=dict(c.reasoning_tokens),
+            )
+            if len(self._generations) >= _CACHE_SIZE:
+                self._generations.pop(next(iter(self._generations)))
+            self._generations[key] = generation
         acceptance = self._acceptance if c.num_speculative_tokens else None
         steps = engine.engine_steps(len(generation.tokens), acceptance)
         rng = random.Random(seed ^ 0x5EED)  # noqa: S311 - seeded timing jitter
@@ -698,11 +711,16 @@ class MockVLLM:
             prompt_tokens=plan.prompt_tokens,
         )
         outputs = engine.batch_outputs([s.tokens for s in plan.steps], self.config.stream_interval)
-        deltas = engine.harmony_deltas(
-            plan.generation,
-            [n for _, n in outputs],
-            include_reasoning=body.get("include_reasoning", True) is not False,
-        )
+        hide = body.get("include_reasoning", True) is False
+        sizes = tuple(n for _, n in outputs)
+        cached = plan.generation.cache.get((sizes, hide))
+        if cached is None:
+            deltas = engine.harmony_deltas(plan.generation, sizes, include_reasoning=not hide)
+            # tool-call ids are random per request, so tool_start deltas are made each time
+            cached = (deltas, [writer.delta_json(d) for d in deltas])
+            if len(plan.generation.cache) < 8:
+                plan.generation.cache[(sizes, hide)] = cached
+        deltas, delta_bytes = cached
         events: list[bytes] = [writer.role()]
         times: list[float] = [plan.times[outputs[0][0]]]
         steps_done: list[int] = [0]
@@ -720,7 +738,7 @@ class MockVLLM:
                 finish = "tool_calls" if tools_streamed else plan.generation.finish_reason
             events.append(
                 writer.chunk(
-                    writer.delta_json(delta),
+                    writer.delta_json(delta) if delta.kind == "tool_start" else delta_bytes[number],
                     completion,
                     finish,
                     plan.generation.stop_reason if finishing else None,
@@ -887,9 +905,26 @@ def run_mock_in_thread(config: MockConfig | None = None, port: int = 0) -> Itera
         mock.stop()
 
 
+@dataclass(frozen=True)
+class MockProcess:
+    """A mock running in another process: its base URL and process id."""
+
+    url: str
+    pid: int
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU time the process used so far (Linux ``/proc``)."""
+        import os
+
+        with open(f"/proc/{self.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @contextlib.contextmanager
-def spawn_mock_process(args: Sequence[str] = ()) -> Iterator[str]:
-    """Run ``gptoss-modal mock --port 0 ARGS`` in another process; yields its base URL."""
+def spawn_mock_process(args: Sequence[str] = ()) -> Iterator[MockProcess]:
+    """Run ``gptoss-modal mock --port 0 ARGS`` in another process (for benchmarks, so the mock
+    does not share the client's core); yields its URL and pid, and stops it afterwards."""
     cmd = [sys.executable, "-m", "gptoss_modal", "mock", "--port", "0", "--quiet", *args]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
     try:
@@ -897,7 +932,7 @@ def spawn_mock_process(args: Sequence[str] = ()) -> Iterator[str]:
         line = proc.stdout.readline()
         if "http://" not in line:
             raise RuntimeError(f"the mock did not start: {line!r} (exit {proc.poll()})")
-        yield line[line.index("http://") :].split()[0]
+        yield MockProcess(url=line[line.index("http://") :].split()[0], pid=proc.pid)
     finally:
         proc.terminate()
         try:
