@@ -1,0 +1,134 @@
+"""Our streaming client and the mock together: cold start, streaming, faults, auth, usage.
+
+Skipped (with the reason) until ``gptoss_modal.client`` is in the checkout.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import openai
+import pytest
+
+from gptoss_modal import (
+    AuthenticationError,
+    HTTPStatusError,
+    IncompleteStreamError,
+    StallTimeout,
+    StreamError,
+    UpstreamError,
+)
+
+client_module = pytest.importorskip(
+    "gptoss_modal.client", reason="gptoss_modal.client (issue 5) is not in this checkout yet"
+)
+Client = client_module.Client
+
+pytestmark = pytest.mark.mock_only
+
+
+async def test_health_wait_rides_through_a_cold_start(start_mock: Any) -> None:
+    """wait_healthy keeps polling while the port refuses connections, then returns."""
+    server = await start_mock(cold_start_s=0.5)
+    progress: list[Any] = []
+    async with Client(server.url) as client:
+        await client.wait_healthy(timeout_s=30, on_progress=progress.append)
+    assert progress
+    assert progress[-1].healthy
+
+
+async def test_the_client_gets_the_same_text_as_the_sdk(start_mock: Any) -> None:
+    """Reasoning, content, finish reason and usage from our client equal the openai SDK's."""
+    server = await start_mock(stream_interval=3, content_tokens=30)
+    async with Client(server.url) as client:
+        result = await client.stream_chat("Say hello", reasoning_effort="low").collect()
+    sdk = openai.AsyncOpenAI(base_url=server.url + "/v1", api_key="none", max_retries=0)
+    async with sdk:
+        stream = await sdk.chat.completions.create(
+            model="llm",
+            messages=[{"role": "user", "content": "Say hello"}],
+            stream=True,
+            stream_options={"include_usage": True},
+            extra_body={"reasoning_effort": "low"},
+        )
+        content = reasoning = ""
+        usage = None
+        async for chunk in stream:
+            usage = chunk.usage or usage
+            for choice in chunk.choices:
+                content += choice.delta.content or ""
+                reasoning += (choice.delta.model_extra or {}).get("reasoning") or ""
+    assert result.content == content
+    assert result.reasoning == reasoning
+    assert result.finish_reason == "stop"
+    assert usage is not None
+    assert result.completion_tokens == usage.completion_tokens
+
+
+async def test_an_in_stream_error_is_raised_with_the_partial_output(start_mock: Any) -> None:
+    """An error event raises UpstreamError carrying vLLM's message and what came before."""
+    server = await start_mock()
+    async with Client(server.url, headers={"X-Mock-Fault": "error:after=6"}) as client:
+        with pytest.raises(UpstreamError) as info:
+            await client.stream_chat("hi").collect()
+    assert info.value.code == 500
+    assert info.value.type == "InternalServerError"
+    assert info.value.partial is not None
+    assert info.value.partial.reasoning
+
+
+async def test_a_dropped_connection_keeps_the_partial_output(start_mock: Any) -> None:
+    """A stream cut before [DONE] raises IncompleteStreamError with the text so far."""
+    server = await start_mock()
+    async with Client(server.url, headers={"X-Mock-Fault": "drop:after=8"}) as client:
+        with pytest.raises(IncompleteStreamError) as info:
+            await client.stream_chat("hi").collect()
+    assert info.value.partial is not None
+    assert info.value.partial.reasoning
+
+
+async def test_a_stall_raises_the_stall_timeout(start_mock: Any) -> None:
+    """No bytes for longer than the stall timeout raises StallTimeout."""
+    server = await start_mock()
+    headers = {"X-Mock-Fault": "stall:after=4,seconds=30"}
+    async with Client(server.url, headers=headers, stall_timeout_s=0.2) as client:
+        with pytest.raises(StallTimeout):
+            await client.stream_chat("hi").collect()
+
+
+async def test_a_malformed_line_raises_a_stream_error(start_mock: Any) -> None:
+    """A data line that is not JSON raises a StreamError, not a bare exception."""
+    server = await start_mock()
+    async with Client(server.url, headers={"X-Mock-Fault": "malformed:after=3"}) as client:
+        with pytest.raises(StreamError):
+            await client.stream_chat("hi").collect()
+
+
+@pytest.mark.parametrize("status", [500, 503, 429])
+async def test_http_faults_raise_status_errors(start_mock: Any, status: int) -> None:
+    """An HTTP error status raises HTTPStatusError with that status."""
+    server = await start_mock()
+    async with Client(server.url, headers={"X-Mock-Fault": f"http-{status}"}) as client:
+        with pytest.raises(HTTPStatusError) as info:
+            await client.stream_chat("hi").collect()
+    assert info.value.status == status
+
+
+async def test_a_wrong_key_raises_the_authentication_error(start_mock: Any) -> None:
+    """401 from the mock raises AuthenticationError; the right key streams."""
+    server = await start_mock(api_keys=("sk-right",))
+    async with Client(server.url, api_key="sk-wrong") as client:
+        with pytest.raises(AuthenticationError):
+            await client.stream_chat("hi").collect()
+    async with Client(server.url, api_key="sk-right") as client:
+        assert (await client.stream_chat("hi").collect()).content
+
+
+async def test_usage_numbers_match_the_mocks_counters(start_mock: Any) -> None:
+    """The usage the client reports equals the tokens the mock counted as generated."""
+    server = await start_mock(content_tokens=40)
+    async with Client(server.url) as client:
+        result = await client.stream_chat("hi", max_tokens=50).collect()
+    assert result.completion_tokens == 50
+    assert result.finish_reason == "length"
+    assert server.metrics.generation_tokens == 50
