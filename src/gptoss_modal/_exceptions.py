@@ -22,7 +22,9 @@ The hierarchy::
     │   └── HTTPStatusError         a non-2xx reply; carries status and vLLM's error JSON
     │       └── AuthenticationError 401: the API key is missing or wrong
     ├── BenchmarkError              a benchmark run could not produce results
-    └── PreflightError              the model, revision or draft cannot be read on the Hub
+    ├── PreflightError              the model, revision or draft cannot be read on the Hub
+    └── VllmStartupError            vLLM exited (or never opened its port) while starting;
+                                    carries its exit code and last log lines, secrets redacted
 
 Errors that happen mid-stream carry what was received so far in ``partial``, so a failure late
 in a long generation never throws the text away.
@@ -52,6 +54,7 @@ __all__ = [
     "TimeoutError",
     "TransportError",
     "UpstreamError",
+    "VllmStartupError",
 ]
 
 
@@ -193,3 +196,26 @@ class BenchmarkError(GptossModalError):
 
 class PreflightError(GptossModalError):
     """The model, its revision or the speculator cannot be read on the Hugging Face Hub."""
+
+
+class VllmStartupError(GptossModalError):
+    """vLLM exited, or did not open its port in time, while starting.
+
+    ``returncode`` is its exit code (``None`` if it was still running) and ``log_tail`` its last
+    log lines, with secrets already redacted; ``str()`` shows both, so a container that fails
+    this way says why in its own log instead of waiting out Modal's startup timeout.
+    """
+
+    def __init__(
+        self, message: str, *, returncode: int | None = None, log_tail: list[str] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.returncode = returncode
+        self.log_tail = list(log_tail or [])
+
+    def __str__(self) -> str:
+        if not self.log_tail:
+            return f"{self.message} (it printed nothing)"
+        lines = "\n".join(f"  | {line}" for line in self.log_tail)
+        return f"{self.message}; its last {len(self.log_tail)} log lines:\n{lines}"
