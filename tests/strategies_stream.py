@@ -1,4 +1,5 @@
-"""Hypothesis strategies, a reference decoder and vLLM-shaped samples for the streaming tests.
+"""Test support for the streaming layer: strategies, a reference decoder, vLLM-shaped samples
+and a replay server.
 
 ``reference_decode`` is a deliberately literal, whole-stream reading of the WHATWG rules (decode
 everything, cut it into lines, apply each line in turn): slow and obviously right, so the
@@ -7,10 +8,15 @@ incremental decoder can be checked against it on arbitrary bytes.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
-from typing import Any
+import socket
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
 
+from aiohttp import web
 from hypothesis import strategies as st
 
 from gptoss_modal.sse import ServerSentEvent, encode_event
@@ -242,3 +248,101 @@ def render_vllm_chunk(step: dict[str, Any], *, model: str = "m") -> str:
 
 def _dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+# --- a replay server: real aiohttp on 127.0.0.1:0, answering from a script ---
+
+DROP: Final = "drop"  # in Reply.writes: close the connection abruptly, mid-body
+
+
+@dataclass
+class Reply:
+    """One scripted answer. ``writes`` are sent in order: bytes are written, a float is a pause
+    in seconds, :data:`DROP` cuts the connection. A non-200 ``status`` sends ``body`` instead."""
+
+    writes: list[bytes | float | str] = field(default_factory=list)
+    status: int = 200
+    body: bytes = b""
+    content_type: str = "text/event-stream; charset=utf-8"
+
+
+def vllm_stream(*events: str, done: bool = True) -> list[bytes | float | str]:
+    """vLLM's framing for chunk JSON texts: one ``data:`` event per write, then ``[DONE]``."""
+    writes: list[bytes | float | str] = [f"data: {e}\n\n".encode() for e in events]
+    if done:
+        writes.append(b"data: [DONE]\n\n")
+    return writes
+
+
+class ReplayServer:
+    """An aiohttp.web server that answers chat completions from a queue of :class:`Reply`
+    (the last one repeats) and ``/health`` from a queue of statuses (the last one repeats).
+
+    It records every chat request's headers and JSON body in ``requests``.
+    """
+
+    def __init__(self, *replies: Reply, health: Sequence[int] = (200,), port: int = 0) -> None:
+        self.replies = list(replies)
+        self.health = list(health)
+        self.requests: list[tuple[dict[str, str], Any]] = []
+        self.health_checks = 0
+        self._port = port
+        self._runner: web.AppRunner | None = None
+        self.url = ""
+
+    async def __aenter__(self) -> ReplayServer:
+        app = web.Application()
+        app.router.add_post("/v1/chat/completions", self._chat)
+        app.router.add_get("/health", self._health)
+        # Cancel a handler when its client goes away, and do not wait long for the rest at exit.
+        self._runner = web.AppRunner(
+            app, handle_signals=False, handler_cancellation=True, shutdown_timeout=0.5
+        )
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", self._port)
+        await site.start()
+        port = self._runner.addresses[0][1]
+        self.url = f"http://127.0.0.1:{port}"
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def _health(self, request: web.Request) -> web.Response:
+        self.health_checks += 1
+        status = self.health.pop(0) if len(self.health) > 1 else self.health[0]
+        return web.Response(status=status)
+
+    async def _chat(self, request: web.Request) -> web.StreamResponse:
+        self.requests.append((dict(request.headers), await request.json()))
+        reply = self.replies.pop(0) if len(self.replies) > 1 else self.replies[0]
+        if reply.status != 200:
+            return web.Response(
+                status=reply.status, body=reply.body, content_type="application/json"
+            )
+        response = web.StreamResponse(headers={"Content-Type": reply.content_type})
+        await response.prepare(request)
+        try:
+            for item in reply.writes:
+                if isinstance(item, float):
+                    await asyncio.sleep(item)
+                elif item == DROP:
+                    assert request.transport is not None
+                    request.transport.abort()
+                    return response
+                else:
+                    assert isinstance(item, bytes)
+                    await response.write(item)
+            await response.write_eof()
+        except ConnectionResetError:  # the client went away (it may stop at an error event)
+            pass
+        return response
+
+
+def free_port() -> int:
+    """A port nothing listens on (just released by the OS), for connection-refused tests."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
