@@ -233,6 +233,45 @@ class ServeConfig:
         """The fully explicit config (``profile=None``) with every derived value filled in."""
         return self.resolved_view
 
+    def advisories(self) -> tuple[str, ...]:
+        """Known problems this (valid) config runs into on vLLM 0.13.0, worded for a person.
+
+        Not errors: the seed deployment itself triggers the first one. The CLI prints them on
+        stderr and the Modal app at deploy time.
+        """
+        c = self.resolved()
+        notes: list[str] = []
+        multi_token = [
+            reason
+            for reason, active in (
+                (f"stream_interval={c.stream_interval}", (c.stream_interval or 1) > 1),
+                ("speculative decoding", c.speculative),
+            )
+            if active
+        ]
+        if multi_token:
+            notes.append(
+                "vLLM 0.13.0 labels a multi-token streamed batch (here from "
+                + " and ".join(multi_token)
+                + ") with the harmony channel of its last token: text that crosses from "
+                "reasoning into the answer arrives as content, and the answer's last tokens can "
+                "be dropped when a batch ends on <|return|> (vllm-project/vllm#31501, "
+                "vllm-project/recipes#194). Non-streamed replies are unaffected; "
+                "stream_interval=1 with speculative=False avoids it at a throughput cost."
+            )
+        if c.fast_boot:
+            notes.append(
+                "fast_boot runs vLLM eagerly (no torch.compile, no CUDA graphs): minutes faster "
+                "to start, several times slower to decode. Use it while iterating, not in "
+                "production."
+            )
+        if c.speculative and (c.max_num_seqs or 0) > 64:
+            notes.append(
+                f"speculative decoding with max_num_seqs={c.max_num_seqs}: at large batch the "
+                "forward pass is compute-bound and drafting tends to cost more than it saves."
+            )
+        return tuple(notes)
+
     # ---- serialisation ------------------------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:

@@ -357,3 +357,20 @@ def test_overrides_parse_key_value_pairs() -> None:
         parse_overrides(["max_inputs"])
     with pytest.raises(ConfigError, match="did you mean"):
         parse_overrides(["max_input=3"])
+
+
+def test_seed_config_carries_the_stream_interval_advisory() -> None:
+    """The seed's stream_interval=20 with EAGLE3 hits vLLM 0.13.0's harmony batching bug: say so."""
+    notes = ServeConfig().advisories()
+    assert any("vllm-project/vllm#31501" in n and "stream_interval=20" in n for n in notes)
+
+
+def test_single_token_streaming_without_drafts_has_no_batching_advisory() -> None:
+    """stream_interval=1 without speculative decoding streams one token per chunk: no note."""
+    notes = ServeConfig(stream_interval=1, speculative=False).advisories()
+    assert not any("#31501" in n for n in notes)
+
+
+def test_fast_boot_is_flagged_as_not_for_production() -> None:
+    """fast_boot gets a note that it trades decode speed for start-up time."""
+    assert any("fast_boot" in n for n in ServeConfig(fast_boot=True).advisories())

@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import shlex
+import sys
 from typing import Any
 
 from gptoss_modal.cli import EXIT_OK
@@ -50,6 +51,8 @@ def run(args: argparse.Namespace) -> int:
     )
     argv = build_vllm_command(config)
     env = vllm_env(config)
+    for note in config.advisories():
+        print(f"gptoss-modal: note: {note}", file=sys.stderr)
     if args.json:
         payload = {"argv": argv, "env": env, "config": config.resolved().to_dict()}
         print(json.dumps(payload, indent=2))
