@@ -9,10 +9,12 @@ incremental decoder can be checked against it on arbitrary bytes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import socket
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -346,3 +348,27 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
     return port
+
+
+@contextlib.contextmanager
+def serve_in_thread(server: ReplayServer) -> Iterator[ReplayServer]:
+    """Run a replay server on its own event loop in a thread, for code that calls
+    ``asyncio.run`` itself (the CLI)."""
+    loop = asyncio.new_event_loop()
+    started = threading.Event()
+
+    def run() -> None:
+        loop.run_until_complete(server.__aenter__())
+        started.set()
+        loop.run_forever()
+        loop.run_until_complete(server.__aexit__())
+        loop.close()
+
+    thread = threading.Thread(target=run, name="replay-server", daemon=True)
+    thread.start()
+    started.wait()
+    try:
+        yield server
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join()

@@ -351,13 +351,18 @@ class ChatStream:
     async def _iterate(self) -> AsyncIterator[ChatChunk]:
         chunks = self.result.chunks
         yielded = len(chunks)
-        while await self._step():
+        failure: GptossModalError | None = None
+        more = True
+        while more:
+            try:
+                more = await self._step()
+            except GptossModalError as exc:  # yield what came before the failure, then raise
+                failure, more = exc, False
             while yielded < len(chunks):
                 yield chunks[yielded]
                 yielded += 1
-        while yielded < len(chunks):  # the chunks of the read that ended the stream
-            yield chunks[yielded]
-            yielded += 1
+        if failure is not None:
+            raise failure
 
     async def collect(self) -> ChatResult:
         """Read the stream to ``[DONE]`` and return :attr:`result`."""

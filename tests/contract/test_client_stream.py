@@ -23,7 +23,7 @@ from gptoss_modal import (
     StreamError,
     UpstreamError,
 )
-from gptoss_modal.client import Client, build_chat_request, stream_chat
+from gptoss_modal.client import ChatStream, Client, build_chat_request, stream_chat
 from tests.strategies_stream import (
     DROP,
     VLLM_CONTENT,
@@ -167,6 +167,24 @@ async def test_in_stream_error_raises_UpstreamError_with_vllm_fields_and_partial
     )
     assert isinstance(error.partial, ChatResult)
     assert error.partial.content == "Hello"
+
+
+async def test_iteration_yields_every_chunk_before_an_error_then_raises() -> None:
+    """Chunks that arrived in the same read as an error event are still yielded, in order,
+    before the error is raised."""
+    body = b"".join(
+        w for w in vllm_stream(VLLM_ROLE, VLLM_CONTENT, VLLM_ERROR) if isinstance(w, bytes)
+    )
+    seen: list[str | None] = []
+
+    async def read(stream: ChatStream) -> None:
+        async for chunk in stream:
+            seen.append(chunk.content)  # noqa: PERF401 - a comprehension would lose them at the error
+
+    async with ReplayServer(Reply([body])) as server, stream_chat(server.url, "hi") as stream:
+        with pytest.raises(UpstreamError):
+            await read(stream)
+    assert seen == ["", "Hello"]
 
 
 async def test_401_raises_AuthenticationError_saying_whether_a_key_was_sent() -> None:
