@@ -1,0 +1,170 @@
+"""The deployed app, for real: auth, the OpenAI-compatible surface, the contract, the budgets.
+
+Skipped with one reason without Modal credentials (see conftest.py). Costs GPU time when run.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import aiohttp
+import pytest
+
+from gptoss_modal.client import Client
+from gptoss_modal.launch import Redactor
+from tests.e2e.budgets import Budget, check, percentile
+from tests.e2e.conftest import Deployed
+from tests.e2e.results import E2EResults
+from tests.e2e.settings import ROOT, E2ESettings
+
+pytestmark = pytest.mark.e2e
+
+SHORT_PROMPT = "Name three prime numbers."
+ARITHMETIC = "What is 17 * 23? Answer with the number only."
+LONG_PROMPT = "Write a long story about a lighthouse keeper who collects sea glass."
+CONTRACT_TIMEOUT_S = 30 * 60
+
+
+def _client(deployed: Deployed) -> Client:
+    return Client(deployed.url, api_key=deployed.api_key, model="llm")
+
+
+def test_cold_start_is_within_budget(deployed: Deployed, budget: Budget) -> None:
+    """From a container at zero, /health answered 200 within the GPU's cold-start budget."""
+    assert budget.cold_start_s is not None, f"no cold_start_s budget for {budget.gpu}"
+    (verdict,) = check(
+        {"cold_start_s": budget.cold_start_s}, {"cold_start_s": deployed.cold_start_s}
+    )
+    assert verdict.ok, verdict.line()
+
+
+async def test_models_lists_the_served_names(deployed: Deployed) -> None:
+    """/v1/models has one card per served name, the model id and 'llm' by default."""
+    headers = {"Authorization": f"Bearer {deployed.api_key}"}
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"{deployed.url}/v1/models", headers=headers) as response,
+    ):
+        assert response.status == 200
+        body = await response.json()
+    assert [card["id"] for card in body["data"]] == list(deployed.served_model_names)
+
+
+async def test_requests_without_the_key_are_refused(deployed: Deployed) -> None:
+    """/v1/* answers 401 with no key and with a wrong key; only /health is open."""
+    chat = {"model": "llm", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 1}
+    wrong = {"Authorization": "Bearer not-the-key"}
+    async with aiohttp.ClientSession() as session:
+        async with session.post(f"{deployed.url}/v1/chat/completions", json=chat) as response:
+            assert response.status == 401
+        async with session.post(
+            f"{deployed.url}/v1/chat/completions", json=chat, headers=wrong
+        ) as response:
+            assert response.status == 401
+        async with session.get(f"{deployed.url}/v1/models") as response:
+            assert response.status == 401
+        async with session.get(f"{deployed.url}/health") as response:
+            assert response.status == 200
+
+
+async def test_a_streamed_chat_reasons_then_answers(deployed: Deployed) -> None:
+    """A streamed chat with low reasoning effort returns reasoning first, then the content."""
+    async with _client(deployed) as client:
+        result = await client.chat(ARITHMETIC, reasoning_effort="low", max_tokens=1024)
+    assert result.done
+    assert result.finish_reason == "stop"
+    assert result.reasoning.strip()
+    assert "391" in result.content.replace(",", "")
+    first_reasoning = next(i for i, c in enumerate(result.chunks) if c.reasoning)
+    first_content = next(i for i, c in enumerate(result.chunks) if c.content)
+    assert first_reasoning < first_content
+
+
+async def test_the_usage_chunk_is_present(deployed: Deployed) -> None:
+    """The stream ends with a usage chunk (no choices) whose counts add up."""
+    async with _client(deployed) as client:
+        result = await client.chat(SHORT_PROMPT, reasoning_effort="low", max_tokens=256)
+    usage_chunks = [c for c in result.chunks if not c.choices and c.usage is not None]
+    assert len(usage_chunks) == 1
+    usage = usage_chunks[0].usage
+    assert usage is not None
+    assert usage.prompt_tokens > 0
+    assert usage.completion_tokens > 0
+    assert usage.total_tokens == usage.prompt_tokens + usage.completion_tokens
+
+
+def test_the_contract_suite_passes_against_the_deployment(
+    deployed: Deployed, results: E2EResults
+) -> None:
+    """tests/contract, which the mock passes, passes against the real URL (mock-only skipped)."""
+    env = {k: v for k, v in os.environ.items() if k != "GPTOSS_REQUIRE_VLLM"}
+    env |= {
+        "GPTOSS_BASE_URL": deployed.url,
+        "GPTOSS_API_KEY": deployed.api_key,
+        "GPTOSS_MODEL": "llm",
+    }
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "tests/contract",
+            "-m",
+            "not mock_only",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=CONTRACT_TIMEOUT_S,
+    )
+    redact = Redactor([deployed.api_key])
+    tail = redact("\n".join((run.stdout + run.stderr).splitlines()[-40:]))
+    results.note(f"contract suite: exit {run.returncode}: {tail.splitlines()[-1] if tail else ''}")
+    assert run.returncode == 0, f"the contract suite failed against {deployed.url}:\n{tail}"
+
+
+async def test_warm_latency_is_within_budget(
+    deployed: Deployed, budget: Budget, results: E2EResults, e2e_settings: E2ESettings
+) -> None:
+    """Warm TTFT percentiles and one stream's decode rate hold the GPU's level-1 budget."""
+    async with _client(deployed) as client:
+        await client.chat(SHORT_PROMPT, reasoning_effort="low", max_tokens=16)  # warm-up
+        ttfts_ms = []
+        for _ in range(e2e_settings.warm_requests):
+            warm = await client.chat(SHORT_PROMPT, reasoning_effort="low", max_tokens=64)
+            assert warm.ttft_s is not None
+            ttfts_ms.append(warm.ttft_s * 1000)
+        long = await client.chat(
+            LONG_PROMPT,
+            reasoning_effort="low",
+            max_tokens=e2e_settings.decode_tokens,
+            extra={"ignore_eos": True},  # a fixed length, so runs compare
+        )
+    tokens, first, last = long.completion_tokens, long.ttft_s, long.ttlt_s
+    assert tokens is not None
+    assert tokens > 1
+    assert first is not None
+    assert last is not None
+    measured = {
+        "ttft_p50_ms": percentile(ttfts_ms, 50),
+        "ttft_p95_ms": percentile(ttfts_ms, 95),
+        "tpot_p50_ms": (last - first) / (tokens - 1) * 1000,
+        "output_tokens_per_s": tokens / last,
+    }
+    results.measurements.update(measured)
+    limits = budget.levels.get(1, {})
+    verdicts = check(limits, measured)
+    if budget.cold_start_s is not None:
+        verdicts += check(
+            {"cold_start_s": budget.cold_start_s}, {"cold_start_s": deployed.cold_start_s}
+        )
+    results.verdicts = verdicts
+    assert limits, f"no level-1 budget for {budget.gpu}"
+    failed = [v.line() for v in verdicts if not v.ok]
+    assert not failed, "\n".join(failed)

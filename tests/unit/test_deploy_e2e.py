@@ -1,0 +1,216 @@
+"""The e2e suite's offline parts: the one-reason skip, `make e2e`'s preflight, budgets, results.
+
+These run in `make test`; the e2e tests themselves need Modal credentials.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.budgets import (
+    LEVEL_METRICS,
+    RUN_METRICS,
+    BudgetFileError,
+    check,
+    load_budget,
+    percentile,
+)
+from tests.e2e.credentials import missing_modal_credentials
+from tests.e2e.results import E2EResults
+from tests.e2e.settings import DEFAULT_BUDGETS, ROOT, E2ESettings
+
+SECRET = "e2e-unit-secret-that-must-not-show"
+
+
+def _no_credentials_env(tmp_path: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MODAL_", "GPTOSS_"))}
+    env["MODAL_CONFIG_PATH"] = str(tmp_path / "no-modal.toml")
+    return env
+
+
+# ---- credentials ----------------------------------------------------------------------------
+
+
+def test_both_token_parts_mean_credentials_are_present() -> None:
+    """A token id and secret in the environment are enough to run the suite."""
+    env = {"MODAL_TOKEN_ID": "ak-1", "MODAL_TOKEN_SECRET": "as-2"}
+    assert missing_modal_credentials(env) is None
+
+
+def test_missing_credentials_say_how_to_set_them() -> None:
+    """With no token the reason names `modal token set` and both variables."""
+    reason = missing_modal_credentials({})
+    assert reason is not None
+    assert "modal token set" in reason
+    assert "MODAL_TOKEN_ID and MODAL_TOKEN_SECRET" in reason
+
+
+def test_half_a_token_names_the_missing_half() -> None:
+    """With only the id set, the reason says the secret is what is missing."""
+    reason = missing_modal_credentials({"MODAL_TOKEN_ID": "ak-1"})
+    assert reason is not None
+    assert "MODAL_TOKEN_SECRET is not" in reason
+
+
+def test_without_credentials_every_e2e_test_is_skipped_with_one_reason(tmp_path: Path) -> None:
+    """`pytest tests/e2e -m e2e` with no Modal token skips every test, all for the same reason."""
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "tests/e2e", "-m", "e2e", "-rs", "-p", "no:cacheprovider"],
+        cwd=ROOT,
+        env=_no_credentials_env(tmp_path),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    reasons = set(re.findall(r"^SKIPPED \[\d+\] [^:]+: (.*)$", run.stdout, re.MULTILINE))
+    assert reasons == {missing_modal_credentials({})}
+    summary = run.stdout.strip().splitlines()[-1]
+    assert re.search(r"\b\d+ skipped\b", summary)
+    assert not re.search(r"passed|failed|error", summary)
+
+
+def test_make_e2e_preflight_fails_with_the_reason(tmp_path: Path) -> None:
+    """`python -m tests.e2e.preflight` exits non-zero and prints what is missing."""
+    run = subprocess.run(
+        [sys.executable, "-m", "tests.e2e.preflight"],
+        cwd=ROOT,
+        env=_no_credentials_env(tmp_path),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert run.returncode == 2
+    assert str(missing_modal_credentials({})) in run.stderr
+
+
+def test_make_e2e_preflight_passes_with_credentials(tmp_path: Path) -> None:
+    """With a token it exits 0, names the app and GPU it will run, and never shows the token."""
+    env = _no_credentials_env(tmp_path) | {
+        "MODAL_TOKEN_ID": "ak-unit",
+        "MODAL_TOKEN_SECRET": SECRET,
+        "GPTOSS_E2E_GPU": "H200:1",
+    }
+    run = subprocess.run(
+        [sys.executable, "-m", "tests.e2e.preflight"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr
+    assert "'gptoss-e2e'" in run.stdout
+    assert "H200:1" in run.stdout
+    assert SECRET not in run.stdout + run.stderr
+
+
+# ---- settings ---------------------------------------------------------------------------------
+
+
+def test_the_app_under_test_is_locked_and_capped() -> None:
+    """The test app uses its own name and Secret, api_key auth, strict preflight, one container."""
+    env = E2ESettings.from_env({}).app_env()
+    assert env["GPTOSS_APP_NAME"] == "gptoss-e2e"
+    assert env["GPTOSS_SECRET_NAME"] == "gptoss-e2e-api-key"
+    assert env["GPTOSS_AUTH"] == "api_key"
+    assert env["GPTOSS_PREFLIGHT"] == "strict"
+    assert (env["GPTOSS_MIN_CONTAINERS"], env["GPTOSS_MAX_CONTAINERS"]) == ("0", "1")
+
+
+def test_the_gpu_follows_the_users_config_unless_overridden() -> None:
+    """Without GPTOSS_E2E_GPU the suite tests the GPU the user's config deploys."""
+    assert E2ESettings.from_env({"GPTOSS_GPU": "H100:1"}).gpu == "H100:1"
+    assert (
+        E2ESettings.from_env({"GPTOSS_GPU": "H100:1", "GPTOSS_E2E_GPU": "B200:1"}).gpu == "B200:1"
+    )
+
+
+# ---- budgets ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("gpu", ["B200:1", "H200:1", "H100:2"])
+def test_each_gpu_has_sourced_budgets_for_what_the_suite_measures(gpu: str) -> None:
+    """Every GPU in budgets.toml has a source, a cold-start budget and level-1 limits, each on a
+    metric the suite measures."""
+    budget = load_budget(DEFAULT_BUDGETS, gpu)
+    assert budget.gpu == gpu.partition(":")[0]
+    assert len(budget.source) > 40
+    assert budget.cold_start_s is not None
+    limits = budget.levels[1]
+    assert {"ttft_p95_ms", "min_output_tokens_per_s"} <= set(limits)
+    assert all(name.removeprefix("min_") in LEVEL_METRICS + RUN_METRICS for name in limits)
+
+
+def test_an_unknown_gpu_has_no_budget() -> None:
+    """A GPU without a table is an error that names it and the ones that exist."""
+    with pytest.raises(BudgetFileError, match=r"'A100-80GB'.*B200"):
+        load_budget(DEFAULT_BUDGETS, "A100-80GB:1")
+
+
+def test_a_budget_without_a_source_is_refused(tmp_path: Path) -> None:
+    """Numbers without a source are not accepted."""
+    path = tmp_path / "budgets.toml"
+    path.write_text("[gpus.B200.levels.1]\nttft_p95_ms = 1\n")
+    with pytest.raises(BudgetFileError, match="source"):
+        load_budget(path, "B200:1")
+
+
+def test_limits_are_upper_bounds_and_min_limits_lower_bounds() -> None:
+    """`x_ms` fails above the limit, `min_x` fails below it, and a missing measurement fails."""
+    limits = {"ttft_p95_ms": 100.0, "min_output_tokens_per_s": 50.0, "tpot_p50_ms": 10.0}
+    verdicts = check(limits, {"ttft_p95_ms": 100.0, "output_tokens_per_s": 49.0})
+    assert [(v.name, v.ok) for v in verdicts] == [
+        ("ttft_p95_ms", True),
+        ("min_output_tokens_per_s", False),
+        ("tpot_p50_ms", False),
+    ]
+    assert "not measured" in verdicts[2].line()
+
+
+def test_percentile_interpolates_between_ranks() -> None:
+    """Percentiles interpolate linearly between the closest ranks (numpy's default method)."""
+    values = [40.0, 10.0, 30.0, 20.0]
+    assert percentile(values, 0) == 10.0
+    assert percentile(values, 50) == 25.0
+    assert percentile(values, 100) == 40.0
+    assert percentile([7.0], 95) == 7.0
+
+
+# ---- results --------------------------------------------------------------------------------
+
+
+def test_results_are_written_as_json_without_the_key(tmp_path: Path) -> None:
+    """The results file holds the measurements and verdicts, and the key nowhere."""
+    results = E2EResults(app_name="gptoss-e2e", gpu="B200:1")
+    results.hide(SECRET)
+    results.measurements["ttft_p95_ms"] = 420.0
+    results.verdicts = check({"ttft_p95_ms": 500.0}, results.measurements)
+    results.outcome("tests/e2e/test_deployment.py::test_x", "passed")
+    results.note(f"the server said: bad key {SECRET}")
+    path = tmp_path / "out" / "results.json"
+    results.write(path)
+    text = path.read_text()
+    data = json.loads(text)
+    assert data["measurements"] == {"ttft_p95_ms": 420.0}
+    assert data["verdicts"][0]["ok"] is True
+    assert SECRET not in text
+    summary = "\n".join(results.summary_lines())
+    assert "1/1 tests passed" in summary
+    assert SECRET not in summary
+
+
+def test_a_run_with_only_skips_writes_nothing() -> None:
+    """Results count as a run only when some test was not skipped."""
+    results = E2EResults(app_name="gptoss-e2e", gpu="B200:1")
+    results.outcome("a", "skipped")
+    assert not results.ran
+    results.outcome("b", "failed")
+    assert results.ran
