@@ -370,3 +370,14 @@ def test_half_a_proxy_token_is_an_error_without_its_value() -> None:
 def test_open_auth_needs_no_credentials() -> None:
     """With auth = 'none' the client sends nothing."""
     assert client_credentials(DeploySettings(auth="none"), {}) == (None, {})
+
+
+def test_every_deploy_setting_is_documented() -> None:
+    """docs/modal-app.md has a row for each deploy setting with its environment variable."""
+    text = (Path(__file__).resolve().parents[2] / "docs" / "modal-app.md").read_text()
+    missing = [
+        f.name
+        for f in dataclasses.fields(DeploySettings)
+        if f"| `{f.name}` | `GPTOSS_{f.name.upper()}` |" not in text
+    ]
+    assert missing == []
