@@ -1,10 +1,240 @@
-"""Placeholder: the `bench` subcommands are registered here."""
+"""``gptoss-modal bench``: the load benchmark, and ``bench compare`` of two saved runs.
+
+``gptoss-modal bench URL [options]`` waits for the server, runs each load level, prints the
+tables, and writes the JSON (``--json``) and the plot (``--plot``). Its exit code says whether
+the budgets held: 0 they held (or none were given), 1 a budget failed, every request failed or
+the server could not be benchmarked, 2 bad usage (flags, budgets file, prompts file).
+
+``gptoss-modal bench compare A.json B.json [--plot OUT.png]`` prints each metric's change from
+run A to run B, level by level (exit 0, or 2 when a file is not a run).
+"""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import os
+import sys
 from typing import Any
+
+from gptoss_modal.cli import EXIT_FAILURE, EXIT_OK
+
+API_KEY_ENV = "GPTOSS_API_KEY"
+EPILOG = """\
+examples:
+  gptoss-modal bench http://127.0.0.1:8000 --concurrency 1,8,32 --requests 64 --json run.json
+  gptoss-modal bench URL --rate 0.5,1,2 --concurrency 64 --duration 2m --budgets budgets.toml
+  gptoss-modal bench compare before.json after.json --plot change.png
+
+metrics, the percentile method and the budgets file: docs/benchmark.md
+"""
 
 
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:
-    """Register no subcommands yet."""
+    """Register ``bench`` (and ``bench compare``)."""
+    p = subparsers.add_parser(
+        "bench",
+        help="load-test a server: TTFT, TPOT, ITL, throughput, budgets (or compare two runs)",
+        description=(
+            "Load-test an OpenAI-compatible vLLM server level by level (closed-loop concurrency "
+            "or open-loop Poisson arrivals) and report TTFT three ways, TPOT, per-token ITL, "
+            "end-to-end latency, throughput, goodput and spec-decode acceptance. "
+            "`gptoss-modal bench compare A.json B.json` compares two saved runs."
+        ),
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("url", metavar="URL", help="the server's root URL, or `compare`")
+    p.add_argument("files", nargs="*", metavar="RUN.json", help="with `compare`: run A and B")
+    p.add_argument("--model", default="llm", help="served model name (default: llm)")
+    p.add_argument("--api-key", help=f"the server's API key (default: ${API_KEY_ENV})")
+    p.add_argument(
+        "--header",
+        action="append",
+        default=[],
+        metavar="NAME:VALUE",
+        help="an extra header on every request, e.g. Modal-Key:... (repeatable)",
+    )
+    load = p.add_argument_group("load")
+    load.add_argument(
+        "--concurrency",
+        help="closed-loop levels, e.g. 1,8,32 (default); with --rate, the in-flight cap",
+    )
+    load.add_argument("--rate", help="open-loop Poisson arrivals per second, e.g. 2 or 0.5,1,2")
+    size = load.add_mutually_exclusive_group()
+    size.add_argument("--requests", type=int, help="measured requests per level (default 4/slot)")
+    size.add_argument("--duration", help="send requests for this long per level, e.g. 60s, 2m")
+    load.add_argument(
+        "--warmup", type=int, help="uncounted requests before each level (default: one per slot)"
+    )
+    load.add_argument(
+        "--seed", type=int, default=0, help="seed for prompts and arrivals (default 0)"
+    )
+    req = p.add_argument_group("requests")
+    req.add_argument(
+        "--input-tokens", type=int, default=1024, help="synthetic prompt length (default 1024)"
+    )
+    req.add_argument(
+        "--output-tokens", type=int, default=1024, help="tokens per reply (default 1024)"
+    )
+    req.add_argument(
+        "--no-fixed-output",
+        action="store_true",
+        help="do not send ignore_eos/min_tokens (replies end where the model stops)",
+    )
+    req.add_argument(
+        "--reasoning-effort",
+        default="low",
+        choices=("low", "medium", "high"),
+        help="gpt-oss reasoning effort (default low)",
+    )
+    req.add_argument(
+        "--prompts", metavar="FILE.jsonl", help='prompts: {"messages": [...]} per line'
+    )
+    out = p.add_argument_group("output and budgets")
+    out.add_argument(
+        "--budgets", metavar="FILE.toml", help="latency budgets (see budgets.example.toml)"
+    )
+    out.add_argument(
+        "--gpu", metavar="SECTION", help="the budgets file's section (default: its only one)"
+    )
+    out.add_argument("--json", metavar="OUT.json", help="write every request and the summary here")
+    out.add_argument("--plot", metavar="OUT.png", help="plot latency and throughput against load")
+    out.add_argument("--quiet", action="store_true", help="no progress bar or health messages")
+    conn = p.add_argument_group("connection")
+    conn.add_argument("--wait", default="20m", help="how long to wait for /health (default 20m)")
+    conn.add_argument(
+        "--stall-timeout", default="120s", help="fail a request after no bytes for this long (120s)"
+    )
+    conn.add_argument("--no-metrics", action="store_true", help="do not scrape /metrics")
+    p.set_defaults(func=run)
+
+
+def _headers(values: list[str]) -> dict[str, str]:
+    from gptoss_modal._exceptions import ConfigError
+
+    headers: dict[str, str] = {}
+    for value in values:
+        name, sep, content = value.partition(":")
+        if not sep or not name.strip():
+            raise ConfigError("--header", value, "NAME:VALUE, e.g. Modal-Key:wk-...")
+        headers[name.strip()] = content.strip()
+    return headers
+
+
+def run(args: argparse.Namespace) -> int:
+    """Dispatch ``bench URL`` and ``bench compare A B``."""
+    from gptoss_modal._exceptions import ConfigError
+
+    if args.url == "compare":
+        if len(args.files) != 2:
+            raise ConfigError("compare", args.files, "two run files: bench compare A.json B.json")
+        return compare(args)
+    if args.files:
+        raise ConfigError("URL", " ".join([args.url, *args.files]), "one URL (or `compare A B`)")
+    return bench(args)
+
+
+def compare(args: argparse.Namespace) -> int:
+    """Print the change of each metric from run A to run B (and plot both with --plot)."""
+    from gptoss_modal.bench_report import read_run, render_comparison
+
+    a_path, b_path = args.files
+    a, b = read_run(a_path), read_run(b_path)
+    if args.plot:
+        from gptoss_modal.plot import plot_runs
+
+        plot_runs([(os.path.basename(a_path), a), (os.path.basename(b_path), b)], args.plot)
+    print(render_comparison(a, b, a_path, b_path))
+    if args.plot:
+        print(f"\nplot: {args.plot}")
+    return EXIT_OK
+
+
+def bench(args: argparse.Namespace) -> int:
+    """Run the benchmark; the exit code says whether every budget held."""
+    from gptoss_modal.bench import (
+        AllRequestsFailed,
+        BenchSettings,
+        Progress,
+        SilentProgress,
+        TerminalProgress,
+        load_prompts,
+        parse_duration,
+        parse_levels,
+        run_benchmark,
+    )
+    from gptoss_modal.bench_report import render_run
+    from gptoss_modal.budgets import load_budgets
+
+    # Everything that can be wrong with the flags and files fails now, before a long run.
+    if args.plot:
+        from gptoss_modal.plot import require_matplotlib
+
+        require_matplotlib()
+    budgets = load_budgets(args.budgets).section(args.gpu) if args.budgets else None
+    if args.gpu and not args.budgets:
+        from gptoss_modal._exceptions import ConfigError
+
+        raise ConfigError("--gpu", args.gpu, "used only with --budgets FILE.toml")
+    prompts = load_prompts(args.prompts) if args.prompts else None
+    settings = BenchSettings(
+        url=args.url,
+        model=args.model or None,
+        api_key=args.api_key or os.environ.get(API_KEY_ENV) or None,
+        headers=_headers(args.header),
+        levels=parse_levels(args.concurrency, args.rate),
+        requests=args.requests,
+        duration_s=parse_duration(args.duration) if args.duration else None,
+        input_tokens=args.input_tokens,
+        output_tokens=args.output_tokens,
+        fixed_output=not args.no_fixed_output,
+        reasoning_effort=args.reasoning_effort,
+        prompts=prompts,
+        prompts_source=args.prompts,
+        seed=args.seed,
+        warmup=args.warmup,
+        health_timeout_s=parse_duration(args.wait, "--wait"),
+        stall_timeout_s=parse_duration(args.stall_timeout, "--stall-timeout"),
+        scrape_metrics=not args.no_metrics,
+    )
+    progress: Progress = SilentProgress() if args.quiet else TerminalProgress(sys.stderr)
+
+    def on_health(state: Any) -> None:
+        # The first failed check, then every 20th (about every 100 s once the backoff is full).
+        if not args.quiet and not state.healthy and state.attempts % 20 == 1:
+            print(
+                f"waiting for {settings.url}/health: {state.elapsed_s:.0f} s, last: "
+                f"{state.last_status}",
+                file=sys.stderr,
+            )
+
+    try:
+        result = asyncio.run(
+            run_benchmark(settings, budgets=budgets, progress=progress, on_health=on_health)
+        )
+    except AllRequestsFailed as exc:
+        if args.json:
+            exc.run.write_json(args.json)
+            print(f"json: {args.json}", file=sys.stderr)
+        print(render_run(exc.run.to_json(records=False)))
+        for warning in exc.run.warnings:
+            print(f"warning: {warning}", file=sys.stderr)
+        print(f"\ngptoss-modal bench: error: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    doc = result.to_json(records=False)
+    print(render_run(doc))
+    for warning in result.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    if args.json:
+        result.write_json(args.json)
+        print(f"\njson: {args.json}")
+    if args.plot:
+        from gptoss_modal.plot import plot_runs
+
+        plot_runs([(settings.url, doc)], args.plot)
+        print(f"plot: {args.plot}")
+    if result.budgets_held is False:
+        print("gptoss-modal bench: budgets failed (see above)", file=sys.stderr)
+        return EXIT_FAILURE
+    return EXIT_OK
