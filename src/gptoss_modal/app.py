@@ -146,8 +146,8 @@ def _preflight(deployment: Deployment) -> None:
 
 def _check_api_key_secret(deployment: Deployment) -> None:
     settings = deployment.settings
-    try:
-        API_KEY_SECRETS[0].hydrate()
+    try:  # a lookup of its own, so the Secret object the function uses stays untouched
+        modal.Secret.from_name(settings.secret_name, required_keys=[API_KEY_ENV]).hydrate()
     except modal.exception.NotFoundError:
         if settings.preflight == "strict":
             raise ConfigError(

@@ -392,8 +392,9 @@ TIKTOKEN_VOCABULARIES = (
     ("cl100k_base.tiktoken", "223921b76ee99bde995b7ff738513eef100fb51d18c93597a113bcffe865b2a7"),
 )
 
-# Run at image build time with the image's Python: download, verify, write; fail the build on a
-# hash mismatch. Arguments: URL, expected SHA-256, destination path.
+# Run at image build time with the image's Python (python3 exists whatever standalone build Modal
+# adds): download, verify, write; fail the build on a hash mismatch.
+# Arguments: URL, expected SHA-256, destination path.
 _FETCH_AND_VERIFY = (
     "import hashlib, sys, urllib.request; "
     "url, want, dest = sys.argv[1:]; "
@@ -420,7 +421,7 @@ def image_recipe(deployment: Deployment) -> ImageRecipe:
     """The image for ``deployment``: pinned packages, the vocabulary, vLLM's GPU environment,
     and the deployment's JSON (the only deployment-specific layer, so it is last and cheap)."""
     fetches = tuple(
-        f"python -c {shlex.quote(_FETCH_AND_VERIFY)} "
+        f"python3 -c {shlex.quote(_FETCH_AND_VERIFY)} "
         f"{shlex.quote(TIKTOKEN_BASE_URL + name)} {sha256} {shlex.quote(f'{TIKTOKEN_DIR}/{name}')}"
         for name, sha256 in TIKTOKEN_VOCABULARIES
     )
