@@ -1169,16 +1169,38 @@ async def run_benchmark(
     progress: Progress | None = None,
     on_health: Callable[[Any], None] | None = None,
     clock: Callable[[], float] = time.perf_counter,
+    client: Any = None,
 ) -> BenchRun:
     """Run every level of ``settings`` against its server and return the results.
 
     Raises :class:`BenchmarkError` when the server never became healthy, when the probe request
-    shows that every request would fail (wrong key, model or URL), and when not one measured
-    request succeeded; the partial :class:`BenchRun` is then on the error's ``run`` attribute
-    so its records can still be written (:class:`AllRequestsFailed`).
+    shows that every request would fail (wrong key, model or URL), and
+    :class:`AllRequestsFailed` (carrying the run, so its records can still be written) when not
+    one measured request succeeded. ``client`` replaces the :class:`gptoss_modal.client.Client`
+    made from the settings (anything with its ``base_url``, ``wait_healthy`` and
+    ``stream_chat``; tests pass a scripted one).
     """
-    from gptoss_modal.client import Client
+    if client is None:
+        from gptoss_modal.client import Client
 
+        async with Client(
+            settings.url,
+            api_key=settings.api_key,
+            model=settings.model,
+            headers=settings.headers,
+            connect_timeout_s=settings.connect_timeout_s,
+            stall_timeout_s=settings.stall_timeout_s,
+            max_connections=max(level.slots for level in settings.levels) + 8,
+            clock=clock,
+        ) as own:
+            return await run_benchmark(
+                settings,
+                budgets=budgets,
+                progress=progress,
+                on_health=on_health,
+                clock=clock,
+                client=own,
+            )
     sink: Progress = progress if progress is not None else SilentProgress()
     run = BenchRun(
         settings=settings,
@@ -1186,30 +1208,19 @@ async def run_benchmark(
         budgets_section=budgets.name if budgets else None,
         budgets_source=budgets.source if budgets else None,
     )
-    connections = max(level.slots for level in settings.levels) + 8
-    async with Client(
-        settings.url,
-        api_key=settings.api_key,
-        model=settings.model,
-        headers=settings.headers,
-        connect_timeout_s=settings.connect_timeout_s,
-        stall_timeout_s=settings.stall_timeout_s,
-        max_connections=connections,
-        clock=clock,
-    ) as client:
-        try:
-            await client.wait_healthy(timeout_s=settings.health_timeout_s, on_progress=on_health)
-        except GptossModalError as exc:
-            raise BenchmarkError(f"the server is not healthy: {exc}") from exc
-        driver = _Driver(settings, client, sink, clock)
-        run.template_tokens = await driver.probe()
-        run.fixed_output = driver.fixed_output
-        for number, level in enumerate(settings.levels):
-            result = await driver.level(level, number, budgets)
-            for warning in result.warnings:
-                sink.note(f"{level.label}: warning: {warning}")
-            run.levels.append(result)
-        run.warnings = driver.warnings
+    try:
+        await client.wait_healthy(timeout_s=settings.health_timeout_s, on_progress=on_health)
+    except GptossModalError as exc:
+        raise BenchmarkError(f"the server is not healthy: {exc}") from exc
+    driver = _Driver(settings, client, sink, clock)
+    run.template_tokens = await driver.probe()
+    run.fixed_output = driver.fixed_output
+    for number, level in enumerate(settings.levels):
+        result = await driver.level(level, number, budgets)
+        for warning in result.warnings:
+            sink.note(f"{level.label}: warning: {warning}")
+        run.levels.append(result)
+    run.warnings = driver.warnings
     run.finished_at = _now_iso()
     if run.all_failed:
         kinds = collections.Counter[str]()
