@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.budgets import Budget, load_budget
+from gptoss_modal.budgets import Budgets, load_budgets
 from tests.e2e.credentials import missing_modal_credentials
 from tests.e2e.results import E2EResults
 from tests.e2e.settings import E2ESettings
@@ -114,11 +114,11 @@ def results(request: pytest.FixtureRequest, e2e_settings: E2ESettings) -> E2ERes
 
 
 @pytest.fixture(scope="session")
-def budget(e2e_settings: E2ESettings, results: E2EResults) -> Budget:
-    """The latency budget for the GPU under test, with its source."""
-    found = load_budget(e2e_settings.budgets_path, e2e_settings.gpu)
-    results.budget_source = found.source
-    return found
+def budgets(e2e_settings: E2ESettings, results: E2EResults) -> Budgets:
+    """The budgets section for the GPU type under test, in `gptoss-modal bench`'s format."""
+    section = load_budgets(e2e_settings.budgets_path).section(e2e_settings.gpu_type)
+    results.budget_source = section.source
+    return section
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,4 @@
-"""What an e2e run found: measurements, budget verdicts and test outcomes, as JSON and a summary.
+"""What an e2e run found: measurements, budget checks and test outcomes, as JSON and a summary.
 
 Every string that goes in passes through a redactor holding the run's API key, so neither the
 JSON file nor the terminal summary can show it.
@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from gptoss_modal.launch import Redactor
-from tests.e2e.budgets import Verdict
+from gptoss_modal.stats import BudgetCheck
 
 
 @dataclass
@@ -25,7 +25,7 @@ class E2EResults:
     started_at: float = field(default_factory=time.time)
     deployment: dict[str, Any] = field(default_factory=dict)
     measurements: dict[str, float] = field(default_factory=dict)
-    verdicts: list[Verdict] = field(default_factory=list)
+    checks: list[BudgetCheck] = field(default_factory=list)
     budget_source: str | None = None
     outcomes: dict[str, str] = field(default_factory=dict)  # test id -> passed/failed/...
     notes: list[str] = field(default_factory=list)
@@ -55,9 +55,9 @@ class E2EResults:
             "deployment": self.deployment,
             "measurements": self.measurements,
             "budget_source": self.budget_source,
-            "verdicts": [
-                {"name": v.name, "limit": v.limit, "measured": v.measured, "ok": v.ok}
-                for v in self.verdicts
+            "budgets": [
+                {"key": c.key, "limit": c.limit, "measured": c.measured, "passed": c.passed}
+                for c in self.checks
             ],
             "outcomes": self.outcomes,
             "notes": self.notes,
@@ -75,8 +75,16 @@ class E2EResults:
             f"{passed}/{len(self.outcomes)} tests passed"
         ]
         lines += [f"  {name} = {value:.4g}" for name, value in sorted(self.measurements.items())]
-        lines += [f"  {verdict.line()}" for verdict in self.verdicts]
+        lines += [f"  {check_line(check)}" for check in self.checks]
         if self.budget_source:
             lines.append(f"  budgets: {self.budget_source[:160]}...")
         lines += [f"  note: {note}" for note in self.notes]
         return [self._redact(line) for line in lines]
+
+
+def check_line(check: BudgetCheck) -> str:
+    """``[ok  ] ttft_p95_ms: 412.3 (budget <= 2000)`` for one budget check."""
+    bound = "<=" if check.kind == "max" else ">="
+    shown = "not measured" if check.measured is None else f"{check.measured:.4g}"
+    mark = "ok  " if check.passed else "FAIL"
+    return f"[{mark}] {check.key}: {shown} (budget {bound} {check.limit:g})"

@@ -17,7 +17,7 @@ from gptoss_modal import load_config
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_BUDGETS = Path(__file__).with_name("budgets.toml")
-DEFAULT_RESULTS = ROOT / "build" / "e2e" / "results.json"
+DEFAULT_RESULTS = ROOT / "build" / "e2e" / "results.json"  # the load run goes beside it
 
 
 @dataclass(frozen=True)
@@ -29,9 +29,20 @@ class E2ESettings:
     gpu: str = "B200:1"
     budgets_path: Path = DEFAULT_BUDGETS
     results_path: Path = DEFAULT_RESULTS
-    warm_requests: int = 5  # sequential requests behind the warm TTFT percentiles
-    decode_tokens: int = 512  # fixed-length generation behind the one-stream decode rate
+    warm_requests: int = 5  # measured one-at-a-time requests behind the level-1 budgets
+    input_tokens: int = 256  # prompt length of each of them
+    output_tokens: int = 256  # fixed output length (ignore_eos) of each of them
     scaledown_window_s: int = 120  # the test container stops soon after the suite
+
+    @property
+    def gpu_type(self) -> str:
+        """The GPU type (``B200``): the budgets section to use."""
+        return self.gpu.partition(":")[0]
+
+    @property
+    def bench_path(self) -> Path:
+        """Where the level-1 load run's own JSON goes (every request's record)."""
+        return self.results_path.with_name("bench.json")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> E2ESettings:
