@@ -287,6 +287,7 @@ async def main(
     health_timeout_s: float = 30 * MINUTES,  # how long to wait for a cold start
 ) -> None:
     """Wait for the server, then stream a chat (twice: plain, then as a pirate)."""
+    from gptoss_modal.cli.stream import Spinner  # the CLI's progress display
     from gptoss_modal.client import Client
     from gptoss_modal.deploy import client_credentials
 
@@ -295,22 +296,22 @@ async def main(
     if not url:
         raise ConfigError("url", url, "the web URL of the running serve function")
     async with Client(url, api_key=api_key, headers=headers, model=CONFIG.model) as client:
-        print(f"waiting for {url} to become healthy (a cold start can take minutes)")
-        await client.wait_healthy(timeout_s=health_timeout_s, on_progress=_show_progress)
-        print()
+        print(f"waiting for {url}/health (a cold start can take minutes)", flush=True)
+        spinner = Spinner(sys.stderr)
+
+        def show(progress: HealthProgress) -> None:
+            spinner.label = f"{progress.attempts} checks, last: {progress.last_status}"
+
+        spinner.start("waiting for vLLM to start")
+        try:
+            health = await client.wait_healthy(timeout_s=health_timeout_s, on_progress=show)
+        finally:
+            spinner.stop()
+        print(f"healthy after {health.elapsed_s:.0f} s")
         systems = [SYSTEM_PROMPT, SYSTEM_PROMPT + PIRATE] if twice else [SYSTEM_PROMPT]
         for system in systems:
             print(f"\n>>> system: {system}\n>>> user: {prompt}\n")
             await _stream(client, prompt, system, reasoning_effort, max_tokens)
-
-
-def _show_progress(progress: HealthProgress) -> None:
-    state = "healthy" if progress.healthy else f"last: {progress.last_status}"
-    print(
-        f"\r  {progress.elapsed_s:6.0f} s, {progress.attempts} checks, {state}"[:100].ljust(100),
-        end="",
-        flush=True,
-    )
 
 
 async def _stream(

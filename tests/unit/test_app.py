@@ -610,6 +610,7 @@ async def test_the_entrypoint_streams_twice_and_prints_timings(
         monkeypatch.setattr(app.serve, "get_web_url", lambda: mock.url)
         await app.main.info.raw_f(prompt="What is an SVD?", twice=True, max_tokens=64)
     out = capsys.readouterr()
+    assert "healthy after" in out.out
     assert out.out.count(">>> user: What is an SVD?") == 2
     assert "Talk like a pirate" in out.out
     assert out.out.count("time to first token") == 2
