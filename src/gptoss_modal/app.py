@@ -216,12 +216,18 @@ def serve() -> None:
     print(f"starting vLLM: {shlex.join(argv)}", flush=True)
     server = start_server(
         argv,
+        host=_probe_host(CONFIG.host),
         port=CONFIG.port,
         env=DEPLOYMENT.vllm_env,
         secrets=[api_key, os.environ.get("HF_TOKEN")],
         startup_timeout_s=max(1, SETTINGS.startup_timeout_s - VLLM_STARTUP_MARGIN_S),
     )
     server.watch(_stop_container)
+
+
+def _probe_host(bind_host: str) -> str:
+    """Where to check that vLLM's port is open: loopback when it binds every interface."""
+    return "127.0.0.1" if bind_host in ("0.0.0.0", "::", "[::]") else bind_host
 
 
 def _stop_container(returncode: int, log_tail: list[str]) -> None:

@@ -28,6 +28,7 @@ import modal.exception
 import pytest
 
 from gptoss_modal import ConfigError, PreflightError, ServeConfig, build_vllm_command, vllm_env
+from gptoss_modal._exceptions import VllmStartupError
 from gptoss_modal.deploy import (
     DEPLOYMENT_ENV,
     PINNED_PACKAGES,
@@ -433,7 +434,22 @@ def test_the_container_runs_the_builders_argv_for_the_deployed_config(
     assert started.argv == build_vllm_command(ServeConfig(gpu="H200:1", max_inputs=16))
     assert started.kwargs["env"] == vllm_env(deployed.serve)
     assert started.kwargs["port"] == 8000
+    assert started.kwargs["host"] == "127.0.0.1"  # vLLM binds 0.0.0.0, loopback included
     assert len(started.watched) == 1  # a later vLLM exit stops the container
+
+
+def test_a_vllm_that_dies_starting_fails_the_container(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The launcher's start-up error propagates out of serve, so the container fails at once."""
+    container = import_in_container(
+        monkeypatch, load_deployment(env={}).to_json(), VLLM_API_KEY=API_KEY
+    )
+
+    def dies(argv: list[str], **kwargs: Any) -> None:
+        raise VllmStartupError("vllm exited with code 1", returncode=1, log_tail=["OOM"])
+
+    monkeypatch.setattr("gptoss_modal.launch.start_server", dies)
+    with pytest.raises(VllmStartupError, match="OOM"):
+        run_serve(container)
 
 
 def test_the_container_without_its_deployment_json_fails_clearly(
