@@ -59,7 +59,7 @@ async def target() -> AsyncIterator[Target]:
         yield Target(
             base_url=url,
             api_key=os.environ.get("GPTOSS_API_KEY") or None,
-            model=os.environ.get("GPTOSS_MODEL", "llm"),
+            model=os.environ.get("GPTOSS_SERVED_MODEL", "llm"),
             mock=None,
         )
         return

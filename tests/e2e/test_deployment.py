@@ -102,7 +102,7 @@ def test_the_contract_suite_passes_against_the_deployment(
     env |= {
         "GPTOSS_BASE_URL": deployed.url,
         "GPTOSS_API_KEY": deployed.api_key,
-        "GPTOSS_MODEL": "llm",
+        "GPTOSS_SERVED_MODEL": "llm",
     }
     run = subprocess.run(
         [
