@@ -1142,6 +1142,12 @@ class _Driver:
                 "the server sent no per-chunk usage (continuous_usage_stats): ITL is per chunk, "
                 "not per token"
             )
+        total = self.settings.requests_for(level)
+        if level.rate is None and total is not None and total < (level.concurrency or 1):
+            result.warnings.append(
+                f"only {total} requests at concurrency {level.concurrency}: the level never has "
+                f"{level.concurrency} in flight, so its throughput is not that concurrency's"
+            )
         if warmup_errors:
             result.warnings.append(
                 "warm-up requests failed: "

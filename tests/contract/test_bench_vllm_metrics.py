@@ -1,0 +1,93 @@
+"""The benchmark reads the spec-decode counters exactly as vLLM 0.13.0 exports them.
+
+vLLM's own ``SpecDecodingProm`` (two engines, as with data parallelism) is fed known draft
+outcomes in the cached vLLM venv, and ``prometheus_client`` renders the whole registry (process
+and GC metrics included); our parser reads every scrape, and the acceptance computed between
+two scrapes is the one the drafts imply.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+
+import pytest
+
+from gptoss_modal.prometheus import MetricsSnapshot, spec_decode_between
+from tests.contract._oracle import vllm_venv_python
+from tests.contract.conftest import MISSING_VLLM
+
+pytestmark = pytest.mark.vllm
+
+K = 3  # draft tokens per step
+# Accepted drafts of each step, per scrape window, per engine.
+WINDOWS = [
+    [[1, 2, 3, 0], [3, 3]],
+    [[0, 1, 2, 3, 3, 2], [1, 1, 0]],
+]
+
+SCRIPT = """
+import json, sys, types
+import prometheus_client
+from vllm.v1.spec_decode.metrics import SpecDecodingProm, SpecDecodingStats
+
+k, windows = json.loads(sys.argv[1])
+config = types.SimpleNamespace(num_speculative_tokens=k)
+prom = SpecDecodingProm(config, ["model_name", "engine"], {0: ["llm", "0"], 1: ["llm", "1"]})
+scrapes = [prometheus_client.generate_latest().decode()]
+for window in windows:
+    for engine, steps in enumerate(window):
+        stats = SpecDecodingStats.new(k)
+        for accepted in steps:
+            stats.observe_draft(k, accepted)
+        prom.observe(stats, engine)
+    scrapes.append(prometheus_client.generate_latest().decode())
+print("SCRAPES " + json.dumps(scrapes))
+"""
+
+
+@pytest.fixture(scope="module")
+def scrapes() -> list[MetricsSnapshot]:
+    """/metrics text rendered by vLLM 0.13.0's own exporter: before, after window 1 and 2."""
+    python = vllm_venv_python()
+    if python is None:
+        if os.environ.get("GPTOSS_REQUIRE_VLLM") == "1":
+            pytest.fail(MISSING_VLLM)
+        pytest.skip(MISSING_VLLM)
+    env = {**os.environ, "VLLM_LOGGING_LEVEL": "WARNING", "HF_HUB_OFFLINE": "1"}
+    done = subprocess.run(
+        [str(python), "-c", SCRIPT, json.dumps([K, WINDOWS])],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=True,
+    )
+    line = next(x for x in done.stdout.splitlines() if x.startswith("SCRAPES "))
+    return [MetricsSnapshot.parse(text) for text in json.loads(line[len("SCRAPES ") :])]
+
+
+@pytest.mark.parametrize("window", [0, 1])
+def test_acceptance_between_vllm_scrapes_is_what_the_drafts_imply(
+    scrapes: list[MetricsSnapshot], window: int
+) -> None:
+    """Rate, mean length and per-position acceptance over a window match its draft outcomes,
+    summed over both engines."""
+    steps = [accepted for engine in WINDOWS[window] for accepted in engine]
+    spec = spec_decode_between(scrapes[window], scrapes[window + 1])
+    assert spec is not None
+    assert spec.drafts == len(steps)
+    assert spec.draft_tokens == K * len(steps)
+    assert spec.accepted == sum(steps)
+    assert spec.acceptance_rate == pytest.approx(sum(steps) / (K * len(steps)))
+    assert spec.acceptance_length == pytest.approx(1 + sum(steps) / len(steps))
+    per_position = tuple(sum(a > i for a in steps) / len(steps) for i in range(K))
+    assert spec.per_position == pytest.approx(per_position)
+
+
+def test_the_whole_vllm_registry_parses(scrapes: list[MetricsSnapshot]) -> None:
+    """Every line vLLM's registry renders (process, GC, _created gauges) is read as a sample."""
+    names = {sample.name for sample in scrapes[-1].samples}
+    assert "vllm:spec_decode_num_drafts_total" in names
+    assert any(name.startswith("python_gc") for name in names)
