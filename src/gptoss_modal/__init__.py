@@ -47,6 +47,7 @@ from gptoss_modal.chunks import (
     ToolCallDelta,
     Usage,
     parse_chat_chunk,
+    parse_chat_chunks,
 )
 from gptoss_modal.sse import ServerSentEvent, SSEDecoder, encode_event
 
@@ -92,6 +93,7 @@ __all__ = [
     "encode_event",
     "load_config",
     "parse_chat_chunk",
+    "parse_chat_chunks",
     "parse_vllm_command",
     "vllm_env",
 ]

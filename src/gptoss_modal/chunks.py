@@ -25,8 +25,9 @@ from __future__ import annotations
 
 import enum
 import itertools
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal, NoReturn
 
 import msgspec
 
@@ -49,6 +50,7 @@ __all__ = [
     "ToolCallDelta",
     "Usage",
     "parse_chat_chunk",
+    "parse_chat_chunks",
 ]
 
 
@@ -185,17 +187,46 @@ def parse_chat_chunk(
         return DONE
     try:
         chunk = _CHUNK_DECODER.decode(data)
-    except msgspec.ValidationError as exc:
+    except msgspec.DecodeError as exc:
+        _raise_not_a_chunk(data, exc)
+    chunk.arrival = arrival
+    return chunk
+
+
+def parse_chat_chunks(
+    events: Iterable[ServerSentEvent], into: list[ChatChunk], *, arrival: float = 0.0
+) -> bool:
+    """Parse events in order, appending each chunk to ``into``; ``True`` once ``[DONE]`` came.
+
+    Events after ``[DONE]`` are not parsed. This is :func:`parse_chat_chunk` for a whole
+    network read (one call per read, not per chunk); it raises the same errors, after
+    appending the chunks that came before the bad event.
+    """
+    decode = _CHUNK_DECODER.decode
+    append = into.append
+    for event in events:
+        data = event.data
+        if data == "[DONE]":
+            return True
+        try:
+            chunk = decode(data)
+        except msgspec.DecodeError as exc:
+            _raise_not_a_chunk(data, exc)
+        chunk.arrival = arrival
+        append(chunk)
+    return False
+
+
+def _raise_not_a_chunk(data: str, exc: msgspec.DecodeError) -> NoReturn:
+    """Raise the error for event data that did not decode as a chunk."""
+    if isinstance(exc, msgspec.ValidationError):  # valid JSON, wrong shape: maybe vLLM's error
         upstream = _upstream_error(data)
         if upstream is not None:
             raise upstream from None
         raise ChunkParseError(
             f"event is not a chat completion chunk ({exc}): {_preview(data)}"
         ) from exc
-    except msgspec.DecodeError as exc:
-        raise ChunkParseError(f"event data is not valid JSON ({exc}): {_preview(data)}") from exc
-    chunk.arrival = arrival
-    return chunk
+    raise ChunkParseError(f"event data is not valid JSON ({exc}): {_preview(data)}") from exc
 
 
 def _upstream_error(data: str) -> UpstreamError | None:

@@ -46,7 +46,7 @@ from gptoss_modal._exceptions import (
     TransportError,
     UpstreamError,
 )
-from gptoss_modal.chunks import DONE, ChatChunk, ChatResult, parse_chat_chunk
+from gptoss_modal.chunks import ChatChunk, ChatResult, parse_chat_chunks
 from gptoss_modal.sse import SSEDecoder
 
 __all__ = [
@@ -395,15 +395,11 @@ class ChatStream:
             if not data:
                 raise self._ended_early()
             now = self._client.clock()
-            append = self.result.chunks.append
-            for event in self._decoder.feed(data):
-                chunk = parse_chat_chunk(event, arrival=now)
-                if chunk is DONE:
-                    self.result.done = True
-                    self._finished = True
-                    self._release()
-                    return False
-                append(chunk)
+            if parse_chat_chunks(self._decoder.feed(data), self.result.chunks, arrival=now):
+                self.result.done = True
+                self._finished = True
+                self._release()
+                return False
             return True
         except GptossModalError as exc:
             self._fail()

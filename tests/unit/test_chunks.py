@@ -16,6 +16,7 @@ from gptoss_modal import (
     StreamEnd,
     UpstreamError,
     parse_chat_chunk,
+    parse_chat_chunks,
 )
 from tests.strategies_stream import (
     VLLM_CONTENT,
@@ -276,3 +277,27 @@ def test_valid_chunks_keep_their_text_exactly(content: str, reasoning: str) -> N
     body = {"choices": [{"index": 0, "delta": {"content": content, "reasoning": reasoning}}]}
     chunk = parse(json.dumps(body))
     assert (chunk.content, chunk.reasoning) == (content, reasoning)
+
+
+def test_parse_chat_chunks_parses_a_read_and_stops_at_DONE() -> None:
+    """The batch parser appends every chunk of a read with the read's stamp and reports
+    [DONE], leaving events after it unparsed."""
+    events = [ServerSentEvent(VLLM_ROLE), ServerSentEvent(VLLM_CONTENT), ServerSentEvent("[DONE]")]
+    into: list[ChatChunk] = []
+    assert parse_chat_chunks([*events, ServerSentEvent("not json")], into, arrival=3.0)
+    assert [(c.content, c.arrival) for c in into] == [("", 3.0), ("Hello", 3.0)]
+
+
+def test_parse_chat_chunks_without_DONE_returns_False() -> None:
+    """A read that does not end the stream returns False."""
+    into: list[ChatChunk] = []
+    assert not parse_chat_chunks([ServerSentEvent(VLLM_CONTENT)], into)
+    assert len(into) == 1
+
+
+def test_parse_chat_chunks_keeps_the_chunks_before_an_error() -> None:
+    """Chunks before an error event are appended before the error is raised."""
+    into: list[ChatChunk] = []
+    with pytest.raises(UpstreamError):
+        parse_chat_chunks([ServerSentEvent(VLLM_CONTENT), ServerSentEvent(VLLM_ERROR)], into)
+    assert [c.content for c in into] == ["Hello"]

@@ -11,6 +11,7 @@ from tests.strategies_stream import (
     encode_specs,
     event_specs,
     expected_events,
+    field_text,
     reference_decode,
     split_at,
     wire_bytes,
@@ -243,6 +244,23 @@ def test_vLLM_stream_decodes_to_its_data_lines() -> None:
     assert data_of(body) == ['{"a":1}', '{"b":2}', "[DONE]"]
 
 
+def test_data_line_whose_blank_line_has_not_arrived_is_not_dispatched() -> None:
+    """An event is dispatched by its blank line, even when its data line came in an earlier read."""
+    decoder = SSEDecoder()
+    assert decoder.feed(b"data: a\n\ndata: b\n") == [ServerSentEvent("a")]
+    assert decoder.feed(b"\n") == [ServerSentEvent("b")]
+
+
+def test_vLLM_shaped_read_keeps_the_last_event_id() -> None:
+    """Events of a read made only of data lines carry the id set by an earlier event."""
+    decoder = SSEDecoder()
+    decoder.feed(b"id: 9\ndata: a\n\n")
+    assert decoder.feed(b"data: b\n\ndata: c\n\n") == [
+        ServerSentEvent("b", id="9"),
+        ServerSentEvent("c", id="9"),
+    ]
+
+
 def test_last_event_id_property_reports_the_stream_state() -> None:
     """``last_event_id`` is the last id seen, even one set in a block without data."""
     decoder = SSEDecoder()
@@ -325,6 +343,21 @@ def test_encode_then_decode_round_trips(
     got = [event for piece in split_at(stream, cuts) for event in decoder.feed(piece)]
     assert got == expected_events(specs)
     assert decoder.close() == ""
+
+
+@given(
+    st.lists(st.tuples(field_text, st.sampled_from(["data: ", "data:", "data:  ", ": c\ndata: "]))),
+    st.lists(st.integers(min_value=0, max_value=2000), max_size=12),
+)
+def test_vLLM_shaped_streams_agree_with_the_reference_however_split(
+    events: list[tuple[str, str]], cuts: list[int]
+) -> None:
+    """Streams of one-data-line events (vLLM's shape, which has a fast path), mixed with close
+    variants (no space, two spaces, a comment first), decode as the reference says."""
+    stream = "".join(prefix + text + "\n\n" for text, prefix in events).encode()
+    decoder = SSEDecoder()
+    got = [event for piece in split_at(stream, cuts) for event in decoder.feed(piece)]
+    assert got == reference_decode(stream)
 
 
 @given(wire_bytes, st.lists(st.integers(min_value=0, max_value=300), max_size=12))
