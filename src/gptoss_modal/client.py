@@ -358,9 +358,10 @@ class ChatStream:
                 more = await self._step()
             except GptossModalError as exc:  # yield what came before the failure, then raise
                 failure, more = exc, False
-            while yielded < len(chunks):
-                yield chunks[yielded]
-                yielded += 1
+            if yielded < len(chunks):
+                batch, yielded = chunks[yielded:], len(chunks)
+                for chunk in batch:
+                    yield chunk
         if failure is not None:
             raise failure
 
