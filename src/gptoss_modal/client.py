@@ -373,14 +373,21 @@ class ChatStream:
 
     async def aclose(self) -> None:
         """Release the connection (and the client, if this stream made its own)."""
-        self._finished = True
-        self._release()
+        await self._end(completed=False)
+
+    async def _end(self, *, completed: bool) -> None:
+        """Stop reading; close the client too if this stream made it (``stream_chat()``)."""
+        self._drop_response(completed=completed)
         if self._owns_client:
             await self._client.aclose()
 
-    def _release(self) -> None:
+    def _drop_response(self, *, completed: bool) -> None:
+        self._finished = True
         if self._response is not None:
-            self._response.release()
+            if completed:
+                self._response.release()  # read to [DONE]: the connection can be reused
+            else:
+                self._response.close()  # cut short: the rest of the body is still coming
             self._response = None
 
     async def _step(self) -> bool:
@@ -398,12 +405,11 @@ class ChatStream:
             now = self._client.clock()
             if parse_chat_chunks(self._decoder.feed(data), self.result.chunks, arrival=now):
                 self.result.done = True
-                self._finished = True
-                self._release()
+                await self._end(completed=True)
                 return False
             return True
         except GptossModalError as exc:
-            self._fail()
+            await self._end(completed=False)
             if (
                 isinstance(exc, (StreamError, UpstreamError, TransportError))
                 and exc.partial is None
@@ -411,7 +417,7 @@ class ChatStream:
                 exc.partial = self.result
             raise
         except _LOWER_LEVEL_ERRORS as exc:
-            self._fail()
+            await self._end(completed=False)
             raise _translate(
                 exc,
                 url=self.url,
@@ -419,15 +425,9 @@ class ChatStream:
                 stall_timeout_s=self._client.stall_timeout_s,
                 partial=self.result,
             ) from exc
-        except BaseException:  # cancelled: give the connection back before leaving
-            self._fail()
+        except BaseException:  # cancelled: drop the connection before leaving
+            self._drop_response(completed=False)
             raise
-
-    def _fail(self) -> None:
-        self._finished = True
-        if self._response is not None:
-            self._response.close()  # the body was not read to its end: do not reuse it
-            self._response = None
 
     async def _open(self) -> None:
         client = self._client

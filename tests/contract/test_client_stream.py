@@ -335,6 +335,15 @@ async def test_tool_call_stream_assembles_the_call() -> None:
     assert result.finish_reason == "tool_calls"
 
 
+async def test_one_off_stream_read_to_the_end_closes_its_own_connection_pool() -> None:
+    """stream_chat() without ``async with``, iterated to [DONE], leaves no session open."""
+    async with ReplayServer(Reply(STREAM)) as server:
+        stream = stream_chat(server.url, "hi")
+        chunks = [chunk async for chunk in stream]
+    assert len(chunks) == 5
+    assert stream._client._session is None  # nothing public shows the pool
+
+
 async def test_client_keeps_the_connection_between_requests() -> None:
     """Two requests in a row on one client both succeed (the pool is reused, not broken)."""
     async with ReplayServer(Reply(STREAM)) as server, Client(server.url) as client:
