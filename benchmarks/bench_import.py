@@ -14,9 +14,7 @@ import time
 RUNS = 9
 TARGETS = {
     "gptoss_modal": "import gptoss_modal",
-    "gptoss_modal + build": (
-        "import gptoss_modal as g; g.build_vllm_command(g.ServeConfig())"
-    ),
+    "gptoss_modal + build": ("import gptoss_modal as g; g.build_vllm_command(g.ServeConfig())"),
     "aiohttp": "import aiohttp",
     "openai": "import openai",
     "modal": "import modal",
