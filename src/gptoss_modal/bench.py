@@ -111,6 +111,7 @@ MIN_DEFAULT_REQUESTS: Final = 8
 WARMUP_MAX_TOKENS: Final = 16  # warm-up and probe requests are short
 PROGRESS_INTERVAL_S: Final = 0.25
 LIVE_WINDOW_S: Final = 2.0  # live tokens/s is measured over this trailing window
+MAX_HELD_CHUNKS: Final = 2_000_000  # chunks kept for records built after the level (~0.5 GB)
 METRICS_TIMEOUT_S: Final = 10.0
 ROLES: Final = frozenset({"system", "developer", "user", "assistant", "tool"})
 # Server-side histograms whose mean over a level is reported beside the client's numbers.
@@ -499,9 +500,12 @@ def _record(
     sent = result.started
     chunks = result.chunks
     arrivals = [c.arrival for c in chunks]
-    tokens = [c.usage.completion_tokens if c.usage is not None else None for c in chunks]
+    tokens = [u.completion_tokens if (u := c.usage) is not None else None for c in chunks]
     flags = [_chunk_bits(c) for c in chunks]
-    usage = result.usage
+    # The last usage (the usage chunk once the stream is done) and the finishing chunk's reason,
+    # read from the end rather than by folding every chunk into a message.
+    usage = next((c.usage for c in reversed(chunks) if c.usage is not None), None)
+    finishing = next((c for c in reversed(chunks) if c.choices), None)
     trace = StreamTrace(
         sent=sent,
         arrivals=arrivals,
@@ -530,7 +534,7 @@ def _record(
         response_s=None if result.response_at is None else result.response_at - sent,
         failed_after_s=None if failed_at is None or not sent else failed_at - sent,
         response_id=chunks[0].id if chunks and chunks[0].id else None,
-        finish_reason=result.finish_reason if chunks else None,
+        finish_reason=finishing.choices[0].finish_reason if finishing is not None else None,
         prompt_tokens=trace.prompt_tokens,
         metrics=metrics,
         chunk_times_s=[a - sent for a in arrivals],
@@ -805,6 +809,11 @@ class _LevelState:
         self.finished_tokens = 0
         self.in_flight: set[ChatResult] = set()
         self.window: collections.deque[tuple[float, int]] = collections.deque()
+        # Finished requests whose records are built after the level: (index, result, error,
+        # failed at, queue time).
+        self.held: list[tuple[int, ChatResult, BaseException | None, float | None, float | None]]
+        self.held = []
+        self.held_chunks = 0
 
     def tokens_so_far(self) -> int:
         live = 0
@@ -1000,13 +1009,21 @@ class _Driver:
     ) -> None:
         messages = self.prompts.messages(number, index)
         result, error, failed_at = await self._send(messages, self.settings.output_tokens, state)
-        record = _record(level, index, result, error, queue_s=queue_s, failed_at=failed_at)
-        records.append(record)
         state.done += 1
-        if not record.ok:
+        if error is not None:
             state.errors += 1
-        if record.metrics is not None:
-            state.finished_tokens += record.metrics.output_tokens
+        chunks = result.chunks
+        if chunks and (usage := chunks[-1].usage) is not None:
+            state.finished_tokens += usage.completion_tokens
+        # The record is built after the level, so the level's CPU goes to receiving: held
+        # chunks cost memory only (bounded by MAX_HELD_CHUNKS).
+        if state.held_chunks + len(chunks) <= MAX_HELD_CHUNKS:
+            state.held.append((index, result, error, failed_at, queue_s))
+            state.held_chunks += len(chunks)
+        else:
+            records.append(
+                _record(level, index, result, error, queue_s=queue_s, failed_at=failed_at)
+            )
 
     async def closed_loop(
         self, level: Level, number: int, state: _LevelState, records: list[RequestRecord]
@@ -1083,6 +1100,11 @@ class _Driver:
         wall = self.clock() - state.start
         cpu = time.thread_time() - cpu_start
         self.progress.level_finished(state.live(total, self.settings.duration_s))
+        records += [
+            _record(level, index, result, error, queue_s=queue, failed_at=failed_at)
+            for index, result, error, failed_at, queue in state.held
+        ]
+        state.held.clear()
         after = await self.scrape()
         return self.summarise(level, records, wall, cpu, before, after, budgets, warmup_errors)
 

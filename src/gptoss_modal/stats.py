@@ -142,6 +142,13 @@ def weighted_percentile(values: Sequence[float], weights: Sequence[int], p: floa
     non-negative integers with a positive sum; raises ``ValueError`` otherwise.
     """
     _check_p(p)
+    return _weighted_at(*_weighted_sorted(values, weights), p)
+
+
+def _weighted_sorted(
+    values: Sequence[float], weights: Sequence[int]
+) -> tuple[list[float], list[int]]:
+    """The values with a positive weight, sorted, and the running total of their weights."""
     if len(values) != len(weights):
         raise ValueError(f"{len(values)} values but {len(weights)} weights")
     if any(w < 0 for w in weights):
@@ -149,13 +156,16 @@ def weighted_percentile(values: Sequence[float], weights: Sequence[int], p: floa
     pairs = sorted((v, w) for v, w in zip(values, weights, strict=True) if w > 0)
     if not pairs:
         raise ValueError("the percentile of no values is undefined")
-    ends = list(accumulate(w for _, w in pairs))  # ends[i]: ranks < ends[i] hold pairs[..i]
+    return [v for v, _ in pairs], list(accumulate(w for _, w in pairs))
+
+
+def _weighted_at(xs: list[float], ends: list[int], p: float) -> float:
+    # ends[i] is how many expanded values are <= xs[i]: the value at expanded rank r (from 0)
+    # is xs[i] for the first i with ends[i] > r.
     rank = (ends[-1] - 1) * p / 100.0
     lo = math.floor(rank)
     hi = min(lo + 1, ends[-1] - 1)
-    lo_value = pairs[bisect_right(ends, lo)][0]
-    hi_value = pairs[bisect_right(ends, hi)][0]
-    return _interpolate(lo_value, hi_value, rank - lo)
+    return _interpolate(xs[bisect_right(ends, lo)], xs[bisect_right(ends, hi)], rank - lo)
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,19 +201,19 @@ class Distribution:
     @classmethod
     def of_weighted(cls, values: Sequence[float], weights: Sequence[int]) -> Distribution | None:
         """The summary of ``values[i]`` counted ``weights[i]`` times; ``None`` when empty."""
-        total = sum(weights)
-        if total <= 0:
+        if sum(weights) <= 0:
             return None
-        present = [v for v, w in zip(values, weights, strict=True) if w > 0]
+        xs, ends = _weighted_sorted(values, weights)
+        total = ends[-1]
         return cls(
             count=total,
             mean=math.fsum(v * w for v, w in zip(values, weights, strict=True)) / total,
-            p50=weighted_percentile(values, weights, 50.0),
-            p90=weighted_percentile(values, weights, 90.0),
-            p95=weighted_percentile(values, weights, 95.0),
-            p99=weighted_percentile(values, weights, 99.0),
-            min=min(present),
-            max=max(present),
+            p50=_weighted_at(xs, ends, 50.0),
+            p90=_weighted_at(xs, ends, 90.0),
+            p95=_weighted_at(xs, ends, 95.0),
+            p99=_weighted_at(xs, ends, 99.0),
+            min=xs[0],
+            max=xs[-1],
         )
 
     def stat(self, name: str) -> float:
