@@ -182,15 +182,8 @@ def parse_chat_chunk(
     Raises :class:`UpstreamError` for an in-stream error event and :class:`ChunkParseError`
     (naming the problem and quoting the event) for anything else that is not a chunk.
     """
-    data = event.data
-    if data == "[DONE]":
-        return DONE
-    try:
-        chunk = _CHUNK_DECODER.decode(data)
-    except msgspec.DecodeError as exc:
-        _raise_not_a_chunk(data, exc)
-    chunk.arrival = arrival
-    return chunk
+    into: list[ChatChunk] = []
+    return DONE if parse_chat_chunks((event,), into, arrival=arrival) else into[0]
 
 
 def parse_chat_chunks(
@@ -342,7 +335,7 @@ class ChatAccumulator:
             delta = choice.delta
             if delta.content:
                 parts.content.append(delta.content)
-            reasoning = delta.reasoning if delta.reasoning is not None else delta.reasoning_content
+            reasoning = delta.reasoning_text
             if reasoning:
                 parts.reasoning.append(reasoning)
             if delta.tool_calls:
