@@ -22,9 +22,9 @@ from typing import TYPE_CHECKING, Any, TextIO
 from gptoss_modal._exceptions import ConnectError, HealthTimeout
 from gptoss_modal.cli import EXIT_FAILURE, EXIT_OK
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the client imports aiohttp: only when a command runs
     from gptoss_modal.chunks import ChatResult
-    from gptoss_modal.client import HealthProgress
+    from gptoss_modal.client import ChatStream, Client, HealthProgress
 
 API_KEY_ENV = "GPTOSS_API_KEY"
 SPINNER_PERIOD_S = 0.1
@@ -153,7 +153,7 @@ async def _health(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-async def _wait(client: Any, spinner: Spinner, wait_s: float) -> HealthProgress:
+async def _wait(client: Client, spinner: Spinner, wait_s: float) -> HealthProgress:
     """Wait for health with the spinner showing the last status."""
 
     def show(progress: HealthProgress) -> None:
@@ -161,10 +161,9 @@ async def _wait(client: Any, spinner: Spinner, wait_s: float) -> HealthProgress:
 
     spinner.start(f"checking {client.base_url}/health")
     try:
-        result: HealthProgress = await client.wait_healthy(timeout_s=wait_s, on_progress=show)
+        return await client.wait_healthy(timeout_s=wait_s, on_progress=show)
     finally:
         spinner.stop()
-    return result
 
 
 def _fail(exc: ConnectError | HealthTimeout, wait_s: float | None) -> int:
@@ -214,7 +213,7 @@ async def _chat(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-async def _print_stream(stream: Any, out: TextIO, dim: bool, spinner: Spinner) -> None:
+async def _print_stream(stream: ChatStream, out: TextIO, dim: bool, spinner: Spinner) -> None:
     """Write reasoning (dimmed on a terminal) and content as they arrive."""
     in_reasoning = False
     wrote = False
