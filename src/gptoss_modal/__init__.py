@@ -25,6 +25,7 @@ from gptoss_modal._exceptions import (
     TimeoutError,
     TransportError,
     UpstreamError,
+    VllmStartupError,
 )
 
 # --- serve config and command builder ---
@@ -87,6 +88,7 @@ __all__ = [
     "ToolCallDelta",
     "TransportError",
     "UpstreamError",
+    "VllmStartupError",
     "Usage",
     "__version__",
     "build_vllm_command",
