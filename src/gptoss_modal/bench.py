@@ -875,11 +875,13 @@ class _Driver:
         client: Any,
         progress: Progress,
         clock: Callable[[], float],
+        cpu_clock: Callable[[], float] = time.thread_time,
     ) -> None:
         self.settings = settings
         self.client = client
         self.progress = progress
         self.clock = clock
+        self.cpu_clock = cpu_clock
         self.prompts = _PromptSet(settings)
         self.fixed_output = settings.fixed_output
         self.metrics_available = settings.scrape_metrics
@@ -1110,7 +1112,7 @@ class _Driver:
         self.progress.level_started(level, total, self.settings.duration_s)
         records: list[RequestRecord] = []
         with _collector_paused():
-            cpu_start = time.thread_time()
+            cpu_start = self.cpu_clock()
             state = _LevelState(level, self.clock)
             ticker = asyncio.ensure_future(self.ticker(state, total))
             try:
@@ -1121,7 +1123,7 @@ class _Driver:
             finally:
                 ticker.cancel()
             wall = self.clock() - state.start
-            cpu = time.thread_time() - cpu_start
+            cpu = self.cpu_clock() - cpu_start
         self.progress.level_finished(state.live(total, self.settings.duration_s))
         records += [
             _record(level, index, result, error, queue_s=queue, failed_at=failed_at)
@@ -1220,6 +1222,7 @@ async def run_benchmark(
     progress: Progress | None = None,
     on_health: Callable[[Any], None] | None = None,
     clock: Callable[[], float] = time.perf_counter,
+    cpu_clock: Callable[[], float] = time.thread_time,
     client: Any = None,
 ) -> BenchRun:
     """Run every level of ``settings`` against its server and return the results.
@@ -1229,7 +1232,8 @@ async def run_benchmark(
     :class:`AllRequestsFailed` (carrying the run, so its records can still be written) when not
     one measured request succeeded. ``client`` replaces the :class:`gptoss_modal.client.Client`
     made from the settings (anything with its ``base_url``, ``wait_healthy`` and
-    ``stream_chat``; tests pass a scripted one).
+    ``stream_chat``; tests pass a scripted one). ``clock`` stamps requests and chunks;
+    ``cpu_clock`` is the CPU time of the event-loop thread, for the client-bound warning.
     """
     if client is None:
         from gptoss_modal.client import Client
@@ -1250,6 +1254,7 @@ async def run_benchmark(
                 progress=progress,
                 on_health=on_health,
                 clock=clock,
+                cpu_clock=cpu_clock,
                 client=own,
             )
     sink: Progress = progress if progress is not None else SilentProgress()
@@ -1263,7 +1268,7 @@ async def run_benchmark(
         await client.wait_healthy(timeout_s=settings.health_timeout_s, on_progress=on_health)
     except GptossModalError as exc:
         raise BenchmarkError(f"the server is not healthy: {exc}") from exc
-    driver = _Driver(settings, client, sink, clock)
+    driver = _Driver(settings, client, sink, clock, cpu_clock)
     run.template_tokens = await driver.probe()
     run.fixed_output = driver.fixed_output
     for number, level in enumerate(settings.levels):

@@ -392,10 +392,16 @@ def settings(**kwargs: Any) -> BenchSettings:
     return BenchSettings(**{**base, **kwargs})
 
 
+def no_cpu() -> float:
+    """A CPU clock that never moves: the scripted runs are never client-bound."""
+    return 0.0
+
+
 async def run(client: ScriptedClient, **kwargs: Any) -> Any:
     budgets = kwargs.pop("budgets", None)
+    cpu_clock = kwargs.pop("cpu_clock", no_cpu)
     return await run_benchmark(
-        settings(**kwargs), client=client, clock=client.clock, budgets=budgets
+        settings(**kwargs), client=client, clock=client.clock, cpu_clock=cpu_clock, budgets=budgets
     )
 
 
@@ -540,3 +546,15 @@ async def test_the_json_has_every_request_and_no_secret(tmp_path: Path) -> None:
     assert first["tpot_ms"] == pytest.approx(10.0)
     assert len(first["chunks"]["t_ms"]) == len(first["chunks"]["tokens"]) == 39
     assert level["summary"]["latency_ms"]["itl"]["p50"] == pytest.approx(10.0)
+
+
+async def test_a_client_bound_level_says_so() -> None:
+    """A level whose event loop used more than 60% of a core warns that it is client-bound."""
+    cpu = iter(range(0, 10_000, 100))  # 100 s of CPU per reading: far above the wall time
+    result = await run(ScriptedClient(), cpu_clock=lambda: float(next(cpu)))
+    (level,) = result.levels
+    assert level.client_bound
+    assert any(w.startswith("client-bound") for w in level.warnings)
+    calm = await run(ScriptedClient())
+    assert not calm.levels[0].client_bound
+    assert not any(w.startswith("client-bound") for w in calm.levels[0].warnings)
