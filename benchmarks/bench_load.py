@@ -17,7 +17,8 @@ Two tables, medians of several runs:
 2. Timing error per chunk: the mock stamps each event when it writes it (``record_send_times``,
    ``time.perf_counter``, which is CLOCK_MONOTONIC and so shared by processes on Linux), the
    bench stamps each chunk when the read carrying it returns; the difference is what the bench
-   adds to every timestamp (loopback and kernel time included). Measured at vLLM-like paces
+   adds to every timestamp (loopback and kernel time included). The client and the mock are
+   pinned to separate cores while measuring. Measured at vLLM-like paces
    (one event per write, 64 streams at 10 ms per token, 256 at 20 ms; all streams of a level
    emit in the same instant, as one engine step does), and once at zero delay, where the client
    is saturated and the difference is queueing in socket buffers.
@@ -31,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import multiprocessing
+import os
 import statistics
 import time
 from collections.abc import Callable, Coroutine, Iterator
@@ -166,6 +168,26 @@ async def bench_loop(url: str, streams: int, requests: int, tokens: int) -> list
     return [r.sent + offset for r in level.records for offset in r.chunk_times_s]
 
 
+# --- cores -------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def separate_cores(server_pid: int) -> Iterator[None]:
+    """This process on the first core and the mock on the second, while measuring (Linux, 2+
+    cores): neither migrates between cores or lands on the other's, which made the timing error's
+    p99 vary threefold from run to run."""
+    if not hasattr(os, "sched_setaffinity") or (os.cpu_count() or 1) < 2:
+        yield
+        return
+    cores = sorted(os.sched_getaffinity(0))
+    try:
+        os.sched_setaffinity(0, cores[:1])
+        os.sched_setaffinity(server_pid, cores[1:2])
+        yield
+    finally:
+        os.sched_setaffinity(0, cores)
+
+
 # --- chunk rate --------------------------------------------------------------------------------
 
 Loop = Callable[[str, int, int, int], Coroutine[Any, Any, Any]]
@@ -209,7 +231,10 @@ def chunk_rates() -> None:
         f"{'streams':>8}  {'client':<22}{'chunks/s':>10}{'ours / it':>10}{'CPU us/chunk':>13}"
         f"{'it / ours':>10}{'mock us/chunk':>14}  workload"
     )
-    with spawn_mock_process(["--ttft-ms", "0", "--itl-ms", "0"]) as mock:
+    with (
+        spawn_mock_process(["--ttft-ms", "0", "--itl-ms", "0"]) as mock,
+        separate_cores(mock.pid),
+    ):
         for streams, tokens, fast_requests, sdk_requests in WORKLOADS:
             loops: list[tuple[str, Loop, int, int]] = [
                 ("gptoss-modal bench", bench_loop, fast_requests, tokens),
@@ -259,13 +284,17 @@ def _serve(config: dict[str, Any], conn: Any) -> None:
 
 @contextlib.contextmanager
 def recording_mock(**config: Any) -> Iterator[tuple[str, Callable[[], dict[str, list[float]]]]]:
-    """A mock in a child process; yields its URL and a function returning its send log."""
+    """A mock in a child process (on its own core); yields its URL and a function returning
+    its send log."""
     context = multiprocessing.get_context("spawn")
+    stack = contextlib.ExitStack()
     parent, child = context.Pipe()
     process = context.Process(target=_serve, args=(config, child), daemon=True)
     process.start()
     try:
         url = parent.recv()
+        assert process.pid is not None
+        stack.enter_context(separate_cores(process.pid))
 
         def send_log() -> dict[str, list[float]]:
             parent.send("log")
@@ -274,6 +303,7 @@ def recording_mock(**config: Any) -> Iterator[tuple[str, Callable[[], dict[str, 
 
         yield url, send_log
     finally:
+        stack.close()
         parent.send("stop")
         process.join(timeout=10)
         if process.is_alive():
@@ -311,7 +341,10 @@ def timing_table() -> None:
         "\ntiming error per chunk (bench arrival stamp - mock send stamp); median of "
         f"{TIMING_RUNS} runs"
     )
-    print(f"{'streams':>8}  {'pace':<34}{'chunks':>8}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}")
+    print(
+        f"{'streams':>8}  {'pace':<34}{'chunks':>8}{'p50 ms':>9}{'p99 ms':>9}"
+        f"{'p99 range':>15}{'max ms':>9}"
+    )
     cases = (
         (64, 10.0, 200, False, "10 ms/token, one event per write"),
         (256, 20.0, 100, False, "20 ms/token, one event per write"),
@@ -320,10 +353,14 @@ def timing_table() -> None:
     for streams, itl_ms, tokens, coalesce, pace in cases:
         runs = [timing_errors(streams, itl_ms, tokens, coalesce) for _ in range(TIMING_RUNS)]
         p50 = statistics.median(percentile(e, 50) for e in runs) * 1e3
-        p99 = statistics.median(percentile(e, 99) for e in runs) * 1e3
+        p99s = [percentile(e, 99) * 1e3 for e in runs]
+        p99 = statistics.median(p99s)
+        spread = f"{min(p99s):.2f}-{max(p99s):.2f}"
         worst = statistics.median(max(e) for e in runs) * 1e3
         count = statistics.median(len(e) for e in runs)
-        print(f"{streams:>8}  {pace:<34}{count:>8.0f}{p50:>9.3f}{p99:>9.3f}{worst:>9.2f}")
+        print(
+            f"{streams:>8}  {pace:<34}{count:>8.0f}{p50:>9.3f}{p99:>9.3f}{spread:>15}{worst:>9.2f}"
+        )
 
 
 def main() -> None:
