@@ -15,16 +15,22 @@ import dataclasses
 import json
 import os
 import re
-import shlex
-import types
-import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 from gptoss_modal._exceptions import ConfigError
+from gptoss_modal._loading import (
+    ENV_PREFIX,
+    check_range,
+    check_types,
+    coerce_text,
+    did_you_mean,
+    env_values,
+    toml_values,
+)
 from gptoss_modal.flags import validate_extra_args
 from gptoss_modal.presets import (
     GPUS,
@@ -45,7 +51,6 @@ from gptoss_modal.presets import (
 
 __all__ = ["ENV_PREFIX", "GPUSpec", "ServeConfig", "load_config"]
 
-ENV_PREFIX = "GPTOSS_"
 CONFIG_PATH_ENV = "GPTOSS_CONFIG"  # names the TOML file when no path is given
 SPECULATIVE_METHOD = "eagle3"
 MAX_INPUTS_LIMIT = 1000  # Modal's @modal.concurrent ceiling per container
@@ -54,9 +59,6 @@ MAX_SPECULATIVE_TOKENS = 15  # beyond ~8 drafted tokens EAGLE3 acceptance is clo
 _REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
 _REVISION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,99}$")
 _SERVED_NAME = re.compile(r"^[^\s-]\S*$")  # a leading "-" would read as a flag
-_TRUE = frozenset({"1", "true", "yes", "on"})
-_FALSE = frozenset({"0", "false", "no", "off"})
-_AUTO = frozenset({"", "auto", "none", "default"})
 
 
 @dataclass(frozen=True)
@@ -141,20 +143,15 @@ class ServeConfig:
         set_ = object.__setattr__  # frozen: normalise in place once, at construction
         set_(self, "model", _normalize_model(self.model))
         set_(self, "gpu", str(GPUSpec.parse(self.gpu)))
-        if self.served_model_names is not None:
-            set_(self, "served_model_names", tuple(self.served_model_names))
-        set_(self, "extra_args", validate_extra_args(tuple(self.extra_args)))
-        self._check_types()
+        for name in ("served_model_names", "extra_args"):
+            value = getattr(self, name)
+            if isinstance(value, list):
+                set_(self, name, tuple(value))
+        check_types(self)  # before anything reads the lists: a str is not a list of str
+        set_(self, "extra_args", validate_extra_args(self.extra_args))
         self._check_fields()
         # Resolving checks the combination (memory, tensor parallelism, batching) as well.
         _ = self.resolved_view
-
-    def _check_types(self) -> None:
-        hints = typing.get_type_hints(type(self))
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            if not _is_instance(value, hints[f.name]):
-                raise ConfigError(f.name, value, _describe_type(hints[f.name]))
 
     def _check_fields(self) -> None:
         if self.revision is not None and not _REVISION.match(self.revision):
@@ -176,20 +173,20 @@ class ServeConfig:
                 "speculative=True when speculative_model or num_speculative_tokens is set "
                 "(they would be ignored)",
             )
-        _check_range(
+        check_range(
             "num_speculative_tokens", self.num_speculative_tokens, 1, MAX_SPECULATIVE_TOKENS
         )
         if self.kv_cache_dtype is not None and self.kv_cache_dtype not in KV_CACHE_DTYPES:
             raise ConfigError(
                 "kv_cache_dtype", self.kv_cache_dtype, f"one of {', '.join(KV_CACHE_DTYPES)}"
             )
-        _check_range("max_inputs", self.max_inputs, 1, MAX_INPUTS_LIMIT)
-        _check_range("max_cudagraph_capture_size", self.max_cudagraph_capture_size, 1, 8192)
-        _check_range("max_num_batched_tokens", self.max_num_batched_tokens, 1, 2**20)
-        _check_range("max_model_len", self.max_model_len, 1, self.model_preset.max_context)
-        _check_range("max_num_seqs", self.max_num_seqs, 1, 8192)
-        _check_range("stream_interval", self.stream_interval, 1, 4096)
-        _check_range("port", self.port, 1, 65535)
+        check_range("max_inputs", self.max_inputs, 1, MAX_INPUTS_LIMIT)
+        check_range("max_cudagraph_capture_size", self.max_cudagraph_capture_size, 1, 2**16)
+        check_range("max_num_batched_tokens", self.max_num_batched_tokens, 1, 2**20)
+        check_range("max_model_len", self.max_model_len, 1, self.model_preset.max_context)
+        check_range("max_num_seqs", self.max_num_seqs, 1, 8192)
+        check_range("stream_interval", self.stream_interval, 1, 4096)
+        check_range("port", self.port, 1, 65535)
         if self.gpu_memory_utilization is not None and not 0 < self.gpu_memory_utilization <= 1:
             raise ConfigError(
                 "gpu_memory_utilization", self.gpu_memory_utilization, "a fraction in (0, 1]"
@@ -259,6 +256,17 @@ class ServeConfig:
                 "vllm-project/recipes#194). Non-streamed replies are unaffected; "
                 "stream_interval=1 with speculative=False avoids it at a throughput cost."
             )
+        decode_tokens = c.max_inputs * (1 + (c.num_speculative_tokens or 0)) if c.max_inputs else 0
+        capture = c.max_cudagraph_capture_size
+        if not c.fast_boot and capture is not None and capture < decode_tokens:
+            per_step = 1 + (c.num_speculative_tokens or 0)
+            notes.append(
+                f"max_cudagraph_capture_size={capture} counts tokens, and a decode step of "
+                f"{c.max_inputs} requests with {per_step - 1} draft tokens carries "
+                f"{decode_tokens}: steps with more than {capture // per_step} decoding requests "
+                f"run without CUDA graphs. Set max_cudagraph_capture_size={decode_tokens} "
+                "(or use the latency/throughput profiles, which size it in tokens)."
+            )
         if c.fast_boot:
             notes.append(
                 "fast_boot runs vLLM eagerly (no torch.compile, no CUDA graphs): minutes faster "
@@ -294,7 +302,7 @@ class ServeConfig:
         for key, value in data.items():
             if key not in known:
                 raise ConfigError(
-                    key, value, f"a ServeConfig field{_close(key, known)}", source=source
+                    key, value, f"a ServeConfig field{did_you_mean(key, known)}", source=source
                 )
             values[key] = tuple(value) if isinstance(value, list) else value
         try:
@@ -340,6 +348,13 @@ def _resolve(config: ServeConfig) -> ServeConfig:
             or config.num_speculative_tokens is not None
         )
         max_inputs = _first(config.max_inputs, profile.max_inputs)
+        draft_tokens = (
+            _first(config.num_speculative_tokens, preset.draft_tokens) if speculative else 0
+        )
+        batched = _first(
+            config.max_num_batched_tokens,
+            TIGHT_MAX_NUM_BATCHED_TOKENS if tight else profile.max_num_batched_tokens,
+        )
         explicit = dataclasses.replace(
             config,
             profile=None,
@@ -357,13 +372,11 @@ def _resolve(config: ServeConfig) -> ServeConfig:
             fuse_allreduce_rms=_first(config.fuse_allreduce_rms, True if blackwell else None),
             eliminate_noops=_first(config.eliminate_noops, True if blackwell else None),
             max_inputs=max_inputs,
-            # Capture CUDA graphs up to the largest batch a replica will see, no further:
-            # every extra size costs start-up time and memory.
-            max_cudagraph_capture_size=_first(config.max_cudagraph_capture_size, max_inputs),
-            max_num_batched_tokens=_first(
-                config.max_num_batched_tokens,
-                TIGHT_MAX_NUM_BATCHED_TOKENS if tight else profile.max_num_batched_tokens,
+            max_cudagraph_capture_size=_first(
+                config.max_cudagraph_capture_size,
+                _capture_size(profile.capture_decode_tokens, max_inputs, draft_tokens, batched),
             ),
+            max_num_batched_tokens=batched,
             max_model_len=_first(config.max_model_len, profile.max_model_len),
             max_num_seqs=_first(config.max_num_seqs, profile.max_num_seqs),
             gpu_memory_utilization=_first(
@@ -374,6 +387,14 @@ def _resolve(config: ServeConfig) -> ServeConfig:
         )
     _check_combination(explicit, preset, gpu)
     return explicit
+
+
+def _capture_size(decode_tokens: bool, max_inputs: int, draft_tokens: int, batched: int) -> int:
+    """CUDA graphs up to the largest decode batch a replica sees, in tokens, and no further:
+    every extra size costs start-up time and memory, and vLLM caps it at the batched tokens."""
+    if not decode_tokens:
+        return max_inputs
+    return min(max_inputs * (1 + draft_tokens), batched)
 
 
 def _check_combination(config: ServeConfig, preset: ModelPreset, gpu: GPUSpec) -> None:
@@ -426,129 +447,11 @@ def _first(value: _T | None, default: _T) -> _T:
     return default if value is None else value
 
 
-def _check_range(name: str, value: int | None, low: int, high: int) -> None:
-    if value is not None and not low <= value <= high:
-        raise ConfigError(name, value, f"a whole number from {low} to {high}")
+# ---- loading: TOML, environment, overrides ------------------------------------------------
 
-
-def _close(key: str, known: set[str]) -> str:
-    import difflib  # only on the error path
-
-    close = difflib.get_close_matches(key, sorted(known), n=1)
-    return f"; did you mean {close[0]!r}?" if close else ""
-
-
-# ---- type checks and string coercion (env, --set) ---------------------------------------
-
-
-def _is_instance(value: Any, hint: Any) -> bool:
-    origin = typing.get_origin(hint)
-    args = typing.get_args(hint)
-    if origin in (typing.Union, types.UnionType):
-        return any(_is_instance(value, arg) for arg in args)
-    if origin is Literal:
-        return value in args
-    if origin is tuple:
-        return isinstance(value, tuple) and all(_is_instance(v, args[0]) for v in value)
-    if hint is type(None):
-        return value is None
-    if hint is bool:
-        return isinstance(value, bool)
-    if hint is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    if hint is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    return isinstance(value, hint)
-
-
-def _describe_type(hint: Any) -> str:
-    origin = typing.get_origin(hint)
-    args = typing.get_args(hint)
-    if origin in (typing.Union, types.UnionType):
-        return " or ".join(_describe_type(a) for a in args)
-    if origin is Literal:
-        return "one of " + ", ".join(repr(a) for a in args)
-    if origin is tuple:
-        return f"a list of {_describe_type(args[0])}"
-    if hint is type(None):
-        return "None"
-    return {bool: "true or false", int: "a whole number", float: "a number", str: "a string"}.get(
-        hint, str(hint)
-    )
-
-
-def _coerce(name: str, text: str, source: str) -> Any:
-    """Turn an environment or ``--set`` string into the field's type."""
-    hints = typing.get_type_hints(ServeConfig)
-    hint = hints[name]
-    is_union = typing.get_origin(hint) in (typing.Union, types.UnionType)
-    args = typing.get_args(hint) if is_union else ()
-    optional = type(None) in args
-    base = next(a for a in args if a is not type(None)) if is_union else hint
-    if typing.get_origin(base) is Literal:
-        base_kind: Any = str
-    else:
-        base_kind = typing.get_origin(base) or base
-    lowered = text.strip().lower()
-    if optional and lowered in _AUTO:
-        return None
-    try:
-        if base_kind is bool:
-            if lowered in _TRUE:
-                return True
-            if lowered in _FALSE:
-                return False
-            raise ValueError
-        if base_kind is int:
-            return int(text)
-        if base_kind is float:
-            return float(text)
-        if base_kind is tuple:
-            if name == "extra_args":
-                return tuple(shlex.split(text))
-            return tuple(part.strip() for part in text.split(",") if part.strip())
-    except ValueError:
-        raise ConfigError(name, text, _describe_type(hint), source=source) from None
-    return text.strip()
-
-
-def _env_values(env: Mapping[str, str]) -> dict[str, Any]:
-    values: dict[str, Any] = {}
-    for f in dataclasses.fields(ServeConfig):
-        key = ENV_PREFIX + f.name.upper()
-        if key in env:
-            values[f.name] = _coerce(f.name, env[key], source=f"environment {key}")
-    return values
-
-
-def _toml_values(path: Path) -> dict[str, Any]:
-    import tomllib  # only when a file is given; keeps `import gptoss_modal` light
-
-    try:
-        data = tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError("config", str(path), "an existing TOML file") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError("config", str(path), f"valid TOML ({exc})") from exc
-    serve = data.get("serve", {})
-    loose = [k for k, v in data.items() if not isinstance(v, dict)]
-    if loose:
-        raise ConfigError(
-            loose[0], data[loose[0]], "a key inside the [serve] table", source=str(path)
-        )
-    if not isinstance(serve, dict):
-        raise ConfigError("serve", serve, "a [serve] table", source=str(path))
-    known = {f.name for f in dataclasses.fields(ServeConfig)}
-    for key in serve:
-        if key not in known:
-            raise ConfigError(
-                key, serve[key], f"a ServeConfig field{_close(key, known)}", source=str(path)
-            )
-    # TOML has no null: "auto" stands for None in a file as it does in the environment.
-    return {
-        k: (None if isinstance(v, str) and v.lower() == "auto" and k != "kv_cache_dtype" else v)
-        for k, v in serve.items()
-    }
+# "auto" is one of vLLM's kv_cache_dtype values, so there it means vLLM's auto, not "derive";
+# "default" derives everywhere.
+_LITERAL_OK = {"kv_cache_dtype": frozenset({"auto"})}
 
 
 def parse_overrides(pairs: list[str] | tuple[str, ...]) -> dict[str, Any]:
@@ -561,8 +464,10 @@ def parse_overrides(pairs: list[str] | tuple[str, ...]) -> dict[str, Any]:
         if not sep:
             raise ConfigError("--set", pair, "key=value, e.g. max_inputs=64")
         if key not in known:
-            raise ConfigError(key, text, f"a ServeConfig field{_close(key, known)}", source="--set")
-        values[key] = _coerce(key, text, source=f"--set {key}")
+            raise ConfigError(
+                key, text, f"a ServeConfig field{did_you_mean(key, known)}", source="--set"
+            )
+        values[key] = coerce_text(ServeConfig, key, text, f"--set {key}", _LITERAL_OK)
     return values
 
 
@@ -584,9 +489,11 @@ def load_config(
     toml_path = path if path is not None else env.get(CONFIG_PATH_ENV)
     layers: list[tuple[dict[str, Any], str]] = []
     if toml_path:
-        layers.append((_toml_values(Path(toml_path)), str(toml_path)))
-    env_values = _env_values(env)
-    layers.append((env_values, "environment"))
+        layers.append(
+            (toml_values(ServeConfig, Path(toml_path), "serve", _LITERAL_OK), str(toml_path))
+        )
+    env_layer = env_values(ServeConfig, env, _LITERAL_OK)
+    layers.append((env_layer, "environment"))
     layers.append((dict(overrides or {}), overrides_source))
     for layer, source in layers:
         values.update(layer)

@@ -474,6 +474,7 @@ def describe(deployment: Deployment) -> str:
         f"  vllm env     {env}",
         f"  config       {c.to_json()}",
     ]
+    lines += [f"  note         {note}" for note in c.advisories()]
     text = "\n".join(lines)
     if s.auth == "none":
         text = f"{open_auth_banner(deployment)}\n{text}"

@@ -57,8 +57,13 @@ OWNED_DESTS: dict[str, str] = {
     # process listings and logs (the app passes it as VLLM_API_KEY), and a YAML config file
     # would override the config behind our back.
     "api_key": "the VLLM_API_KEY environment variable (a Modal Secret), never argv",
+    "hf_token": "the HF_TOKEN environment variable (a Modal Secret), never argv",
     "config": "ServeConfig fields (a vLLM YAML config would bypass validation)",
 }
+
+
+# Options whose value is a credential: argv is visible in process listings and deploy logs.
+SECRET_DESTS = frozenset({"api_key", "hf_token"})
 
 
 def owned_field(option: str) -> str | None:
@@ -95,6 +100,9 @@ def validate_extra_args(args: Sequence[str], *, field: str = "extra_args") -> tu
             raise ConfigError(
                 field, token, f"an option vllm serve {VLLM_VERSION} accepts{_suggest(name)}"
             )
+        if option.dest in SECRET_DESTS:
+            # Name the option, never echo what followed it: that is the secret.
+            raise ConfigError(field, name, f"not in extra_args: use {OWNED_DESTS[option.dest]}")
         if option.dest in OWNED_DESTS:
             raise ConfigError(field, token, f"not in extra_args: set {OWNED_DESTS[option.dest]}")
         values: list[str] = [inline] if has_inline else []

@@ -109,6 +109,10 @@ class Profile:
     stream_interval: int
     speculative: bool
     max_model_len: int
+    # vLLM compares --max-cudagraph-capture-size with the *tokens* of a batch, and a decode
+    # step of n requests with k draft tokens carries n * (1 + k). False keeps the seed's
+    # capture size of max_inputs (graphs then cover max_inputs / (1 + k) decoding requests).
+    capture_decode_tokens: bool
     reason: str
 
 
@@ -122,6 +126,7 @@ PROFILE_DEFAULTS: dict[ProfileName, Profile] = {
         stream_interval=20,
         speculative=True,
         max_model_len=32768,
+        capture_decode_tokens=False,  # the seed's value, kept for parity (see advisories)
         reason="the seed deployment: interactive use at moderate concurrency",
     ),
     "latency": Profile(
@@ -134,6 +139,7 @@ PROFILE_DEFAULTS: dict[ProfileName, Profile] = {
         stream_interval=1,
         speculative=True,
         max_model_len=32768,
+        capture_decode_tokens=True,
         reason="lowest time to first token and per-token latency for a few users",
     ),
     "throughput": Profile(
@@ -146,6 +152,7 @@ PROFILE_DEFAULTS: dict[ProfileName, Profile] = {
         stream_interval=20,
         speculative=False,
         max_model_len=32768,
+        capture_decode_tokens=True,
         reason="most tokens per second per GPU for batch and many concurrent users",
     ),
 }

@@ -131,7 +131,8 @@ def test_profiles_fill_their_documented_defaults(name: str) -> None:
     assert c.max_num_batched_tokens == profile.max_num_batched_tokens
     assert c.stream_interval == profile.stream_interval
     assert c.speculative == profile.speculative
-    assert c.max_cudagraph_capture_size == profile.max_inputs
+    per_input = 1 + (c.num_speculative_tokens or 0) if profile.capture_decode_tokens else 1
+    assert c.max_cudagraph_capture_size == profile.max_inputs * per_input
 
 
 def test_throughput_profile_keeps_an_explicit_draft() -> None:
@@ -258,7 +259,7 @@ def test_env_sets_typed_fields() -> None:
         "GPTOSS_MAX_INPUTS": "64",
         "GPTOSS_FAST_BOOT": "true",
         "GPTOSS_SERVED_MODEL_NAMES": "llm, gpt",
-        "GPTOSS_KV_CACHE_DTYPE": "auto",
+        "GPTOSS_KV_CACHE_DTYPE": "default",
         "GPTOSS_EXTRA_ARGS": "--seed 3",
         "UNRELATED": "x",
     }
@@ -316,7 +317,7 @@ def test_toml_key_outside_serve_table_is_an_error(tmp_path: Path) -> None:
     """Keys must sit in a table; a loose key is reported, not ignored."""
     path = tmp_path / "gptoss.toml"
     path.write_text('model = "120b"\n')
-    with pytest.raises(ConfigError, match=r"\[serve\]"):
+    with pytest.raises(ConfigError, match="inside a table"):
         load_config(path, env={})
 
 
@@ -374,3 +375,75 @@ def test_single_token_streaming_without_drafts_has_no_batching_advisory() -> Non
 def test_fast_boot_is_flagged_as_not_for_production() -> None:
     """fast_boot gets a note that it trades decode speed for start-up time."""
     assert any("fast_boot" in n for n in ServeConfig(fast_boot=True).advisories())
+
+
+def test_kv_cache_auto_is_vllms_auto_from_every_source(tmp_path: Path) -> None:
+    """'auto' is a kv_cache_dtype value, so it means vLLM's auto from a file and from the env."""
+    path = tmp_path / "gptoss.toml"
+    path.write_text('[serve]\nkv_cache_dtype = "auto"\n')
+    assert load_config(path, env={}).resolved().kv_cache_dtype == "auto"
+    assert load_config(env={"GPTOSS_KV_CACHE_DTYPE": "auto"}).resolved().kv_cache_dtype == "auto"
+    assert load_config(env={"GPTOSS_KV_CACHE_DTYPE": "default"}).resolved().kv_cache_dtype == "fp8"
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("served_model_names", "gpt"),
+        ("served_model_names", 0),
+        ("extra_args", None),
+        ("extra_args", "--seed 3"),
+        ("extra_args", ["--seed", 5]),
+    ],
+)
+def test_list_fields_take_lists_of_strings_only(field: str, value: object) -> None:
+    """A string is not split into characters and a number is not a token: both are ConfigErrors."""
+    with pytest.raises(ConfigError) as err:
+        ServeConfig(**{field: value})  # type: ignore[arg-type]
+    assert err.value.field == field
+    assert "list of strings" in err.value.allowed
+
+
+def test_toml_string_for_a_list_field_is_an_error(tmp_path: Path) -> None:
+    """served_model_names = "gpt" in a file is refused, not read as ['g', 'p', 't']."""
+    path = tmp_path / "gptoss.toml"
+    path.write_text('[serve]\nserved_model_names = "gpt"\n')
+    with pytest.raises(ConfigError, match="served_model_names"):
+        load_config(path, env={})
+
+
+def test_misspelt_table_is_an_error(tmp_path: Path) -> None:
+    """A [serv] table would silently deploy the defaults, so it is refused with a suggestion."""
+    path = tmp_path / "gptoss.toml"
+    path.write_text('[serv]\nmodel = "120b"\n')
+    with pytest.raises(ConfigError, match="did you mean 'serve'"):
+        load_config(path, env={})
+
+
+def test_unreadable_config_paths_are_config_errors(tmp_path: Path) -> None:
+    """A directory or a non-UTF-8 file is a ConfigError naming the file, not an OSError."""
+    with pytest.raises(ConfigError, match="readable UTF-8"):
+        load_config(tmp_path, env={})
+    latin = tmp_path / "latin.toml"
+    latin.write_bytes(b"[serve]\nhost = '\xe9'\n")
+    with pytest.raises(ConfigError, match="readable UTF-8"):
+        load_config(latin, env={})
+
+
+def test_seed_capture_size_carries_the_cuda_graph_advisory() -> None:
+    """The seed's capture size of 32 tokens covers only 4 requests with 7 draft tokens: say so."""
+    notes = ServeConfig().advisories()
+    assert any("more than 4 decoding requests" in n for n in notes)
+
+
+def test_latency_profile_sizes_cuda_graphs_in_tokens() -> None:
+    """The latency profile captures graphs for 8 requests of 1 + 7 tokens each: 64 tokens."""
+    c = ServeConfig(profile="latency").resolved()
+    assert c.max_cudagraph_capture_size == 64
+    assert not any("counts tokens" in n for n in ServeConfig(profile="latency").advisories())
+
+
+def test_capture_size_is_capped_by_the_batched_tokens() -> None:
+    """vLLM caps the capture size at max_num_batched_tokens; the derived value does too."""
+    c = ServeConfig(profile="latency", max_inputs=512, max_num_batched_tokens=1024).resolved()
+    assert c.max_cudagraph_capture_size == 1024

@@ -74,3 +74,14 @@ def test_owned_field_lookup() -> None:
     assert owned_field("--max-model-len=4") == "max_model_len"
     assert owned_field("--seed") is None
     assert owned_field("--nope") is None
+
+
+@pytest.mark.parametrize(
+    "args", [["--api-key=sk-live-SECRET"], ["--hf-token", "hf_SECRET"], ["--hf-token=hf_SECRET"]]
+)
+def test_credentials_are_refused_without_echoing_them(args: list[str]) -> None:
+    """Keys and Hub tokens never go on argv, and the refusal names the option, not the secret."""
+    with pytest.raises(ConfigError) as err:
+        validate_extra_args(args)
+    assert "SECRET" not in str(err.value)
+    assert "Modal Secret" in str(err.value)
