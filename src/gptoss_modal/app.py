@@ -36,8 +36,7 @@ from gptoss_modal.deploy import (
 )
 
 if TYPE_CHECKING:
-    from gptoss_modal.chunks import ChatResult
-    from gptoss_modal.client import Client, HealthProgress
+    from gptoss_modal.client import HealthProgress
 
 MINUTES = 60  # seconds
 
@@ -273,8 +272,8 @@ def download() -> None:
 #
 # As in Modal's example, `modal run` starts the app for the length of this function: wait for the
 # server to become healthy (showing progress through a cold start), then stream one answer with
-# low reasoning effort and another with a pirate system prompt, through our streaming client,
-# and print time to first token, time to last token and tokens per second.
+# low reasoning effort and another with a pirate system prompt, through our streaming client and
+# `gptoss-modal chat`'s display, and print time to first token, time to last token and tokens/s.
 #
 # Every parameter is annotated: Modal only turns annotated parameters into typed CLI options
 # (an unannotated `bool` would arrive as a string, and `--twice False` would be truthy).
@@ -293,7 +292,7 @@ async def main(
     health_timeout_s: float = 30 * MINUTES,  # how long to wait for a cold start
 ) -> None:
     """Wait for the server, then stream a chat (twice: plain, then as a pirate)."""
-    from gptoss_modal.cli.stream import Spinner  # the CLI's progress display
+    from gptoss_modal.cli.stream import Spinner, format_summary, print_stream  # the CLI's display
     from gptoss_modal.client import Client
     from gptoss_modal.deploy import client_credentials
 
@@ -316,36 +315,10 @@ async def main(
         print(f"healthy after {health.elapsed_s:.0f} s")
         systems = [SYSTEM_PROMPT, SYSTEM_PROMPT + PIRATE] if twice else [SYSTEM_PROMPT]
         for system in systems:
-            print(f"\n>>> system: {system}\n>>> user: {prompt}\n")
-            await _stream(client, prompt, system, reasoning_effort, max_tokens)
-
-
-async def _stream(
-    client: Client, prompt: str, system: str, reasoning_effort: str, max_tokens: int
-) -> ChatResult:
-    dim, reset = ("\x1b[2m", "\x1b[0m") if sys.stdout.isatty() else ("", "")
-    async with client.stream_chat(
-        prompt, system=system, reasoning_effort=reasoning_effort, max_tokens=max_tokens
-    ) as stream:
-        async for chunk in stream:
-            if chunk.reasoning:
-                print(f"{dim}{chunk.reasoning}{reset}", end="", flush=True)
-            if chunk.content:
-                print(chunk.content, end="", flush=True)
-        result = stream.result
-    print("\n")
-    print(_timings(result))
-    return result
-
-
-def _timings(result: ChatResult) -> str:
-    def seconds(value: float | None) -> str:
-        return "n/a" if value is None else f"{value:.2f} s"
-
-    rate = result.decode_tokens_per_s
-    return (
-        f"time to first token {seconds(result.ttft_s)}, "
-        f"time to last token {seconds(result.ttlt_s)}, "
-        f"{result.completion_tokens or 0} tokens, "
-        f"{'n/a' if rate is None else f'{rate:.0f}'} tokens/s"
-    )
+            print(f"\n>>> system: {system}\n>>> user: {prompt}\n", flush=True)
+            stream = client.stream_chat(
+                prompt, system=system, reasoning_effort=reasoning_effort, max_tokens=max_tokens
+            )
+            async with stream:
+                result = await print_stream(stream, sys.stdout, sys.stderr)
+            print(format_summary(result))

@@ -2,7 +2,9 @@
 
 - :func:`wait_healthy` / :meth:`Client.wait_healthy` poll ``/health`` with backoff through a
   cold start: a refused connection, a timeout, 503 and proxy errors mean "not yet"; 401, 403 and
-  404 mean the URL or key is wrong and raise at once. Progress goes to a callback.
+  404 (the URL or key is wrong), a host that does not resolve and a failed TLS handshake or
+  certificate raise at once (:func:`worth_waiting` tells them apart). Progress goes to a
+  callback.
 - :func:`stream_chat` / :meth:`Client.stream_chat` post ``/v1/chat/completions`` with
   ``stream: true`` and return a :class:`ChatStream`: iterate it for typed chunks as they
   arrive, or ``await stream.collect()`` (the cheapest way to run many streams at once). Either
@@ -22,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Final, Self
@@ -60,6 +62,7 @@ __all__ = [
     "build_chat_request",
     "stream_chat",
     "wait_healthy",
+    "worth_waiting",
 ]
 
 DEFAULT_CONNECT_TIMEOUT_S: Final = 10.0
@@ -82,6 +85,9 @@ _FATAL_HEALTH_STATUSES: Final = frozenset({400, 401, 403, 404, 405})
 
 # Everything a request can raise from below us; _translate turns it into our errors.
 _LOWER_LEVEL_ERRORS: Final = (aiohttp.ClientError, asyncio.TimeoutError, OSError)
+# Failures to connect that waiting does not fix: the host does not resolve, or TLS fails (a
+# self-signed or expired certificate, a wrong host name, https:// to a plain-HTTP port).
+_PERMANENT_CONNECT_ERRORS: Final = (aiohttp.ClientConnectorDNSError, aiohttp.ClientSSLError)
 
 _json_encode = msgspec.json.Encoder().encode
 _json_decode = msgspec.json.Decoder().decode
@@ -163,7 +169,8 @@ class Client:
     ``api_key`` is sent as ``Authorization: Bearer``; ``headers`` are added to every request
     (for example Modal's ``Modal-Key``/``Modal-Secret`` proxy auth). ``connect_timeout_s`` bounds
     connecting; ``stall_timeout_s`` fails a stream when no bytes arrive for that long (``None``
-    waits forever). ``clock`` stamps requests and chunks (``time.perf_counter`` by default).
+    waits forever). ``clock`` stamps requests and chunks (``time.perf_counter`` by default);
+    ``sleep`` waits between health checks (``asyncio.sleep``; tests pass a fake).
     """
 
     def __init__(
@@ -177,17 +184,24 @@ class Client:
         stall_timeout_s: float | None = DEFAULT_STALL_TIMEOUT_S,
         max_connections: int = 1024,
         clock: Callable[[], float] = time.perf_counter,
+        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
     ) -> None:
         self.base_url = _base_url(base_url)
         self.model = model
         self.connect_timeout_s = connect_timeout_s
         self.stall_timeout_s = stall_timeout_s
         self.clock = clock
+        self.sleep = sleep
         self._api_key_sent = bool(api_key)
         self._headers = {"Accept": "text/event-stream", "Content-Type": "application/json"}
         if api_key:
             self._headers["Authorization"] = f"Bearer {api_key}"
         self._headers.update(headers or {})
+        sent = {name.lower() for name in self._headers}
+        self._credentials = _Credentials(
+            api_key=bool(api_key) or "authorization" in sent,
+            proxy_auth="modal-key" in sent or "modal-secret" in sent,
+        )
         self._max_connections = max_connections
         self._session: aiohttp.ClientSession | None = None
 
@@ -230,8 +244,9 @@ class Client:
 
         Checks once even with ``timeout_s=0``. Waits 0.25 s after the first failed check, 1.5x
         longer after each next one, at most 5 s. Calls ``on_progress`` after every check.
-        Raises :class:`HealthTimeout` (with the last status) when time runs out, and
-        :class:`AuthenticationError` / :class:`HTTPStatusError` at once for 401, 403, 404.
+        Raises :class:`HealthTimeout` (with the last status) when time runs out;
+        :class:`AuthenticationError` / :class:`HTTPStatusError` at once for 401, 403, 404; and
+        :class:`ConnectError` at once when the host does not resolve or TLS fails.
         """
         url = f"{self.base_url}/health"
         start = self.clock()
@@ -256,7 +271,7 @@ class Client:
                     url=url,
                     last_status=status,
                 )
-            await asyncio.sleep(min(delay, remaining))
+            await self.sleep(min(delay, remaining))
             delay = min(delay * HEALTH_BACKOFF, HEALTH_MAX_DELAY_S)
 
     async def _check_health(self, url: str, probe_s: float) -> tuple[str, bool]:
@@ -269,11 +284,11 @@ class Client:
                 body = await response.content.read(_ERROR_BODY_LIMIT_BYTES)
         except _LOWER_LEVEL_ERRORS as exc:
             error = _translate(exc, url=url, timeout_s=probe_s, stall_timeout_s=None, partial=None)
-            if isinstance(error, (ConnectError, TimeoutError)):
+            if worth_waiting(error):
                 return str(error), False  # not up yet
             raise error from exc
         if response.status in _FATAL_HEALTH_STATUSES:
-            raise _status_error(response.status, response.reason, body, url, self._api_key_sent)
+            raise _status_error(response.status, response.reason, body, url, self._credentials)
         return f"HTTP {response.status} {response.reason or ''}".rstrip(), False
 
     def stream_chat(
@@ -441,7 +456,7 @@ class ChatStream:
             body = await response.content.read(_ERROR_BODY_LIMIT_BYTES)
             response.release()
             raise _status_error(
-                response.status, response.reason, body, self.url, client._api_key_sent
+                response.status, response.reason, body, self.url, client._credentials
             )
         content_type = response.headers.get("Content-Type", "")
         if not content_type.startswith("text/event-stream"):
@@ -463,6 +478,14 @@ class ChatStream:
         )
 
 
+def worth_waiting(error: BaseException) -> bool:
+    """Whether a failed request may succeed once the server has started: a refused or dropped
+    connection or a timeout, but not a host that does not resolve or a failed TLS handshake."""
+    return isinstance(error, (ConnectError, TimeoutError)) and not isinstance(
+        error.__cause__, _PERMANENT_CONNECT_ERRORS
+    )
+
+
 def _translate(
     exc: BaseException,
     *,
@@ -474,8 +497,21 @@ def _translate(
     """The one place where aiohttp's, asyncio's and the OS's errors become ours.
 
     ``partial`` is the result so far when the reply had started; a connection lost after that
-    is an incomplete stream, before it a failure to connect.
+    is an incomplete stream, before it a failure to connect. The error's ``__cause__`` is
+    ``exc`` already (as ``raise ... from exc`` sets it), so :func:`worth_waiting` can tell.
     """
+    error = _translated(exc, url, timeout_s, stall_timeout_s, partial)
+    error.__cause__ = exc
+    return error
+
+
+def _translated(
+    exc: BaseException,
+    url: str,
+    timeout_s: float | None,
+    stall_timeout_s: float | None,
+    partial: ChatResult | None,
+) -> GptossModalError:
     receiving = partial is not None and partial.response_at is not None
     received = len(partial.chunks) if partial is not None else 0
     if isinstance(exc, aiohttp.ConnectionTimeoutError):
@@ -488,7 +524,18 @@ def _translate(
     if isinstance(exc, asyncio.TimeoutError):  # a request's total time limit
         return TimeoutError(f"{url} did not answer within {timeout_s} s", url=url, partial=partial)
     if isinstance(exc, aiohttp.ClientConnectorDNSError):
-        return ConnectError(f"cannot resolve the host of {url}: {exc.os_error}", url=url)
+        reason = exc.os_error.strerror or str(exc.os_error) or type(exc.os_error).__name__
+        return ConnectError(
+            f"cannot resolve the host {exc.host!r} of {url} ({reason}): check the URL", url=url
+        )
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError):  # the error's own text
+        return ConnectError(
+            f"the TLS certificate of {url} was rejected: {_text(exc.certificate_error)} (for a "
+            "private CA, point SSL_CERT_FILE at its certificate)",
+            url=url,
+        )
+    if isinstance(exc, aiohttp.ClientSSLError):  # an SSL error's errno is not an OS errno
+        return ConnectError(f"the TLS handshake with {url} failed: {_text(exc.os_error)}", url=url)
     if isinstance(exc, aiohttp.ClientConnectorError):
         cause = exc.os_error
         reason = os.strerror(cause.errno) if cause.errno else str(cause) or type(cause).__name__
@@ -508,8 +555,30 @@ def _translate(
     )
 
 
+def _text(exc: BaseException) -> str:
+    """An exception's own message, or its type when it has none."""
+    return str(exc) or type(exc).__name__
+
+
+@dataclass(frozen=True, slots=True)
+class _Credentials:
+    """Which credentials a client sends (never their values), for the 401 message."""
+
+    api_key: bool
+    proxy_auth: bool
+
+    def rejected(self) -> str:
+        if self.api_key and self.proxy_auth:
+            return "the API key and the Modal-Key/Modal-Secret headers sent were rejected"
+        if self.api_key:
+            return "the API key sent was rejected"
+        if self.proxy_auth:
+            return "the Modal-Key/Modal-Secret headers sent were rejected"
+        return "no API key and no Modal-Key/Modal-Secret headers were sent"
+
+
 def _status_error(
-    status: int, reason: str | None, body: bytes, url: str, api_key_sent: bool
+    status: int, reason: str | None, body: bytes, url: str, credentials: _Credentials
 ) -> HTTPStatusError:
     """The error for a non-2xx reply, with vLLM's error object when the body has one."""
     text = body.decode("utf-8", "replace")
@@ -526,9 +595,10 @@ def _status_error(
             error = decoded
     head = f"{url} answered {status} {reason or ''}".rstrip()
     if status == 401:
-        key = "the API key sent was rejected" if api_key_sent else "no API key was sent"
         return AuthenticationError(
-            f"{head}: {key}; use the key the server was started with (vLLM --api-key)",
+            f"{head}: {credentials.rejected()}; send the key vLLM was started with (vLLM "
+            "--api-key or VLLM_API_KEY) or, when the Modal app uses proxy auth, a proxy auth "
+            "token as the Modal-Key and Modal-Secret headers",
             status=status,
             body=text,
             error=error,

@@ -2,8 +2,9 @@
 
 ``python -m gptoss_modal.demo chat [PROMPT]`` starts the mock vLLM server in this process on a
 free port (gpt-oss-like timing: 300 ms to the first token, 15 ms per token) and runs
-``gptoss-modal chat`` against it. ``python -m gptoss_modal.demo bench`` starts the mock in
-another process and runs ``gptoss-modal bench`` against it.
+``gptoss-modal chat`` against it; with ``--cold-start-s N`` the mock answers 503 on ``/health``
+for N seconds and the chat waits for it (``--wait``). ``python -m gptoss_modal.demo bench``
+starts the mock in another process and runs ``gptoss-modal bench`` against it.
 """
 
 from __future__ import annotations
@@ -19,30 +20,16 @@ DEFAULT_PROMPT = "Explain in two sentences why streaming matters for chat latenc
 DEMO_TTFT_MS = 300.0
 DEMO_ITL_MS = 15.0
 BENCH_MOCK_ARGS = ("--ttft-ms", "100", "--itl-ms", "10", "--stream-interval", "1", "--quiet")
+COLD_START_MARGIN_S = 30.0  # the chat waits this much longer for /health than the cold start
 
 
 def _say(message: str) -> None:
     sys.stderr.write(f"demo: {message}\n")
 
 
-def subcommand_available(name: str) -> bool:
-    """Whether ``gptoss-modal NAME`` is registered (other parts of the CLI land separately)."""
-    parser = cli.build_parser()
-    for action in parser._subparsers._group_actions if parser._subparsers else []:
-        choices = getattr(action, "choices", None) or {}
-        if name in choices:
-            return True
-    return False
-
-
 def run_chat(prompt: str, cold_start_s: float) -> int:
-    """The mock in a thread of this process; the chat CLI against it."""
-    if not subcommand_available("chat"):
-        _say(
-            "`gptoss-modal chat` is not available in this checkout yet; "
-            "the mock alone runs with `gptoss-modal mock`."
-        )
-        return cli.EXIT_FAILURE
+    """The mock in a thread of this process; the chat CLI against it (waiting out a cold start
+    when there is one: the mock answers 503 until then)."""
     config = MockConfig(
         ttft_ms=DEMO_TTFT_MS,
         itl_ms=DEMO_ITL_MS,
@@ -51,17 +38,14 @@ def run_chat(prompt: str, cold_start_s: float) -> int:
     )
     with run_mock_in_thread(config) as mock:
         _say(f"mock vLLM {config.version} (gpt-oss) on {mock.url}")
-        return cli.main(["chat", mock.url, prompt, "--reasoning-effort", "low"])
+        argv = ["chat", mock.url, prompt, "--reasoning-effort", "low"]
+        if cold_start_s > 0:
+            argv += ["--wait", f"{cold_start_s + COLD_START_MARGIN_S:g}s"]
+        return cli.main(argv)
 
 
 def run_bench(extra: Sequence[str]) -> int:
     """The mock in another process; the load benchmark against it."""
-    if not subcommand_available("bench"):
-        _say(
-            "`gptoss-modal bench` is not available in this checkout yet "
-            "(the load benchmark lands separately)."
-        )
-        return cli.EXIT_FAILURE
     with spawn_mock_process(BENCH_MOCK_ARGS) as mock:
         _say(f"mock vLLM (gpt-oss) on {mock.url}, pid {mock.pid}")
         args = ["bench", mock.url, "--concurrency", "1,8,32", "--requests", "64"]

@@ -61,6 +61,7 @@ __all__ = [
     "missing_api_key_message",
     "missing_secret_message",
     "open_auth_banner",
+    "proxy_auth_headers",
 ]
 
 MINUTES = 60  # seconds
@@ -540,14 +541,25 @@ def client_credentials(
             )
         return key, {}
     if settings.auth == "proxy":
-        token_id = env.get(PROXY_KEY_ENV, "").strip()
-        token_secret = env.get(PROXY_SECRET_ENV, "").strip()
-        if not token_id or not token_secret:
-            raise ConfigError(
-                f"{PROXY_KEY_ENV}/{PROXY_SECRET_ENV}",
-                "<unset>",
-                "a Modal proxy auth token (create one in the Modal dashboard under Settings > "
-                f"Proxy Auth Tokens): export {PROXY_KEY_ENV}=wk-... {PROXY_SECRET_ENV}=ws-...",
-            )
-        return None, {"Modal-Key": token_id, "Modal-Secret": token_secret}
+        return None, proxy_auth_headers(env, required=True)
     return None, {}
+
+
+def proxy_auth_headers(env: Mapping[str, str], *, required: bool = False) -> dict[str, str]:
+    """``Modal-Key``/``Modal-Secret`` from ``GPTOSS_MODAL_KEY``/``GPTOSS_MODAL_SECRET``.
+
+    Neither set gives ``{}`` unless ``required``. Raises :class:`ConfigError` saying what to
+    set when only one is set (or neither, if ``required``); never with the values.
+    """
+    token_id = env.get(PROXY_KEY_ENV, "").strip()
+    token_secret = env.get(PROXY_SECRET_ENV, "").strip()
+    if not (token_id or token_secret or required):
+        return {}
+    if not token_id or not token_secret:
+        raise ConfigError(
+            f"{PROXY_KEY_ENV}/{PROXY_SECRET_ENV}",
+            "<unset>",
+            "a Modal proxy auth token (create one in the Modal dashboard under Settings > "
+            f"Proxy Auth Tokens): export {PROXY_KEY_ENV}=wk-... {PROXY_SECRET_ENV}=ws-...",
+        )
+    return {"Modal-Key": token_id, "Modal-Secret": token_secret}

@@ -196,7 +196,7 @@ async def test_401_raises_AuthenticationError_saying_whether_a_key_was_sent() ->
             with pytest.raises(AuthenticationError, match="key sent was rejected") as with_key:
                 await client.chat("hi")
         async with Client(server.url) as client:
-            with pytest.raises(AuthenticationError, match="no API key was sent"):
+            with pytest.raises(AuthenticationError, match="no API key and no Modal-Key"):
                 await client.chat("hi")
     error = with_key.value
     assert (error.status, error.body, error.error) == (401, '{"error":"Unauthorized"}', None)

@@ -18,6 +18,7 @@ import sys
 from typing import Any
 
 from gptoss_modal.cli import EXIT_FAILURE, EXIT_OK
+from gptoss_modal.cli._options import parse_headers
 
 API_KEY_ENV = "GPTOSS_API_KEY"
 EPILOG = """\
@@ -110,18 +111,6 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     p.set_defaults(func=run)
 
 
-def _headers(values: list[str]) -> dict[str, str]:
-    from gptoss_modal._exceptions import ConfigError
-
-    headers: dict[str, str] = {}
-    for value in values:
-        name, sep, content = value.partition(":")
-        if not sep or not name.strip():
-            raise ConfigError("--header", value, "NAME:VALUE, e.g. Modal-Key:wk-...")
-        headers[name.strip()] = content.strip()
-    return headers
-
-
 def run(args: argparse.Namespace) -> int:
     """Dispatch ``bench URL`` and ``bench compare A B``."""
     from gptoss_modal._exceptions import ConfigError
@@ -182,7 +171,7 @@ def bench(args: argparse.Namespace) -> int:
         url=args.url,
         model=args.model or None,
         api_key=args.api_key or os.environ.get(API_KEY_ENV) or None,
-        headers=_headers(args.header),
+        headers=parse_headers(args.header),
         levels=parse_levels(args.concurrency, args.rate),
         requests=args.requests,
         duration_s=parse_duration(args.duration) if args.duration else None,

@@ -4,8 +4,10 @@
 ``chat URL "prompt"`` streams the reply: reasoning dimmed (when stdout is a terminal), then the
 content, as they arrive; a spinner with the elapsed time shows on stderr (when it is a terminal)
 while waiting; the run ends with time to first token, time to last token and tokens/s.
-Exit codes: 0 ok, 1 the server or the stream failed, 2 bad usage. The aiohttp client is
-imported only when a command runs.
+:func:`print_stream` and :func:`format_summary` are that display, for other front ends (the
+Modal app's ``modal run``). Both commands send ``--header`` values and Modal proxy auth from
+``$GPTOSS_MODAL_KEY``/``$GPTOSS_MODAL_SECRET``. Exit codes: 0 ok, 1 the server or the stream
+failed, 2 bad usage. The aiohttp client is imported only when a command runs.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from gptoss_modal._exceptions import ConnectError, HealthTimeout
 from gptoss_modal.cli import EXIT_FAILURE, EXIT_OK
+from gptoss_modal.cli._options import add_header_option, request_headers
 
 if TYPE_CHECKING:  # the client imports aiohttp: only when a command runs
     from gptoss_modal.chunks import ChatResult
@@ -28,7 +31,6 @@ if TYPE_CHECKING:  # the client imports aiohttp: only when a command runs
 
 API_KEY_ENV = "GPTOSS_API_KEY"
 SPINNER_PERIOD_S = 0.1
-DEFAULT_STALL_S = 120.0  # the client's default: no bytes for this long fails the chat
 _DIM, _RESET = "\x1b[2m", "\x1b[0m"
 _CLEAR_LINE = "\r\x1b[K"
 _UNITS_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "": 1.0}
@@ -61,6 +63,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         help="keep checking for up to this long, e.g. 30m (default: check once)",
     )
     _add_key_option(health)
+    add_header_option(health)
     health.set_defaults(func=run_health)
 
     chat = subparsers.add_parser(
@@ -87,11 +90,12 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     chat.add_argument(
         "--stall-timeout",
         type=parse_duration,
-        default=DEFAULT_STALL_S,
+        default=None,  # the client's DEFAULT_STALL_TIMEOUT_S (imported only when chat runs)
         metavar="DURATION",
         help="fail when no bytes arrive for this long, first token included (default 120s)",
     )
     _add_key_option(chat)
+    add_header_option(chat)
     chat.set_defaults(func=run_chat)
 
 
@@ -142,19 +146,20 @@ def run_health(args: argparse.Namespace) -> int:
 async def _health(args: argparse.Namespace) -> int:
     from gptoss_modal.client import Client
 
-    spinner = Spinner(sys.stderr)
-    async with Client(args.url, api_key=args.api_key) as client:
+    headers = request_headers(args.header, os.environ)
+    async with Client(args.url, api_key=args.api_key, headers=headers) as client:
         try:
-            progress = await _wait(client, spinner, args.wait)
-        except HealthTimeout as exc:
+            progress = await _wait(client, args.wait)
+        except (ConnectError, HealthTimeout) as exc:
             return _fail(exc, args.wait)
     checks = "1 check" if progress.attempts == 1 else f"{progress.attempts} checks"
     print(f"{client.base_url} is healthy ({checks}, {progress.elapsed_s:.1f} s)")
     return EXIT_OK
 
 
-async def _wait(client: Client, spinner: Spinner, wait_s: float) -> HealthProgress:
-    """Wait for health with the spinner showing the last status."""
+async def _wait(client: Client, wait_s: float) -> HealthProgress:
+    """Wait for health with a spinner on stderr showing the last status."""
+    spinner = Spinner(sys.stderr)
 
     def show(progress: HealthProgress) -> None:
         spinner.label = f"waiting for {client.base_url}/health: {progress.last_status}"
@@ -168,8 +173,10 @@ async def _wait(client: Client, spinner: Spinner, wait_s: float) -> HealthProgre
 
 def _fail(exc: ConnectError | HealthTimeout, wait_s: float | None) -> int:
     """Print a connection failure with what to try next; the run failed."""
+    from gptoss_modal.client import worth_waiting
+
     print(f"gptoss-modal: error: {exc}", file=sys.stderr)
-    if not wait_s:
+    if not wait_s and worth_waiting(exc):  # not for a host that does not resolve, or TLS
         print(
             "gptoss-modal: is the server running? To wait for it to start (a Modal cold start "
             "can take minutes), add --wait 30m",
@@ -184,16 +191,15 @@ def run_chat(args: argparse.Namespace) -> int:
 
 
 async def _chat(args: argparse.Namespace) -> int:
-    from gptoss_modal.client import Client
+    from gptoss_modal.client import DEFAULT_STALL_TIMEOUT_S, Client
 
-    out = sys.stdout
-    dim = out.isatty()
-    spinner = Spinner(sys.stderr)
+    stall_s = DEFAULT_STALL_TIMEOUT_S if args.stall_timeout is None else args.stall_timeout
+    headers = request_headers(args.header, os.environ)
     client = Client(
-        args.url, api_key=args.api_key, model=args.model, stall_timeout_s=args.stall_timeout
+        args.url, api_key=args.api_key, headers=headers, model=args.model, stall_timeout_s=stall_s
     )
     async with client:
-        stream = client.stream_chat(
+        stream = client.stream_chat(  # a bad option fails here, before any waiting
             args.prompt,
             system=args.system,
             reasoning_effort=args.reasoning_effort,
@@ -201,20 +207,25 @@ async def _chat(args: argparse.Namespace) -> int:
         )
         try:
             if args.wait:
-                await _wait(client, spinner, args.wait)
-            spinner.start("waiting for the first token")
+                await _wait(client, args.wait)
             async with stream:
-                await _print_stream(stream, out, dim, spinner)
+                result = await print_stream(stream, sys.stdout, sys.stderr)
         except (ConnectError, HealthTimeout) as exc:
             return _fail(exc, args.wait)
-        finally:
-            spinner.stop()
-    print(_summary(stream.result), file=sys.stderr)
+    print(format_summary(result), file=sys.stderr)
     return EXIT_OK
 
 
-async def _print_stream(stream: ChatStream, out: TextIO, dim: bool, spinner: Spinner) -> None:
-    """Write reasoning (dimmed on a terminal) and content as they arrive."""
+async def print_stream(stream: ChatStream, out: TextIO, err: TextIO) -> ChatResult:
+    """Print a chat reply as it arrives and return the stream's result.
+
+    A spinner on ``err`` (when it is a terminal) until the first text; then the reasoning
+    (dimmed when ``out`` is a terminal), a blank line and the content on ``out``, ended with a
+    newline. Errors propagate, with what arrived before them printed.
+    """
+    dim = out.isatty()
+    spinner = Spinner(err)
+    spinner.start("waiting for the first token")
     in_reasoning = False
     wrote = False
     try:
@@ -234,23 +245,26 @@ async def _print_stream(stream: ChatStream, out: TextIO, dim: bool, spinner: Spi
             wrote = True
             out.flush()
     finally:
+        spinner.stop()
         if wrote:
             out.write("\n")
             out.flush()
+    return stream.result
 
 
-def _summary(result: ChatResult) -> str:
-    """``TTFT 0.42 s · first content 1.20 s · last token 3.10 s · 512 tokens · 190.5 tok/s``."""
+def format_summary(result: ChatResult) -> str:
+    """``time to first token 0.42 s · time to first content 1.20 s · time to last token 3.10 s ·
+    512 tokens · 190.5 tokens/s`` (first content only when it came after the first token)."""
 
     def seconds(value: float | None) -> str:
         return "n/a" if value is None else f"{value:.2f} s"
 
-    parts = [f"TTFT {seconds(result.ttft_s)}"]
+    parts = [f"time to first token {seconds(result.ttft_s)}"]
     if result.ttft_content_s is not None and result.ttft_content_s != result.ttft_s:
-        parts.append(f"first content {seconds(result.ttft_content_s)}")
-    parts.append(f"last token {seconds(result.ttlt_s)}")
+        parts.append(f"time to first content {seconds(result.ttft_content_s)}")
+    parts.append(f"time to last token {seconds(result.ttlt_s)}")
     tokens = result.completion_tokens
     parts.append(f"{tokens} tokens" if tokens is not None else "tokens n/a")
     rate = result.decode_tokens_per_s
-    parts.append(f"{rate:.1f} tok/s" if rate is not None else "tok/s n/a")
+    parts.append(f"{rate:.1f} tokens/s" if rate is not None else "tokens/s n/a")
     return " · ".join(parts)

@@ -1,0 +1,61 @@
+"""Options more than one subcommand takes: extra request headers (``--header``)."""
+
+from __future__ import annotations
+
+import argparse
+import re
+from collections.abc import Mapping, Sequence
+
+from gptoss_modal._exceptions import ConfigError
+
+# RFC 9110's token: what a header name may be made of.
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+
+
+def add_header_option(parser: argparse.ArgumentParser) -> None:
+    """``--header "NAME: VALUE"``, repeatable."""
+    parser.add_argument(
+        "--header",
+        action="append",
+        default=[],
+        metavar='"NAME: VALUE"',
+        help=(
+            "an extra header on every request (repeatable); Modal proxy auth's Modal-Key and "
+            "Modal-Secret are sent from $GPTOSS_MODAL_KEY and $GPTOSS_MODAL_SECRET when set"
+        ),
+    )
+
+
+def parse_headers(values: Sequence[str]) -> dict[str, str]:
+    """``["NAME: VALUE", ...]`` (``NAME:VALUE`` too) as a dict; a repeated name keeps the last.
+
+    Raises :class:`ConfigError` for a value without a colon, a name that is not an HTTP token
+    or a line break in the value; the error never shows the value (it may be a secret).
+    """
+    headers: dict[str, str] = {}
+    for value in values:
+        name, sep, content = value.partition(":")
+        name = name.strip()
+        valid_name = bool(sep) and _HEADER_NAME.fullmatch(name) is not None
+        if not valid_name or "\r" in content or "\n" in content:
+            raise ConfigError(
+                "--header",
+                f"{name if valid_name else '<hidden>'}: ...",
+                'NAME: VALUE on one line, e.g. "Modal-Key: wk-..."',
+            )
+        headers[name] = content.strip()
+    return headers
+
+
+def request_headers(values: Sequence[str], env: Mapping[str, str]) -> dict[str, str]:
+    """The ``--header`` values on top of Modal proxy auth from the environment (if set).
+
+    A ``--header`` replaces an environment header of the same name, in any case.
+    """
+    from gptoss_modal.deploy import proxy_auth_headers  # the deploy settings: only when run
+
+    given = parse_headers(values)
+    replaced = {name.lower() for name in given}
+    headers = {k: v for k, v in proxy_auth_headers(env).items() if k.lower() not in replaced}
+    headers.update(given)
+    return headers
