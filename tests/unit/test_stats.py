@@ -337,7 +337,9 @@ def test_metrics_recover_the_server_timing(server: dict[str, float]) -> None:
     """Whatever the stream interval, TPOT and every per-token ITL equal the server's ITL and
     the first-chunk TTFT equals its TTFT (per-chunk gaps would fail as soon as interval > 1)."""
     tokens, interval, hidden = int(server["tokens"]), int(server["interval"]), server["hidden"]
-    assume(tokens > max(hidden, interval) + 1)
+    # Per-token ITL needs two chunks with visible text after the first: with `hidden` header
+    # tokens and `interval` tokens per chunk, fewer tokens leave nothing to measure.
+    assume(tokens > hidden + 2 * interval)
     m = request_metrics(
         vllm_trace(
             ttft=server["ttft"],
