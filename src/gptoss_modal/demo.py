@@ -59,12 +59,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     chat = sub.add_parser("chat", help="chat with the mock through gptoss-modal chat")
     chat.add_argument("prompt", nargs="?", default=DEFAULT_PROMPT)
     chat.add_argument("--cold-start-s", type=float, default=0.0, help="simulate a cold start")
-    bench = sub.add_parser("bench", help="run gptoss-modal bench against the mock")
-    bench.add_argument("extra", nargs=argparse.REMAINDER, help="more bench options")
-    args = parser.parse_args(argv)
+    sub.add_parser("bench", help="run gptoss-modal bench against the mock (more options pass on)")
+    # Options after `bench` belong to `gptoss-modal bench` (--json, --plot, --budgets...).
+    args, extra = parser.parse_known_args(argv)
     if args.mode == "chat":
+        if extra:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
         return run_chat(args.prompt, args.cold_start_s)
-    return run_bench(args.extra)
+    return run_bench(extra)
 
 
 if __name__ == "__main__":

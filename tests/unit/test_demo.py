@@ -49,3 +49,18 @@ def test_the_demo_chat_gets_through_a_cold_start(capsys: pytest.CaptureFixture[s
     out, err = capsys.readouterr()
     assert out.strip()
     assert "time to first token" in err
+
+
+def test_demo_bench_passes_bench_options_through(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Options after `demo bench` (such as --json) reach `gptoss-modal bench` unchanged."""
+    seen: list[list[str]] = []
+    monkeypatch.setattr(demo, "run_bench", lambda extra: seen.append(list(extra)) or 0)
+    assert demo.main(["bench", "--json", "run.json", "--plot", "run.png"]) == 0
+    assert seen == [["--json", "run.json", "--plot", "run.png"]]
+
+
+def test_demo_chat_refuses_unknown_options() -> None:
+    """An option `demo chat` does not know is a usage error, not silently dropped."""
+    with pytest.raises(SystemExit) as exit_:
+        demo.main(["chat", "hi", "--json", "x"])
+    assert exit_.value.code == 2

@@ -18,7 +18,7 @@ import sys
 from typing import Any
 
 from gptoss_modal.cli import EXIT_FAILURE, EXIT_OK
-from gptoss_modal.cli._options import parse_headers
+from gptoss_modal.cli._options import request_headers
 
 API_KEY_ENV = "GPTOSS_API_KEY"
 EPILOG = """\
@@ -171,7 +171,7 @@ def bench(args: argparse.Namespace) -> int:
         url=args.url,
         model=args.model or None,
         api_key=args.api_key or os.environ.get(API_KEY_ENV) or None,
-        headers=parse_headers(args.header),
+        headers=request_headers(args.header, os.environ),  # + Modal proxy auth from env
         levels=parse_levels(args.concurrency, args.rate),
         requests=args.requests,
         duration_s=parse_duration(args.duration) if args.duration else None,
