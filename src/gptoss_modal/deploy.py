@@ -23,13 +23,10 @@ Auth modes:
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import json
 import os
 import re
 import shlex
-import tomllib
-import types
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -37,6 +34,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from gptoss_modal._exceptions import ConfigError
+from gptoss_modal._loading import check_range, check_types, did_you_mean, env_values, toml_values
 from gptoss_modal._vllm_options import VLLM_VERSION
 from gptoss_modal.command import build_vllm_command, vllm_env
 from gptoss_modal.config import CONFIG_PATH_ENV, ENV_PREFIX, ServeConfig, load_config
@@ -87,7 +85,6 @@ _MODAL_NAME = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 SCALEDOWN_WINDOW_RANGE_S = (2, 3600)
 TIMEOUT_RANGE_S = (10, 24 * 60 * MINUTES)
 MAX_CONTAINERS_LIMIT = 1000
-_NONE_WORDS = frozenset({"", "none", "null", "unset"})
 
 
 @dataclass(frozen=True)
@@ -109,25 +106,14 @@ class DeploySettings:
     preflight: PreflightMode = "strict"  # Hub and Secret checks before deploying
 
     def __post_init__(self) -> None:
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            if not _is_instance(value, _HINTS[f.name]):
-                raise ConfigError(f.name, value, _describe(_HINTS[f.name]))
+        self._check_modes()  # first: their messages say more than "one of ..."
+        check_types(self)
         for name in ("app_name", "secret_name", "hf_secret_name"):
             value = getattr(self, name)
             if value is not None and not _MODAL_NAME.match(value):
                 raise ConfigError(
                     name, value, "a Modal name: 1-64 letters, digits, '.', '-' or '_'"
                 )
-        if self.auth not in AUTH_MODES:
-            raise ConfigError(
-                "auth",
-                self.auth,
-                "one of 'api_key' (a key from a Modal Secret), 'proxy' (Modal proxy auth) or "
-                "'none' (open to anyone: it must be spelled out)",
-            )
-        if self.preflight not in PREFLIGHT_MODES:
-            raise ConfigError("preflight", self.preflight, f"one of {', '.join(PREFLIGHT_MODES)}")
         if self.max_containers is not None and not 1 <= self.max_containers <= MAX_CONTAINERS_LIMIT:
             raise ConfigError(
                 "max_containers", self.max_containers, f"1 to {MAX_CONTAINERS_LIMIT}, or none"
@@ -137,9 +123,20 @@ class DeploySettings:
             raise ConfigError(
                 "min_containers", self.min_containers, f"0 to {upper} (at most max_containers)"
             )
-        _check_range("scaledown_window_s", self.scaledown_window_s, *SCALEDOWN_WINDOW_RANGE_S)
-        _check_range("timeout_s", self.timeout_s, *TIMEOUT_RANGE_S)
-        _check_range("startup_timeout_s", self.startup_timeout_s, *TIMEOUT_RANGE_S)
+        check_range("scaledown_window_s", self.scaledown_window_s, *SCALEDOWN_WINDOW_RANGE_S)
+        check_range("timeout_s", self.timeout_s, *TIMEOUT_RANGE_S)
+        check_range("startup_timeout_s", self.startup_timeout_s, *TIMEOUT_RANGE_S)
+
+    def _check_modes(self) -> None:
+        if self.auth not in AUTH_MODES:
+            raise ConfigError(
+                "auth",
+                self.auth,
+                "one of 'api_key' (a key from a Modal Secret), 'proxy' (Modal proxy auth) or "
+                "'none' (open to anyone: it must be spelled out)",
+            )
+        if self.preflight not in PREFLIGHT_MODES:
+            raise ConfigError("preflight", self.preflight, f"one of {', '.join(PREFLIGHT_MODES)}")
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict of every field."""
@@ -151,7 +148,7 @@ class DeploySettings:
         for key in data:
             if key not in _HINTS:
                 raise ConfigError(
-                    key, data[key], f"a [deploy] setting{_did_you_mean(key)}", source=source
+                    key, data[key], f"a [deploy] setting{did_you_mean(key, _HINTS)}", source=source
                 )
         try:
             return cls(**data)
@@ -246,21 +243,22 @@ def load_deploy_settings(
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
     if toml_path:
-        table = _toml_table(Path(toml_path))
+        table = toml_values(DeploySettings, Path(toml_path), "deploy")
         values.update(table)
         sources.update(dict.fromkeys(table, str(toml_path)))
-    for name in _HINTS:
-        key = ENV_PREFIX + name.upper()
-        if key in env:
-            values[name] = _coerce(name, env[key], source=f"environment {key}")
-            sources[name] = f"environment {key}"
+    from_env = env_values(DeploySettings, env)
+    values.update(from_env)
+    sources.update({name: f"environment {ENV_PREFIX}{name.upper()}" for name in from_env})
     for name, value in (overrides or {}).items():
         values[name] = value
         sources[name] = "overrides"
     for name in values:
         if name not in _HINTS:
             raise ConfigError(
-                name, values[name], f"a [deploy] setting{_did_you_mean(name)}", source="overrides"
+                name,
+                values[name],
+                f"a [deploy] setting{did_you_mean(name, _HINTS)}",
+                source="overrides",
             )
     try:
         return DeploySettings(**values)
@@ -274,75 +272,6 @@ def load_deployment(
 ) -> Deployment:
     """The serve config and the deploy settings from one TOML file and one environment."""
     return Deployment(load_config(path, env=env), load_deploy_settings(path, env=env))
-
-
-def _toml_table(path: Path) -> dict[str, Any]:
-    try:
-        data = tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError("config", str(path), "an existing TOML file") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError("config", str(path), f"valid TOML ({exc})") from exc
-    table = data.get("deploy", {})
-    if not isinstance(table, dict):
-        raise ConfigError("deploy", table, "a [deploy] table", source=str(path))
-    for key in table:
-        if key not in _HINTS:
-            raise ConfigError(
-                key, table[key], f"a [deploy] setting{_did_you_mean(key)}", source=str(path)
-            )
-    return dict(table)
-
-
-def _coerce(name: str, text: str, *, source: str) -> Any:
-    """An environment string as the field's type (``none`` or empty unsets an optional)."""
-    hint = _HINTS[name]
-    args = typing.get_args(hint)
-    optional = typing.get_origin(hint) in (typing.Union, types.UnionType) and type(None) in args
-    base = next((a for a in args if a is not type(None)), hint) if optional else hint
-    stripped = text.strip()
-    if optional and stripped.lower() in _NONE_WORDS:
-        return None
-    if base is int:
-        try:
-            return int(stripped)
-        except ValueError:
-            raise ConfigError(
-                name, text, "a whole number of seconds or containers", source=source
-            ) from None
-    return stripped
-
-
-def _is_instance(value: Any, hint: Any) -> bool:
-    origin = typing.get_origin(hint)
-    if origin in (typing.Union, types.UnionType):
-        return any(_is_instance(value, arg) for arg in typing.get_args(hint))
-    if origin is Literal:
-        return isinstance(value, str)  # the allowed words are checked with a better message
-    if hint is type(None):
-        return value is None
-    if hint is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    return isinstance(value, hint)
-
-
-def _describe(hint: Any) -> str:
-    origin = typing.get_origin(hint)
-    if origin in (typing.Union, types.UnionType):
-        return " or ".join(_describe(arg) for arg in typing.get_args(hint))
-    if origin is Literal:
-        return "one of " + ", ".join(repr(a) for a in typing.get_args(hint))
-    return {int: "a whole number", str: "a string", type(None): "none"}.get(hint, str(hint))
-
-
-def _check_range(name: str, value: int, low: int, high: int) -> None:
-    if not low <= value <= high:
-        raise ConfigError(name, value, f"a whole number of seconds from {low} to {high}")
-
-
-def _did_you_mean(key: str) -> str:
-    close = difflib.get_close_matches(key, sorted(_HINTS), n=1)
-    return f"; did you mean {close[0]!r}?" if close else ""
 
 
 # ---- the Hugging Face repos a deployment reads -------------------------------------------
