@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
-from huggingface_hub import HfApi, constants, get_token
+from huggingface_hub import HfApi, constants, get_session, get_token, hf_raise_for_status
 from huggingface_hub.errors import (
     DisabledRepoError,
     GatedRepoError,
@@ -37,7 +37,7 @@ from gptoss_modal.deploy import HubRepo, hub_repos
 
 __all__ = ["FAILURES", "PreflightReport", "RepoCheck", "check_repo", "run_preflight"]
 
-HUB_TIMEOUT_S = 10.0  # per request: a slow Hub must not hold up a deploy for long
+HUB_TIMEOUT_S = 10.0  # per request (every request has one): a stalled Hub must not hang a deploy
 
 Status = Literal[
     "ok",
@@ -139,7 +139,7 @@ def check_repo(
         )
         gated = bool(info.gated)
         if gated:
-            api.auth_check(repo.repo_id, token=token or False)
+            _auth_check(api, repo.repo_id, token=token or False, timeout_s=timeout_s)
     except GatedRepoError:  # before RepositoryNotFoundError: it is a subclass
         how = (
             "your token has not been granted access: accept the terms on "
@@ -222,6 +222,16 @@ def run_preflight(
         for repo in wanted
     )
     return PreflightReport(checks, token_used=bool(token))
+
+
+def _auth_check(api: HfApi, repo_id: str, *, token: str | bool, timeout_s: float) -> None:
+    """``HfApi.auth_check`` with a timeout: that method takes none and the Hub client's session
+    has none, so a stalled connection would hang the deploy. Raises as ``auth_check`` does."""
+    headers = api._build_hf_headers(token=token)  # what auth_check sends
+    response = get_session().get(
+        f"{api.endpoint}/api/models/{repo_id}/auth-check", headers=headers, timeout=timeout_s
+    )
+    hf_raise_for_status(response)
 
 
 def _short(sha: str | None) -> str:

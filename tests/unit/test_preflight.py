@@ -3,6 +3,8 @@
 ``huggingface_hub`` 2.x talks through ``httpx2``, which respx does not patch, so the Hub
 client's HTTP factory is pointed at a small transport that hands each request to a respx
 router and converts the answer back. Nothing leaves the machine: an unrouted request fails.
+Like the Hub's own client, that client has no default timeout: a request has one only if the
+caller passed one.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ class RespxTransport(httpx2.BaseTransport):
             str(request.url),
             headers=list(request.headers.multi_items()),
             content=request.read(),
+            extensions=request.extensions,  # the request's timeout, for the stall tests
         )
         try:
             answer = self.router.handler(mirrored)
@@ -64,7 +67,8 @@ def hub(monkeypatch: pytest.MonkeyPatch) -> Iterator[respx.MockRouter]:
     monkeypatch.setenv("HF_HOME", "/nonexistent/hf-home")  # no cached login is found
     monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", False)
     router = respx.MockRouter(base_url=HUB, assert_all_mocked=True, assert_all_called=False)
-    set_client_factory(lambda: httpx2.Client(transport=RespxTransport(router)))
+    # timeout=None as in huggingface_hub's default_client_factory
+    set_client_factory(lambda: httpx2.Client(transport=RespxTransport(router), timeout=None))
     yield router
     set_client_factory(default_client_factory)
 
@@ -263,3 +267,42 @@ def test_a_branch_revision_is_found_but_flagged_unpinned(hub: respx.MockRouter) 
     assert check.ok
     assert "not pinned" in check.detail
     assert REVISION[:12] in check.detail
+
+
+class WouldHang(BaseException):
+    """A stalled Hub met a request with no read timeout: for real, it would wait forever.
+
+    A BaseException, so the preflight's catch-all for network errors cannot swallow it.
+    """
+
+
+def stalled(request: httpx.Request) -> httpx.Response:
+    """A Hub that accepted the connection and never answers: a read timeout, if there is one."""
+    timeout = request.extensions.get("timeout", {})
+    if timeout.get("read") is None:
+        raise WouldHang(f"{request.url} has no read timeout")
+    raise httpx.ReadTimeout("the Hub never answered", request=request)
+
+
+@pytest.mark.parametrize("route", ["model_info", "auth_check"])
+def test_a_stalled_hub_is_a_warning_not_a_hang(
+    hub: respx.MockRouter, monkeypatch: pytest.MonkeyPatch, route: str
+) -> None:
+    """A Hub that never answers (the repo's info, or a gated repo's auth check) times out as
+    'unreachable', a warning, because every request carries the preflight's timeout."""
+    monkeypatch.setenv("HF_TOKEN", TOKEN)
+    info = hub.get(f"/api/models/{MODEL}/revision/{REVISION}")
+    check = hub.get(f"/api/models/{MODEL}/auth-check")
+    if route == "model_info":
+        info.mock(side_effect=stalled)
+    else:
+        info.respond(200, json=model_info(MODEL, REVISION, gated="manual"))
+        check.mock(side_effect=stalled)
+    report = run_preflight(
+        ServeConfig(), repos=[HubRepo("model", MODEL, REVISION)], container_has_token=True
+    )
+    (result,) = report.checks
+    assert result.status == "unreachable"
+    assert "could not reach the Hub (ReadTimeout)" in result.detail
+    assert report.failures == ()
+    assert (info if route == "model_info" else check).call_count == 1
