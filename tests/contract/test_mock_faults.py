@@ -122,6 +122,38 @@ async def test_a_dead_engine_fails_health_and_chats(start_mock: Any) -> None:
     assert (await post(server.url))[0] == 500
 
 
+async def health(url: str) -> int:
+    """The status of ``GET /health``."""
+    async with aiohttp.ClientSession() as session, session.get(url + "/health") as r:
+        return r.status
+
+
+@pytest.mark.parametrize("fault", ["dead:rate=1", "dead:rate=0.5", "dead:after=2", "dead:rate=0"])
+async def test_a_server_wide_dead_fault_with_options_is_still_dead(
+    start_mock: Any, fault: str
+) -> None:
+    """A dead engine is the server's state: with any options, /health is 503 and every chat 500."""
+    server = await start_mock(fault=fault)
+    assert server.engine_dead
+    assert await health(server.url) == 503
+    assert [(await post(server.url))[0] for _ in range(4)] == [500] * 4
+
+
+@pytest.mark.parametrize("stream", [True, False])
+async def test_a_per_request_dead_fault_fails_that_request_as_a_dead_engine(
+    start_mock: Any, stream: bool
+) -> None:
+    """Header ``dead``: that request gets the 500 a dead engine gives; the server stays alive."""
+    server = await start_mock()
+    status, body = await post(server.url, "dead", stream=stream)
+    assert status == 500
+    assert b"EngineCore encountered an issue" in body
+    assert await health(server.url) == 200
+    assert (await post(server.url, stream=stream))[0] == 200
+    server.set_engine_dead()
+    assert await post(server.url, stream=stream) == (status, body)  # the same reply, byte for byte
+
+
 async def test_a_cold_start_refuses_connections_then_serves() -> None:
     """``cold_start_mode=refuse``: connections are refused until the cold start ends."""
     server = MockVLLM(MockConfig(cold_start_s=0.3))

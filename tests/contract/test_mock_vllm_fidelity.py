@@ -75,8 +75,12 @@ async def compare(
     path: str = "/v1/chat/completions",
     method: str = "POST",
     headers: dict[str, str] | None = None,
+    engine_dead: bool | None = None,
 ) -> tuple[int, bytes]:
-    """Send one request to the mock and the same to vLLM's app; assert identical replies."""
+    """Send one request to the mock and the same to vLLM's app; assert identical replies.
+
+    vLLM's engine is dead if the mock's is, or if ``engine_dead`` says so (a per-request fault).
+    """
     sent_headers = {"Content-Type": "application/json", "X-Request-Id": "contract"}
     sent_headers.update(headers or {})
     text = body if isinstance(body, str) else json.dumps(body)
@@ -100,7 +104,7 @@ async def compare(
         headers=sent_headers,
         body=text if method == "POST" else None,
         script=script,
-        engine_dead=server.engine_dead,
+        engine_dead=server.engine_dead if engine_dead is None else engine_dead,
     )
     assert answer["ok"], answer
     assert mock_status == answer["status"]
@@ -271,6 +275,19 @@ async def test_a_dead_engine_fails_as_vllm_does(
     await compare(vllm, server, "", path="/health", method="GET")
     status, _ = await compare(vllm, server, chat("hi", stream=True))
     assert status == 500
+
+
+@pytest.mark.parametrize("stream", [True, False])
+async def test_a_per_request_dead_fault_fails_as_vllm_does(
+    vllm: VllmOracle, start_mock: Any, site_packages: str, stream: bool
+) -> None:
+    """Header ``X-Mock-Fault: dead`` gets the reply vLLM's app gives when its engine is dead."""
+    server = await start_mock(site_packages=site_packages)
+    status, _ = await compare(
+        vllm, server, chat("hi", stream=stream), headers={"X-Mock-Fault": "dead"}, engine_dead=True
+    )
+    assert status == 500
+    assert not server.engine_dead
 
 
 @pytest.mark.parametrize(("code", "kind"), [(500, "InternalServerError"), (400, "BadRequestError")])

@@ -24,7 +24,8 @@ Faults, per server (``MockConfig.fault``) or per request (header ``X-Mock-Fault`
 ``stall``      no bytes for ``seconds`` (default 3600) mid-stream, then the rest (key ``after``)
 ``malformed``  a ``data:`` line that is not JSON, then the rest (key ``after``)
 ``http-500``, ``http-503``, ``http-429``   that status before any byte of a stream
-``dead``       the engine is dead: ``/health`` 503, chat requests 500 (as vLLM)
+``dead``       the engine is dead (vLLM's ``EngineDeadError``): server-wide, ``/health`` 503 and
+               every chat request 500, whatever the options; per request, that request's 500
 
 ``after`` counts the events sent before the fault (default: a seeded choice inside the
 stream); ``rate`` (0..1, default 1) makes a server-wide fault hit only some requests, chosen
@@ -301,14 +302,16 @@ class MockVLLM:
         self.config = config or MockConfig()
         self.host = host
         self.port = port
-        self.engine_dead = self.config.fault == "dead"
+        self._server_fault = parse_fault(self.config.fault) if self.config.fault else None
+        # A dead engine is the server's state, not a per-request draw: ``dead`` with any options
+        # (even ``rate=``) fails ``/health`` and every chat request.
+        self.engine_dead = self._server_fault is not None and self._server_fault.name == "dead"
         self.metrics = _Metrics(self.config)
         self.send_log: dict[str, SendRecord] = {}
         self.requests_seen = 0
         self._acceptance = engine.DraftAcceptance(
             self.config.num_speculative_tokens, self.config.spec_acceptance_rate
         )
-        self._server_fault = parse_fault(self.config.fault) if self.config.fault else None
         self._runner: web.AppRunner | None = None
         self._socket: socket.socket | None = None
         self._ready_at = 0.0
@@ -334,21 +337,27 @@ class MockVLLM:
         app.router.add_get("/metrics", self._metrics)
         app.router.add_get("/v1/models", self._models)
         app.router.add_post("/v1/chat/completions", self._chat)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
-        await self._runner.setup()
+        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await runner.setup()
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self.host, self.port))
-        sock.setblocking(False)
-        self._socket = sock
-        self.port = sock.getsockname()[1]
-        self._ready_at = time.monotonic() + self.config.cold_start_s
-        if self.config.cold_start_s > 0 and self.config.cold_start_mode == "refuse":
-            # A bound socket that does not listen refuses connections, as vLLM's port does
-            # while the model loads.
-            self._listen_task = asyncio.ensure_future(self._listen_later())
-        else:
-            await self._listen()
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((self.host, self.port))
+            sock.setblocking(False)
+            self._runner, self._socket = runner, sock
+            self.port = sock.getsockname()[1]
+            self._ready_at = time.monotonic() + self.config.cold_start_s
+            if self.config.cold_start_s > 0 and self.config.cold_start_mode == "refuse":
+                # A bound socket that does not listen refuses connections, as vLLM's port does
+                # while the model loads.
+                self._listen_task = asyncio.ensure_future(self._listen_later())
+            else:
+                await self._listen()
+        except BaseException:  # the port is taken, say: leave nothing open behind
+            self._runner = self._socket = None
+            sock.close()
+            await runner.cleanup()
+            raise
 
     async def _listen(self) -> None:
         assert self._runner is not None
@@ -541,7 +550,10 @@ class MockVLLM:
                 404,
                 wire.error_body(f"The model `{model}` does not exist.", "NotFoundError", 404),
             )
-        if self.engine_dead:
+        fault = self._choose_fault(request, number)
+        if self.engine_dead or (fault is not None and fault.name == "dead"):
+            # vLLM 0.13.0 checks the model, then raises the engine's EngineDeadError: a 500.
+            request[_NOTE] = "fault=dead"
             raise _BadRequest(
                 500, wire.error_body(wire.ENGINE_DEAD_MESSAGE, "Internal Server Error", 500)
             )
@@ -599,7 +611,7 @@ class MockVLLM:
             steps=steps,
             times=times,
             prompt_tokens=prompt_tokens,
-            fault=self._choose_fault(request, number),
+            fault=fault,
             rng=rng,
         )
 
@@ -876,6 +888,7 @@ class ThreadedMock:
             self.loop.run_until_complete(self.server.start())
         except BaseException as exc:  # reported to the starting thread
             self._error = exc
+            self.loop.close()
             self._started.set()
             return
         self._started.set()
@@ -926,20 +939,20 @@ def spawn_mock_process(args: Sequence[str] = ()) -> Iterator[MockProcess]:
     """Run ``gptoss-modal mock --port 0 ARGS`` in another process (for benchmarks, so the mock
     does not share the client's core); yields its URL and pid, and stops it afterwards."""
     cmd = [sys.executable, "-m", "gptoss_modal", "mock", "--port", "0", "--quiet", *args]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        if "http://" not in line:
-            raise RuntimeError(f"the mock did not start: {line!r} (exit {proc.poll()})")
-        yield MockProcess(url=line[line.index("http://") :].split()[0], pid=proc.pid)
-    finally:
-        proc.terminate()
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True) as proc:  # closes the pipe
         try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+            assert proc.stdout is not None
+            line = proc.stdout.readline()
+            if "http://" not in line:
+                raise RuntimeError(f"the mock did not start: {line!r} (exit {proc.poll()})")
+            yield MockProcess(url=line[line.index("http://") :].split()[0], pid=proc.pid)
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
 
 
 if __name__ == "__main__":  # python -m gptoss_modal.testing.mock_server [options]
