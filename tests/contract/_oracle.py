@@ -74,9 +74,14 @@ class VllmOracle:
         return self.call("validate", cls=cls, json=text)
 
     def close(self) -> None:
+        """End the oracle and close every file it had open (pipes and its log)."""
         if self._proc.stdin:
             self._proc.stdin.close()
         try:
             self._proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             self._proc.kill()
+            self._proc.wait()
+        if self._proc.stdout:
+            self._proc.stdout.close()
+        self._log.close()
