@@ -31,7 +31,10 @@ WEATHER_TOOL: Any = {
 def client(target: Target) -> openai.AsyncOpenAI:
     """An SDK client for the target."""
     return openai.AsyncOpenAI(
-        base_url=target.base_url + "/v1", api_key=target.api_key or "none", max_retries=0
+        base_url=target.base_url + "/v1",
+        api_key=target.api_key or "none",
+        default_headers=target.proxy_headers,  # Modal proxy auth, when the target uses it
+        max_retries=0,
     )
 
 
@@ -136,7 +139,12 @@ async def test_the_sdk_maps_a_missing_key_to_its_authentication_error(target: Ta
     """Without the key the SDK raises AuthenticationError (401)."""
     if not target.api_key:
         pytest.skip("the target needs no API key")
-    sdk = openai.AsyncOpenAI(base_url=target.base_url + "/v1", api_key="wrong", max_retries=0)
+    sdk = openai.AsyncOpenAI(
+        base_url=target.base_url + "/v1",
+        api_key="wrong",
+        default_headers=target.proxy_headers,  # past the proxy, so vLLM itself refuses the key
+        max_retries=0,
+    )
     async with sdk:
         with pytest.raises(openai.AuthenticationError):
             await sdk.models.list()
