@@ -6,6 +6,9 @@ The aiohttp client lives in ``gptoss_modal.client``, the Modal app in ``gptoss_m
 the mock server in ``gptoss_modal.testing.mock_server``; import those explicitly.
 """
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from gptoss_modal._exceptions import (
     AuthenticationError,
     BenchmarkError,
@@ -33,24 +36,64 @@ from gptoss_modal.command import build_vllm_command, parse_vllm_command, vllm_en
 from gptoss_modal.config import GPUSpec, ServeConfig, load_config
 
 # --- streaming: SSE decoder, chunk parser, accumulator ---
-# isort: split
-from gptoss_modal.chunks import (
-    DONE,
-    ChatAccumulator,
-    ChatChunk,
-    ChatMessage,
-    ChatResult,
-    Choice,
-    Delta,
-    FunctionDelta,
-    StreamEnd,
-    ToolCall,
-    ToolCallDelta,
-    Usage,
-    parse_chat_chunk,
-    parse_chat_chunks,
-)
-from gptoss_modal.sse import ServerSentEvent, SSEDecoder, encode_event
+# Loaded on first use (PEP 562): the chunk parser needs msgspec, which would more than double
+# the import time of the builder for tools that only build commands.
+_LAZY = {
+    **dict.fromkeys(
+        (
+            "DONE",
+            "ChatAccumulator",
+            "ChatChunk",
+            "ChatMessage",
+            "ChatResult",
+            "Choice",
+            "Delta",
+            "FunctionDelta",
+            "StreamEnd",
+            "ToolCall",
+            "ToolCallDelta",
+            "Usage",
+            "parse_chat_chunk",
+            "parse_chat_chunks",
+        ),
+        "gptoss_modal.chunks",
+    ),
+    **dict.fromkeys(("ServerSentEvent", "SSEDecoder", "encode_event"), "gptoss_modal.sse"),
+}
+
+if TYPE_CHECKING:
+    from gptoss_modal.chunks import (
+        DONE,
+        ChatAccumulator,
+        ChatChunk,
+        ChatMessage,
+        ChatResult,
+        Choice,
+        Delta,
+        FunctionDelta,
+        StreamEnd,
+        ToolCall,
+        ToolCallDelta,
+        Usage,
+        parse_chat_chunk,
+        parse_chat_chunks,
+    )
+    from gptoss_modal.sse import ServerSentEvent, SSEDecoder, encode_event
+
+
+def __getattr__(name: str) -> Any:
+    """Import a streaming name from its module the first time it is asked for."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'gptoss_modal' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # next time, a plain attribute
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __version__ = "0.1.0"
 

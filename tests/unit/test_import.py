@@ -5,9 +5,12 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 import gptoss_modal
 
-HEAVY = ("modal", "aiohttp", "vllm", "torch", "matplotlib", "openai", "httpx")
+# msgspec too: the streaming names load on first use, so building commands stays light.
+HEAVY = ("modal", "aiohttp", "vllm", "torch", "matplotlib", "openai", "httpx", "msgspec")
 
 
 def test_import_loads_no_heavy_library() -> None:
@@ -17,6 +20,16 @@ def test_import_loads_no_heavy_library() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == ""
+
+
+def test_streaming_names_load_on_first_use() -> None:
+    """A lazily exported name resolves to its module's object, and unknown names still fail."""
+    from gptoss_modal.sse import SSEDecoder
+
+    assert gptoss_modal.SSEDecoder is SSEDecoder
+    assert "parse_chat_chunk" in dir(gptoss_modal)
+    with pytest.raises(AttributeError, match="no_such_name"):
+        gptoss_modal.no_such_name  # type: ignore[attr-defined]  # noqa: B018
 
 
 def test_all_names_are_exported() -> None:
