@@ -144,7 +144,7 @@ def test_each_gpu_has_sourced_level_one_budgets(gpu: str) -> None:
     assert "not measured" in section.source  # honest until a real run replaces them
     assert section.cold_start_s is not None
     limits = section.for_level(1)
-    assert {"ttft_p95_ms", "tpot_p50_ms", "min_stream_tokens_per_s"} <= set(limits)
+    assert {"ttft_p95_ms", "tpot_p50_ms", "min_stream_tokens_per_s"}.issubset(limits)
 
 
 def test_a_gpu_without_budgets_is_named() -> None:
@@ -174,7 +174,7 @@ async def test_the_latency_check_runs_against_the_mock() -> None:
         run = await one_stream_run(mock.url, SECRET, settings, section)
     level = record(run, results)
     assert level.summary.completed == 3
-    assert {"ttft_p50_ms", "tpot_p50_ms", "stream_tokens_per_s"} <= set(results.measurements)
+    assert {"ttft_p50_ms", "tpot_p50_ms", "stream_tokens_per_s"}.issubset(results.measurements)
     assert [c.key for c in results.checks] == list(section.for_level(1))
     assert all(c.passed for c in results.checks), [check_line(c) for c in results.checks]
 
@@ -185,7 +185,8 @@ def test_a_check_line_says_which_way_the_limit_goes() -> None:
         {"ttft_p95_ms": 100.0, "min_stream_tokens_per_s": 50.0},
         {"ttft_p95_ms": 80.0, "stream_tokens_per_s": None},
     )
-    assert check_line(checks[0]) == "[ok  ] ttft_p95_ms: 80 (budget <= 100)"
+    expected = "[ok  ] ttft_p95_ms: 80 (budget <= 100)"  # a report line, not a timing
+    assert check_line(checks[0]) == expected
     assert check_line(checks[1]) == "[FAIL] min_stream_tokens_per_s: not measured (budget >= 50)"
 
 
