@@ -132,3 +132,30 @@ async def test_usage_numbers_match_the_mocks_counters(start_mock: Any) -> None:
     assert result.completion_tokens == 50
     assert result.finish_reason == "length"
     assert server.metrics.generation_tokens == 50
+
+
+async def test_identical_requests_share_text_but_not_ids(start_mock: Any) -> None:
+    """Repeating a request (as a benchmark does) gives the same deltas, with a fresh chunk id
+    and a fresh tool-call id each time: the mock reuses the stream's layout, not its ids."""
+    server = await start_mock()
+    tool = {
+        "type": "function",
+        "function": {
+            "name": "get_weather",
+            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+        },
+    }
+    prompt = "What is the weather in Paris? Use get_weather."
+    required = {"tool_choice": "required"}
+    async with Client(server.url) as client:
+        results = [
+            await client.stream_chat(prompt, tools=[tool], extra=required).collect()
+            for _ in range(3)
+        ]
+    messages = [r.message for r in results]
+    assert all(m.tool_calls for m in messages)
+    assert len({(m.reasoning, m.tool_calls[0].name, m.tool_calls[0].arguments)
+                for m in messages}) == 1  # fmt: skip
+    assert len({m.tool_calls[0].id for m in messages}) == 3
+    assert len({r.chunks[0].id for r in results}) == 3
+    assert [len(r.chunks) for r in results] == [len(results[0].chunks)] * 3

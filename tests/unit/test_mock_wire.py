@@ -84,6 +84,15 @@ def test_histograms_are_cumulative() -> None:
     assert 'x_count{a="b"} 3.0' in text
 
 
+def test_a_value_on_a_bound_lands_in_that_bucket() -> None:
+    """Prometheus buckets are ``le``: a value equal to a bound counts in that bound's bucket."""
+    h = wire.Histogram("x", "doc", (0.1, 1.0))
+    for v in (0.0, 0.1, 1.0, 1.0000001):
+        h.observe(v)
+    assert h.counts == [2, 1, 1]
+    assert h.count == 4
+
+
 def test_faults_parse_from_their_spec() -> None:
     """``NAME:key=value,...`` gives the fault and its options."""
     assert parse_fault("drop:after=5") == Fault("drop", after=5)

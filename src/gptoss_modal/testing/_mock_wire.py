@@ -8,6 +8,7 @@ escaped with orjson, which writes the same JSON text as pydantic (UTF-8, no ASCI
 
 from __future__ import annotations
 
+import bisect
 import json
 import secrets
 from collections.abc import Sequence
@@ -107,6 +108,11 @@ class ChunkWriter:
             return prefix + b'"tool_calls":[' + call + b"]}"
         return b"{" + self._null_rc + b"}"
 
+    @property
+    def head(self) -> bytes:
+        """What every chunk event of this stream starts with: ``data: {"id":...,"choices":``."""
+        return self._head
+
     def chunk(
         self,
         delta: bytes,
@@ -115,6 +121,17 @@ class ChunkWriter:
         stop_reason: int | None = None,
     ) -> bytes:
         """One content/reasoning/tool/finish chunk as an SSE event."""
+        return self._head + self.chunk_body(delta, completion_tokens, finish_reason, stop_reason)
+
+    def chunk_body(
+        self,
+        delta: bytes,
+        completion_tokens: int,
+        finish_reason: str | None = None,
+        stop_reason: int | None = None,
+    ) -> bytes:
+        """:meth:`chunk` without :attr:`head`: the same for every stream of a generation, so a
+        server can build it once and reuse it."""
         if finish_reason is None:
             tail = b',"logprobs":null,"finish_reason":null,"token_ids":null}]'
         else:
@@ -125,7 +142,7 @@ class ChunkWriter:
                 + (b"null" if stop_reason is None else str(stop_reason).encode())
                 + b',"token_ids":null}]'
             )
-        out = self._head + b'[{"index":0,"delta":' + delta + tail
+        out = b'[{"index":0,"delta":' + delta + tail
         if self._continuous:
             out += b',"usage":' + self._usage(completion_tokens)
         return out + b"}\n\n"
@@ -294,12 +311,8 @@ class Histogram:
         self.total = 0.0
 
     def observe(self, value: float) -> None:
-        for i, bound in enumerate(self.buckets):
-            if value <= bound:
-                self.counts[i] += 1
-                break
-        else:
-            self.counts[-1] += 1
+        # the first bucket whose bound is >= value; past the last bound, the +Inf slot
+        self.counts[bisect.bisect_left(self.buckets, value)] += 1
         self.total += value
 
     @property

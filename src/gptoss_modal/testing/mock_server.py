@@ -284,6 +284,16 @@ class _Plan:
     rng: random.Random
 
 
+@dataclass(frozen=True)
+class _Layout:
+    """A stream's events without their heads, kept per generation and request options."""
+
+    bodies: list[bytes | tuple[engine.Delta, int, str | None, int | None]]  # tuple: per request
+    completion: int  # tokens in the whole stream
+    event_steps: list[int]  # per event, the step whose time it is due at
+    steps_done: tuple[int, ...]  # per event, steps completed once it is sent
+
+
 def _validation(
     loc: tuple[Any, ...], kind: str, msg: str, value: Any, **ctx: Any
 ) -> dict[str, Any]:
@@ -725,17 +735,43 @@ class MockVLLM:
         outputs = engine.batch_outputs([s.tokens for s in plan.steps], self.config.stream_interval)
         hide = body.get("include_reasoning", True) is False
         sizes = tuple(n for _, n in outputs)
-        cached = plan.generation.cache.get((sizes, hide))
-        if cached is None:
-            deltas = engine.harmony_deltas(plan.generation, sizes, include_reasoning=not hide)
-            # tool-call ids are random per request, so tool_start deltas are made each time
-            cached = (deltas, [writer.delta_json(d) for d in deltas])
+        # Everything but each event's head (id, created, model) depends only on the generation
+        # and these options, so identical requests (a benchmark's) build it once.
+        key = (sizes, hide, include_usage, continuous, plan.prompt_tokens)
+        layout = plan.generation.cache.get(key)
+        if layout is None:
+            layout = self._layout(plan, writer, outputs, hide, include_usage)
             if len(plan.generation.cache) < 8:
-                plan.generation.cache[(sizes, hide)] = cached
-        deltas, delta_bytes = cached
-        events: list[bytes] = [writer.role()]
-        times: list[float] = [plan.times[outputs[0][0]]]
-        steps_done: list[int] = [0]
+                plan.generation.cache[key] = layout
+        head = writer.head
+        events = [writer.role()]
+        for part in layout.bodies:
+            # a tool call's first delta carries an id made per request
+            if isinstance(part, bytes):
+                events.append(head + part)
+            else:
+                delta, completion, finish, stop = part
+                events.append(writer.chunk(writer.delta_json(delta), completion, finish, stop))
+        if include_usage:
+            events.append(writer.usage(layout.completion))
+        events.append(wire.DONE)
+        times = plan.times
+        return events, [times[step] for step in layout.event_steps], list(layout.steps_done)
+
+    def _layout(
+        self,
+        plan: _Plan,
+        writer: wire.ChunkWriter,
+        outputs: list[tuple[int, int]],
+        hide: bool,
+        include_usage: bool,
+    ) -> _Layout:
+        deltas = engine.harmony_deltas(
+            plan.generation, tuple(n for _, n in outputs), include_reasoning=not hide
+        )
+        bodies: list[bytes | tuple[engine.Delta, int, str | None, int | None]] = []
+        event_steps = [outputs[0][0]]  # the role chunk goes with the first output
+        steps_done = [0]
         completion = 0
         tools_streamed = False
         last = len(outputs) - 1
@@ -748,24 +784,19 @@ class MockVLLM:
             finish = None
             if finishing:
                 finish = "tool_calls" if tools_streamed else plan.generation.finish_reason
-            events.append(
-                writer.chunk(
-                    writer.delta_json(delta) if delta.kind == "tool_start" else delta_bytes[number],
-                    completion,
-                    finish,
-                    plan.generation.stop_reason if finishing else None,
-                )
-            )
-            times.append(plan.times[step])
+            stop = plan.generation.stop_reason if finishing else None
+            if delta.kind == "tool_start":
+                bodies.append((delta, completion, finish, stop))
+            else:
+                bodies.append(writer.chunk_body(writer.delta_json(delta), completion, finish, stop))
+            event_steps.append(step)
             steps_done.append(step + 1)
         if include_usage:
-            events.append(writer.usage(completion))
-            times.append(times[-1])
+            event_steps.append(event_steps[-1])
             steps_done.append(steps_done[-1])
-        events.append(wire.DONE)
-        times.append(times[-1])
+        event_steps.append(event_steps[-1])  # [DONE]
         steps_done.append(len(plan.steps))
-        return events, times, steps_done
+        return _Layout(bodies, completion, event_steps, tuple(steps_done))
 
     async def _stream(self, request: web.Request, plan: _Plan) -> web.StreamResponse:
         arrival = time.monotonic()
