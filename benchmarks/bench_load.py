@@ -157,8 +157,8 @@ async def bench_loop(url: str, streams: int, requests: int, tokens: int) -> list
         model="llm",
         levels=(Level(streams),),
         requests=streams * requests,
-        input_tokens=16,
         output_tokens=tokens,
+        prompts=(tuple(PROMPT),),  # the peers' prompt: the mock plans it once for everyone
         scrape_metrics=False,
     )
     run = await run_benchmark(settings)
