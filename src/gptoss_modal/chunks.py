@@ -27,19 +27,18 @@ import enum
 import itertools
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final, Literal, NoReturn
+from typing import Any, Final, Literal, NoReturn
 
 import msgspec
 
 from gptoss_modal._exceptions import ChunkParseError, UpstreamError
-
-if TYPE_CHECKING:
-    from gptoss_modal.sse import ServerSentEvent
+from gptoss_modal.sse import ServerSentEvent, SSEDecoder
 
 __all__ = [
     "DONE",
     "ChatAccumulator",
     "ChatChunk",
+    "ChatChunkDecoder",
     "ChatMessage",
     "ChatResult",
     "Choice",
@@ -208,6 +207,70 @@ def parse_chat_chunks(
         chunk.arrival = arrival
         append(chunk)
     return False
+
+
+_DONE_LINE: Final = "data: [DONE]"
+
+
+class ChatChunkDecoder:
+    """The bytes of a streamed chat completion in, typed chunks out (sans-IO).
+
+    ``feed(data, into, arrival=...)`` is ``parse_chat_chunks(SSEDecoder.feed(data), into,
+    arrival=...)``, with the same results and errors, and ``close()`` is the SSE decoder's.
+    When a read holds only vLLM-shaped events (one ``data:`` line each) it decodes their JSON
+    without building the intermediate events, about a fifth less work per chunk.
+    """
+
+    __slots__ = ("_done", "_sse")
+
+    def __init__(self) -> None:
+        self._sse = SSEDecoder()
+        self._done = False
+
+    @property
+    def sse(self) -> SSEDecoder:
+        """The underlying event decoder (its :attr:`~SSEDecoder.last_event_id`, say)."""
+        return self._sse
+
+    @property
+    def done(self) -> bool:
+        """Whether ``[DONE]`` has come."""
+        return self._done
+
+    def feed(self, data: bytes, into: list[ChatChunk], *, arrival: float = 0.0) -> bool:
+        """Decode one read, appending its chunks to ``into``; ``True`` once ``[DONE]`` came.
+
+        Raises what :func:`parse_chat_chunks` raises, after appending the chunks before the bad
+        event; bytes after ``[DONE]`` are not parsed.
+        """
+        if self._done:
+            return True
+        lines, events = self._sse.feed_plain(data)
+        if lines and _DONE_LINE not in lines:
+            decode = _CHUNK_DECODER.decode
+            try:
+                if len(lines) == 1:  # one event per read, as vLLM writes
+                    chunk = decode(lines[0][6:])
+                    chunk.arrival = arrival
+                    into.append(chunk)
+                    return False
+                chunks = [decode(line[6:]) for line in lines]
+            except msgspec.DecodeError:
+                pass  # the event-by-event path appends the good chunks and names the bad one
+            else:
+                for chunk in chunks:
+                    chunk.arrival = arrival
+                into += chunks
+                return False
+        if lines:
+            last_id = self._sse.last_event_id
+            events = [ServerSentEvent(line[6:], "message", last_id) for line in lines]
+        self._done = parse_chat_chunks(events, into, arrival=arrival)
+        return self._done
+
+    def close(self) -> str:
+        """End the stream: the text of an unfinished event that was discarded (``""`` if none)."""
+        return self._sse.close()
 
 
 def _raise_not_a_chunk(data: str, exc: msgspec.DecodeError) -> NoReturn:

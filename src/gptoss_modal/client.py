@@ -15,8 +15,8 @@
   errors are translated in one place, :func:`_translate`, with ``raise ... from exc``; errors
   raised after the reply started carry the partial :class:`ChatResult` as ``partial``.
 
-The decode path does one ``SSEDecoder.feed`` per network read and one ``msgspec`` decode per
-chunk: no per-chunk pydantic objects, no per-chunk timer or task.
+The decode path does one :class:`~gptoss_modal.chunks.ChatChunkDecoder` feed per network read and
+one ``msgspec`` decode per chunk: no per-chunk pydantic objects, no per-chunk timer or task.
 """
 
 from __future__ import annotations
@@ -48,8 +48,7 @@ from gptoss_modal._exceptions import (
     TransportError,
     UpstreamError,
 )
-from gptoss_modal.chunks import ChatChunk, ChatResult, parse_chat_chunks
-from gptoss_modal.sse import SSEDecoder
+from gptoss_modal.chunks import ChatChunk, ChatChunkDecoder, ChatResult
 
 __all__ = [
     "DEFAULT_CONNECT_TIMEOUT_S",
@@ -345,7 +344,7 @@ class ChatStream:
         self._client = client
         self._owns_client = owns_client
         self._body = body
-        self._decoder = SSEDecoder()
+        self._decoder = ChatChunkDecoder()
         self._response: aiohttp.ClientResponse | None = None
         self._finished = False
 
@@ -418,7 +417,7 @@ class ChatStream:
             if not data:
                 raise self._ended_early()
             now = self._client.clock()
-            if parse_chat_chunks(self._decoder.feed(data), self.result.chunks, arrival=now):
+            if self._decoder.feed(data, self.result.chunks, arrival=now):
                 self.result.done = True
                 await self._end(completed=True)
                 return False

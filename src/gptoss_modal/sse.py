@@ -79,6 +79,20 @@ class SSEDecoder:
 
     def feed(self, data: bytes) -> list[ServerSentEvent]:
         """Consume one read's bytes; return the events it completed, in order."""
+        plain, events = self.feed_plain(data)
+        if plain:
+            last_id = self._last_event_id
+            return [_new_event(_EVENT, (d[6:], "message", last_id, None)) for d in plain]
+        return events
+
+    def feed_plain(self, data: bytes) -> tuple[list[str], list[ServerSentEvent]]:
+        """:meth:`feed` for a caller that wants only the data: ``(lines, [])`` when every event
+        the read completed is one ``data: `` line (vLLM's shape; ``lines`` are those lines, the
+        ``data: `` prefix included), else ``([], events)``.
+
+        Each line ``"data: " + value`` stands for the event ``ServerSentEvent(value)`` with the
+        current :attr:`last_event_id`. The chunk decoder uses it to skip building the events.
+        """
         if self._closed:
             raise SSEDecodeError(
                 f"SSEDecoder.feed() called after close() with {len(data)} bytes; "
@@ -86,7 +100,7 @@ class SSEDecoder:
             )
         text = self._utf8.decode(data)
         if not text:
-            return []
+            return [], []
         if self._cr_ended:
             self._cr_ended = False
             if text[0] == "\n":
@@ -98,12 +112,22 @@ class SSEDecoder:
         partial = lines.pop()
         # vLLM's shape: every event one "data: <json>" line and a blank line. Checked in C over
         # the whole read, it skips the line-by-line loop below (about 30% of the decode time).
-        if not len(lines) % 2 and not any(lines[1::2]):
+        if len(lines) % 2 and lines[-1]:  # the read ended between an event's line and its end
+            partial = lines.pop() + "\n" + partial
+        if len(lines) == 2:  # one event per read, as vLLM writes: the same test, spelled out
+            if not lines[1] and lines[0].startswith("data: "):
+                self._buffer = partial
+                del lines[1]
+                return lines, []
+        elif not len(lines) % 2 and not any(lines[1::2]):
             data_lines = lines[::2]
             if all(map(str.startswith, data_lines, itertools.repeat("data: "))):
                 self._buffer = partial
-                last_id = self._last_event_id
-                return [_new_event(_EVENT, (d[6:], "message", last_id, None)) for d in data_lines]
+                return data_lines, []
+        return [], self._events(lines, partial)
+
+    def _events(self, lines: list[str], partial: str) -> list[ServerSentEvent]:
+        """The line-by-line rules, for a read that is not all vLLM-shaped events."""
         events: list[ServerSentEvent] = []
         append = events.append
         last_id = self._last_event_id
