@@ -204,6 +204,10 @@ def parse_chat_chunks(
             chunk = decode(data)
         except msgspec.DecodeError as exc:
             _raise_not_a_chunk(data, exc)
+        except RecursionError as exc:  # msgspec's nesting limit (about 1000 levels)
+            raise ChunkParseError(
+                f"event data is nested too deeply to parse: {_preview(data)}"
+            ) from exc
         chunk.arrival = arrival
         append(chunk)
     return False
@@ -255,7 +259,7 @@ class ChatChunkDecoder:
                     into.append(chunk)
                     return False
                 chunks = [decode(line[6:]) for line in lines]
-            except msgspec.DecodeError:
+            except (msgspec.DecodeError, RecursionError):
                 pass  # the event-by-event path appends the good chunks and names the bad one
             else:
                 for chunk in chunks:

@@ -159,3 +159,16 @@ async def test_identical_requests_share_text_but_not_ids(start_mock: Any) -> Non
     assert len({m.tool_calls[0].id for m in messages}) == 3
     assert len({r.chunks[0].id for r in results}) == 3
     assert [len(r.chunks) for r in results] == [len(results[0].chunks)] * 3
+
+
+async def test_repeated_requests_under_spec_decoding_and_batching_all_complete(
+    start_mock: Any,
+) -> None:
+    """With drafts accepted server-wide and --stream-interval batching, the same request's
+    tokens split into different engine steps each time; every repeat still streams to the end,
+    counted as finished, not aborted (a layout cached by batch sizes alone once broke this)."""
+    server = await start_mock(num_speculative_tokens=1, spec_acceptance_rate=0.3, stream_interval=2)
+    async with Client(server.url) as client:
+        results = [await client.stream_chat("hi", max_tokens=3).collect() for _ in range(10)]
+    assert all(r.done and r.completion_tokens == 3 for r in results)
+    assert server.metrics.success == {"length": 10}

@@ -161,3 +161,13 @@ def test_plain_lines_keep_the_last_event_id() -> None:
     assert lines == ["data: " + VLLM_USAGE]
     assert events == []
     assert sse.last_event_id == "42"
+
+
+def test_too_deep_nesting_is_a_ChunkParseError_after_the_good_chunks() -> None:
+    """JSON nested past msgspec's limit raises ChunkParseError (not RecursionError), and the
+    chunks before it in the same read are kept."""
+    deep = '{"choices":[],"x":' + "[" * 1100 + "]" * 1100 + "}"
+    decoder, chunks = ChatChunkDecoder(), []
+    with pytest.raises(ChunkParseError, match="nested too deeply"):
+        decoder.feed(event(VLLM_CONTENT) + event(deep), chunks)
+    assert len(chunks) == 1

@@ -290,8 +290,7 @@ class _Layout:
 
     bodies: list[bytes | tuple[engine.Delta, int, str | None, int | None]]  # tuple: per request
     completion: int  # tokens in the whole stream
-    event_steps: list[int]  # per event, the step whose time it is due at
-    steps_done: tuple[int, ...]  # per event, steps completed once it is sent
+    event_outputs: tuple[int, ...]  # per body, the engine output (batch) it comes with
 
 
 def _validation(
@@ -735,14 +734,26 @@ class MockVLLM:
         outputs = engine.batch_outputs([s.tokens for s in plan.steps], self.config.stream_interval)
         hide = body.get("include_reasoning", True) is False
         sizes = tuple(n for _, n in outputs)
-        # Everything but each event's head (id, created, model) depends only on the generation
-        # and these options, so identical requests (a benchmark's) build it once.
+        # The bodies (all but each event's head: id, created, model) depend only on the
+        # generation, how its tokens are batched and these options: a benchmark's repeated
+        # requests build them once.
         key = (sizes, hide, include_usage, continuous, plan.prompt_tokens)
         layout = plan.generation.cache.get(key)
         if layout is None:
-            layout = self._layout(plan, writer, outputs, hide, include_usage)
+            layout = self._layout(plan, writer, outputs, hide)
             if len(plan.generation.cache) < 8:
                 plan.generation.cache[key] = layout
+        # The steps differ between requests with the same sizes (speculative decoding draws
+        # acceptances server-wide; different step splits can batch alike): map per request.
+        output_steps = [step for step, _ in outputs]
+        event_steps = [output_steps[0]]  # the role chunk goes with the first output
+        event_steps += [output_steps[i] for i in layout.event_outputs]
+        steps_done = [0] + [step + 1 for step in event_steps[1:]]
+        if include_usage:
+            event_steps.append(event_steps[-1])
+            steps_done.append(steps_done[-1])
+        event_steps.append(event_steps[-1])  # [DONE]
+        steps_done.append(len(plan.steps))
         head = writer.head
         events = [writer.role()]
         for part in layout.bodies:
@@ -756,7 +767,7 @@ class MockVLLM:
             events.append(writer.usage(layout.completion))
         events.append(wire.DONE)
         times = plan.times
-        return events, [times[step] for step in layout.event_steps], list(layout.steps_done)
+        return events, [times[step] for step in event_steps], steps_done
 
     def _layout(
         self,
@@ -764,18 +775,16 @@ class MockVLLM:
         writer: wire.ChunkWriter,
         outputs: list[tuple[int, int]],
         hide: bool,
-        include_usage: bool,
     ) -> _Layout:
         deltas = engine.harmony_deltas(
             plan.generation, tuple(n for _, n in outputs), include_reasoning=not hide
         )
         bodies: list[bytes | tuple[engine.Delta, int, str | None, int | None]] = []
-        event_steps = [outputs[0][0]]  # the role chunk goes with the first output
-        steps_done = [0]
+        event_outputs: list[int] = []
         completion = 0
         tools_streamed = False
         last = len(outputs) - 1
-        for number, ((step, size), delta) in enumerate(zip(outputs, deltas, strict=True)):
+        for number, ((_, size), delta) in enumerate(zip(outputs, deltas, strict=True)):
             completion += size
             finishing = number == last
             if delta.kind is None and not finishing:
@@ -789,14 +798,8 @@ class MockVLLM:
                 bodies.append((delta, completion, finish, stop))
             else:
                 bodies.append(writer.chunk_body(writer.delta_json(delta), completion, finish, stop))
-            event_steps.append(step)
-            steps_done.append(step + 1)
-        if include_usage:
-            event_steps.append(event_steps[-1])
-            steps_done.append(steps_done[-1])
-        event_steps.append(event_steps[-1])  # [DONE]
-        steps_done.append(len(plan.steps))
-        return _Layout(bodies, completion, event_steps, tuple(steps_done))
+            event_outputs.append(number)
+        return _Layout(bodies, completion, tuple(event_outputs))
 
     async def _stream(self, request: web.Request, plan: _Plan) -> web.StreamResponse:
         arrival = time.monotonic()
