@@ -232,11 +232,6 @@ class ChatChunkDecoder:
         self._done = False
 
     @property
-    def sse(self) -> SSEDecoder:
-        """The underlying event decoder (its :attr:`~SSEDecoder.last_event_id`, say)."""
-        return self._sse
-
-    @property
     def done(self) -> bool:
         """Whether ``[DONE]`` has come."""
         return self._done
