@@ -123,7 +123,7 @@ def bench_json(repeats: int) -> float:
     import msgspec
     import orjson
 
-    from gptoss_modal.chunks import ChatChunk
+    from gptoss_modal.stream.chunks import ChatChunk
 
     datas = [e[len(b"data: ") : -2].decode() for e in vllm_events(20000)]
     typed = msgspec.json.Decoder(ChatChunk).decode
@@ -178,7 +178,7 @@ def reads_of(body: bytes, size: int) -> list[bytes]:
 
 
 def decode_ours(reads: list[bytes]) -> int:
-    from gptoss_modal.chunks import ChatChunk, ChatChunkDecoder
+    from gptoss_modal.stream.chunks import ChatChunk, ChatChunkDecoder
 
     decoder = ChatChunkDecoder()
     chunks: list[ChatChunk] = []
@@ -189,8 +189,8 @@ def decode_ours(reads: list[bytes]) -> int:
 
 
 def decode_ours_layered(reads: list[bytes]) -> int:
-    from gptoss_modal.chunks import ChatChunk, parse_chat_chunks
-    from gptoss_modal.sse import SSEDecoder
+    from gptoss_modal.stream.chunks import ChatChunk, parse_chat_chunks
+    from gptoss_modal.stream.sse import SSEDecoder
 
     decoder = SSEDecoder()
     chunks: list[ChatChunk] = []
@@ -406,7 +406,7 @@ class _Ours(_Contender):
 
     def __init__(self, url: str, concurrency: int) -> None:
         super().__init__(url, concurrency)
-        from gptoss_modal.client import Client as OurClient
+        from gptoss_modal.stream.client import Client as OurClient
 
         self.client = OurClient(url, model=MODEL, max_connections=concurrency)
 

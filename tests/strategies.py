@@ -7,7 +7,7 @@ from typing import Any
 from hypothesis import strategies as st
 
 from gptoss_modal import ConfigError, ServeConfig
-from gptoss_modal.presets import GPUS, KV_CACHE_DTYPES, MODELS, PROFILES
+from gptoss_modal.serve.presets import GPUS, KV_CACHE_DTYPES, MODELS, PROFILES
 
 # Extra arguments that vLLM 0.13.0 accepts and the config does not own.
 EXTRA_ARG_CHOICES: tuple[tuple[str, ...], ...] = (

@@ -21,7 +21,7 @@ from typing import Any, Final
 from aiohttp import web
 from hypothesis import strategies as st
 
-from gptoss_modal.sse import ServerSentEvent, encode_event
+from gptoss_modal.stream.sse import ServerSentEvent, encode_event
 
 _LINE_END = re.compile(r"\r\n|\r|\n")
 

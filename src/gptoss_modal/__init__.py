@@ -2,8 +2,9 @@
 
 The public API is re-exported here. Importing it loads no modal, aiohttp or vllm: the command
 builder and the stream parsers are pure, so other tools can import them to launch vLLM anywhere.
-The aiohttp client lives in ``gptoss_modal.client``, the Modal app in ``gptoss_modal.app`` and
-the mock server in ``gptoss_modal.testing.mock_server``; import those explicitly.
+The aiohttp client lives in ``gptoss_modal.stream.client``, the Modal app in
+``gptoss_modal.app`` and the mock server in ``gptoss_modal.testing.mock_server``; import
+those explicitly.
 """
 
 import importlib
@@ -32,8 +33,8 @@ from gptoss_modal._exceptions import (
 )
 
 # --- serve config and command builder ---
-from gptoss_modal.command import build_vllm_command, parse_vllm_command, vllm_env
-from gptoss_modal.config import GPUSpec, ServeConfig, load_config
+from gptoss_modal.serve.command import build_vllm_command, parse_vllm_command, vllm_env
+from gptoss_modal.serve.config import GPUSpec, ServeConfig, load_config
 
 # --- streaming: SSE decoder, chunk parser, accumulator ---
 # Loaded on first use (PEP 562): the chunk parser needs msgspec, which would more than double
@@ -57,13 +58,13 @@ _LAZY = {
             "parse_chat_chunk",
             "parse_chat_chunks",
         ),
-        "gptoss_modal.chunks",
+        "gptoss_modal.stream.chunks",
     ),
-    **dict.fromkeys(("ServerSentEvent", "SSEDecoder", "encode_event"), "gptoss_modal.sse"),
+    **dict.fromkeys(("ServerSentEvent", "SSEDecoder", "encode_event"), "gptoss_modal.stream.sse"),
 }
 
 if TYPE_CHECKING:
-    from gptoss_modal.chunks import (
+    from gptoss_modal.stream.chunks import (
         DONE,
         ChatAccumulator,
         ChatChunk,
@@ -80,7 +81,7 @@ if TYPE_CHECKING:
         parse_chat_chunk,
         parse_chat_chunks,
     )
-    from gptoss_modal.sse import ServerSentEvent, SSEDecoder, encode_event
+    from gptoss_modal.stream.sse import ServerSentEvent, SSEDecoder, encode_event
 
 
 def __getattr__(name: str) -> Any:

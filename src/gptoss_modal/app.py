@@ -3,7 +3,7 @@
 # `modal deploy -m gptoss_modal.app` puts gpt-oss behind an OpenAI-compatible URL:
 # vLLM 0.13.0 with an EAGLE3 speculator, an fp8 KV cache, torch.compile and CUDA graphs on a
 # B200 by default. This file only *wires* things together. Every vLLM flag and variable comes
-# from the command builder (`gptoss_modal.command`) for a typed, validated `ServeConfig`;
+# from the command builder (`gptoss_modal.serve.command`) for a typed, validated `ServeConfig`;
 # every deployment choice (auth, names, scaling, timeouts) from `gptoss_modal.deploy`.
 #
 # Configure it with a TOML file (`GPTOSS_CONFIG=gptoss.toml`, tables `[serve]` and `[deploy]`)
@@ -36,7 +36,7 @@ from gptoss_modal.deploy import (
 )
 
 if TYPE_CHECKING:
-    from gptoss_modal.client import HealthProgress
+    from gptoss_modal.stream.client import HealthProgress
 
 MINUTES = 60  # seconds
 
@@ -133,7 +133,7 @@ HF_SECRETS = (
 
 def _preflight(deployment: Deployment) -> None:
     settings = deployment.settings
-    from gptoss_modal.preflight import run_preflight  # the Hub client is only needed here
+    from gptoss_modal.deploy.preflight import run_preflight  # the Hub client is only needed here
 
     report = run_preflight(deployment.serve, container_has_token=bool(settings.hf_secret_name))
     print(report.summary())
@@ -204,7 +204,7 @@ def serve() -> None:
     If vLLM exits while starting, raise at once with its last log lines instead of letting
     Modal wait out the start-up timeout; if it exits later, stop the container.
     """
-    from gptoss_modal.launch import start_server
+    from gptoss_modal.deploy.launch import start_server
 
     api_key = os.environ.get(API_KEY_ENV, "")
     if SETTINGS.auth == "api_key" and not api_key.strip():
@@ -292,9 +292,9 @@ async def main(
     health_timeout_s: float = 30 * MINUTES,  # how long to wait for a cold start
 ) -> None:
     """Wait for the server, then stream a chat (twice: plain, then as a pirate)."""
-    from gptoss_modal.cli.stream import Spinner, format_summary, print_stream  # the CLI's display
-    from gptoss_modal.client import Client
     from gptoss_modal.deploy import client_credentials
+    from gptoss_modal.display import Spinner, format_summary, print_stream
+    from gptoss_modal.stream.client import Client
 
     api_key, headers = client_credentials(SETTINGS, os.environ)
     url = serve.get_web_url()

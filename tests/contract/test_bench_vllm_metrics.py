@@ -14,7 +14,7 @@ import subprocess
 
 import pytest
 
-from gptoss_modal.prometheus import MetricsSnapshot, spec_decode_between
+from gptoss_modal.bench.prometheus import MetricsSnapshot, spec_decode_between
 from tests.contract._oracle import vllm_venv_python
 from tests.contract.conftest import MISSING_VLLM
 

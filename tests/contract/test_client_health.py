@@ -13,15 +13,15 @@ from pathlib import Path
 import pytest
 
 from gptoss_modal import AuthenticationError, ConnectError, HealthTimeout, HTTPStatusError
-from gptoss_modal.client import HealthProgress, stream_chat, wait_healthy
+from gptoss_modal.stream.client import HealthProgress, stream_chat, wait_healthy
 from tests.strategies_stream import ReplayServer, Reply, free_port
 
 
 @pytest.fixture(autouse=True)
 def _fast_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
     """Poll every few milliseconds so start-up sequences take little wall time."""
-    monkeypatch.setattr("gptoss_modal.client.HEALTH_FIRST_DELAY_S", 0.01)
-    monkeypatch.setattr("gptoss_modal.client.HEALTH_MAX_DELAY_S", 0.02)
+    monkeypatch.setattr("gptoss_modal.stream.client.HEALTH_FIRST_DELAY_S", 0.01)
+    monkeypatch.setattr("gptoss_modal.stream.client.HEALTH_MAX_DELAY_S", 0.02)
 
 
 async def test_healthy_server_answers_at_the_first_check() -> None:

@@ -12,7 +12,7 @@ from typing import Any
 import openai
 from hypothesis import given, settings
 
-from gptoss_modal.client import Client
+from gptoss_modal.stream.client import Client
 from tests.strategies_stream import (
     VLLM_USAGE,
     ReplayServer,

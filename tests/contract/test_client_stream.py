@@ -23,7 +23,7 @@ from gptoss_modal import (
     StreamError,
     UpstreamError,
 )
-from gptoss_modal.client import ChatStream, Client, build_chat_request, stream_chat
+from gptoss_modal.stream.client import ChatStream, Client, build_chat_request, stream_chat
 from tests.strategies_stream import (
     DROP,
     VLLM_CONTENT,

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 from gptoss_modal import ChatChunk, ChatResult, ServerSentEvent, UpstreamError, parse_chat_chunk
-from gptoss_modal.client import Client
+from gptoss_modal.stream.client import Client
 from tests.contract._oracle import VllmOracle
 from tests.strategies_stream import (
     VLLM_CONTENT,

@@ -1,6 +1,6 @@
 """Our streaming client and the mock together: cold start, streaming, faults, auth, usage.
 
-Skipped (with the reason) until ``gptoss_modal.client`` is in the checkout.
+Skipped (with the reason) until ``gptoss_modal.stream.client`` is in the checkout.
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ from gptoss_modal import (
 )
 
 client_module = pytest.importorskip(
-    "gptoss_modal.client", reason="gptoss_modal.client (issue 5) is not in this checkout yet"
+    "gptoss_modal.stream.client",
+    reason="gptoss_modal.stream.client (issue 5) is not in this checkout yet",
 )
 Client = client_module.Client
 

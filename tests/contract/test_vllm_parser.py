@@ -9,8 +9,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 from gptoss_modal import ConfigError, ServeConfig, build_vllm_command
-from gptoss_modal._vllm_options import OPTION_GROUPS, VLLM_VERSION
-from gptoss_modal.presets import GPUS, KV_CACHE_DTYPES, PROFILES
+from gptoss_modal.serve.options.v0_13_0 import OPTION_GROUPS, VLLM_VERSION
+from gptoss_modal.serve.presets import GPUS, KV_CACHE_DTYPES, PROFILES
 from tests.contract._oracle import VllmOracle
 from tests.strategies import serve_configs
 

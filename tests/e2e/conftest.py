@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from gptoss_modal.budgets import Budgets, load_budgets
+from gptoss_modal.bench.budgets import Budgets, load_budgets
 from tests.e2e.credentials import missing_modal_credentials
 from tests.e2e.results import E2EResults
 from tests.e2e.settings import E2ESettings
@@ -126,8 +126,8 @@ def deployed(e2e_settings: E2ESettings, results: E2EResults) -> Iterator[Deploye
     """Run the app on Modal under the test name, wait for it from cold, stop it afterwards."""
     import modal
 
-    from gptoss_modal.client import wait_healthy
     from gptoss_modal.deploy import API_KEY_ENV
+    from gptoss_modal.stream.client import wait_healthy
 
     api_key = secrets.token_urlsafe(32)
     results.hide(api_key)

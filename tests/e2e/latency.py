@@ -6,8 +6,8 @@ against the mock server: same driver, definitions and budgets format as `gptoss-
 
 from __future__ import annotations
 
-from gptoss_modal.bench import BenchRun, BenchSettings, Level, LevelResult, run_benchmark
-from gptoss_modal.budgets import Budgets
+from gptoss_modal.bench.budgets import Budgets
+from gptoss_modal.bench.run import BenchRun, BenchSettings, Level, LevelResult, run_benchmark
 from tests.e2e.results import E2EResults
 from tests.e2e.settings import E2ESettings
 

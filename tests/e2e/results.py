@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gptoss_modal.launch import Redactor
-from gptoss_modal.stats import BudgetCheck
+from gptoss_modal.bench.stats import BudgetCheck
+from gptoss_modal.deploy.launch import Redactor
 
 
 @dataclass

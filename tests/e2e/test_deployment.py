@@ -12,9 +12,9 @@ import sys
 import aiohttp
 import pytest
 
-from gptoss_modal.budgets import Budgets
-from gptoss_modal.client import Client
-from gptoss_modal.launch import Redactor
+from gptoss_modal.bench.budgets import Budgets
+from gptoss_modal.deploy.launch import Redactor
+from gptoss_modal.stream.client import Client
 from tests.e2e.conftest import Deployed
 from tests.e2e.latency import one_stream_run, record
 from tests.e2e.results import E2EResults, check_line

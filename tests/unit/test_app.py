@@ -36,7 +36,7 @@ from gptoss_modal.deploy import (
     HubRepo,
     load_deployment,
 )
-from gptoss_modal.preflight import PreflightReport, RepoCheck
+from gptoss_modal.deploy.preflight import PreflightReport, RepoCheck
 
 # Modal's deprecation warnings are errors here whatever pytest's global filters say.
 pytestmark = pytest.mark.filterwarnings("error::modal.exception.DeprecationError")
@@ -172,7 +172,7 @@ def fake_start(monkeypatch: pytest.MonkeyPatch) -> list[Started]:
         started.append(record)
         return FakeServer(record)
 
-    monkeypatch.setattr("gptoss_modal.launch.start_server", start_server)
+    monkeypatch.setattr("gptoss_modal.deploy.launch.start_server", start_server)
     return started
 
 
@@ -210,7 +210,8 @@ def test_the_app_imports_none_of_the_local_tools(tmp_path: Path) -> None:
     container imports this module too, and only the local side needs those."""
     code = (
         "import sys, gptoss_modal.app; "
-        "print('LOADED:' + ','.join(m for m in ('gptoss_modal.preflight', 'gptoss_modal.client', "
+        "print('LOADED:' + ','.join(m for m in ('gptoss_modal.deploy.preflight', "
+        "'gptoss_modal.stream.client', "
         "'huggingface_hub') if m in sys.modules))"
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GPTOSS_", "MODAL_"))}
@@ -447,7 +448,7 @@ def test_a_vllm_that_dies_starting_fails_the_container(monkeypatch: pytest.Monke
     def dies(argv: list[str], **kwargs: Any) -> None:
         raise VllmStartupError("vllm exited with code 1", returncode=1, log_tail=["OOM"])
 
-    monkeypatch.setattr("gptoss_modal.launch.start_server", dies)
+    monkeypatch.setattr("gptoss_modal.deploy.launch.start_server", dies)
     with pytest.raises(VllmStartupError, match="OOM"):
         run_serve(container)
 
@@ -532,7 +533,7 @@ def _no_secret_check(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_a_failed_hub_preflight_stops_the_deploy(monkeypatch: pytest.MonkeyPatch) -> None:
     """In strict mode (the default) a repo the Hub does not have stops the import, so deploy."""
     monkeypatch.setattr(
-        "gptoss_modal.preflight.run_preflight", lambda *a, **k: _report("not_found")
+        "gptoss_modal.deploy.preflight.run_preflight", lambda *a, **k: _report("not_found")
     )
     _no_secret_check(monkeypatch)
     with pytest.raises(PreflightError, match="gpt-oss-20b-typo"):
@@ -544,7 +545,7 @@ def test_warn_mode_prints_the_failure_and_deploys(
 ) -> None:
     """GPTOSS_PREFLIGHT=warn reports the failed check and lets the deploy go on."""
     monkeypatch.setattr(
-        "gptoss_modal.preflight.run_preflight", lambda *a, **k: _report("not_found")
+        "gptoss_modal.deploy.preflight.run_preflight", lambda *a, **k: _report("not_found")
     )
     _no_secret_check(monkeypatch)
     import_app(monkeypatch, GPTOSS_PREFLIGHT="warn")
@@ -554,7 +555,7 @@ def test_warn_mode_prints_the_failure_and_deploys(
 def test_an_unreachable_hub_only_warns(monkeypatch: pytest.MonkeyPatch) -> None:
     """In strict mode an unreachable Hub is reported but does not stop the deploy."""
     monkeypatch.setattr(
-        "gptoss_modal.preflight.run_preflight", lambda *a, **k: _report("unreachable")
+        "gptoss_modal.deploy.preflight.run_preflight", lambda *a, **k: _report("unreachable")
     )
     _no_secret_check(monkeypatch)
     import_app(monkeypatch, GPTOSS_PREFLIGHT="strict")
@@ -562,7 +563,9 @@ def test_an_unreachable_hub_only_warns(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_a_missing_key_secret_says_how_to_create_it(monkeypatch: pytest.MonkeyPatch) -> None:
     """Deploying api_key auth without its Secret fails with the command that creates it."""
-    monkeypatch.setattr("gptoss_modal.preflight.run_preflight", lambda *a, **k: _report("ok"))
+    monkeypatch.setattr(
+        "gptoss_modal.deploy.preflight.run_preflight", lambda *a, **k: _report("ok")
+    )
 
     def hydrate(self: Any, *args: Any, **kwargs: Any) -> Any:
         raise modal.exception.NotFoundError("Secret 'gptoss-api-key' not found")
@@ -576,7 +579,9 @@ def test_an_unverifiable_secret_only_warns(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Without Modal credentials the Secret cannot be checked: a warning, and Modal checks later."""
-    monkeypatch.setattr("gptoss_modal.preflight.run_preflight", lambda *a, **k: _report("ok"))
+    monkeypatch.setattr(
+        "gptoss_modal.deploy.preflight.run_preflight", lambda *a, **k: _report("ok")
+    )
 
     def hydrate(self: Any, *args: Any, **kwargs: Any) -> Any:
         raise modal.exception.AuthError("Token missing")

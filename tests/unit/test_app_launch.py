@@ -14,7 +14,13 @@ from collections.abc import Iterator
 import pytest
 
 from gptoss_modal._exceptions import VllmStartupError
-from gptoss_modal.launch import LOG_TAIL_LINES, REDACTED, Redactor, RunningServer, start_server
+from gptoss_modal.deploy.launch import (
+    LOG_TAIL_LINES,
+    REDACTED,
+    Redactor,
+    RunningServer,
+    start_server,
+)
 
 SECRET = "sk-launch-test-secret-value-42"
 WAIT_S = 60.0  # bounds a wait for a child; no assertion is about time

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from gptoss_modal import ServeConfig
-from gptoss_modal.presets import GPUS, PROFILES
+from gptoss_modal.serve.presets import GPUS, PROFILES
 
 ROOT = Path(__file__).resolve().parents[2]
 

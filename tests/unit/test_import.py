@@ -24,7 +24,7 @@ def test_import_loads_no_heavy_library() -> None:
 
 def test_streaming_names_load_on_first_use() -> None:
     """A lazily exported name resolves to its module's object, and unknown names still fail."""
-    from gptoss_modal.sse import SSEDecoder
+    from gptoss_modal.stream.sse import SSEDecoder
 
     assert gptoss_modal.SSEDecoder is SSEDecoder
     assert "parse_chat_chunk" in dir(gptoss_modal)

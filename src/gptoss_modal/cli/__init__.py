@@ -23,7 +23,8 @@ EXIT_INTERRUPTED = 130
 # Heavy imports (aiohttp, modal, matplotlib) stay inside those functions.
 _SUBCOMMAND_MODULES = (
     "gptoss_modal.cli.command",
-    "gptoss_modal.cli.stream",
+    "gptoss_modal.cli.health",
+    "gptoss_modal.cli.chat",
     "gptoss_modal.cli.mock",
     "gptoss_modal.cli.bench",
 )

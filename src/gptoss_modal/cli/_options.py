@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import re
 from collections.abc import Mapping, Sequence
 
@@ -59,3 +60,26 @@ def request_headers(values: Sequence[str], env: Mapping[str, str]) -> dict[str, 
     headers = {k: v for k, v in proxy_auth_headers(env).items() if k.lower() not in replaced}
     headers.update(given)
     return headers
+
+
+API_KEY_ENV = "GPTOSS_API_KEY"
+_UNITS_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "": 1.0}
+_DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m|h|)")
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in ``90``, ``90s``, ``1.5m``, ``30m``, ``2h`` or ``500ms``."""
+    match = _DURATION.fullmatch(text.strip().lower())
+    if match is None:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a duration: use a number with s, m, h or ms (e.g. 90s, 30m)"
+        )
+    return float(match[1]) * _UNITS_S[match[2]]
+
+
+def add_key_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--api-key",
+        default=os.environ.get(API_KEY_ENV),
+        help=f"the server's API key (default: ${API_KEY_ENV})",
+    )

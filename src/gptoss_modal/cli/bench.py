@@ -126,12 +126,12 @@ def run(args: argparse.Namespace) -> int:
 
 def compare(args: argparse.Namespace) -> int:
     """Print the change of each metric from run A to run B (and plot both with --plot)."""
-    from gptoss_modal.bench_report import read_run, render_comparison
+    from gptoss_modal.bench.report import read_run, render_comparison
 
     a_path, b_path = args.files
     a, b = read_run(a_path), read_run(b_path)
     if args.plot:
-        from gptoss_modal.plot import plot_runs
+        from gptoss_modal.bench.plot import plot_runs
 
         plot_runs([(os.path.basename(a_path), a), (os.path.basename(b_path), b)], args.plot)
     print(render_comparison(a, b, a_path, b_path))
@@ -142,7 +142,9 @@ def compare(args: argparse.Namespace) -> int:
 
 def bench(args: argparse.Namespace) -> int:
     """Run the benchmark; the exit code says whether every budget held."""
-    from gptoss_modal.bench import (
+    from gptoss_modal.bench.budgets import load_budgets
+    from gptoss_modal.bench.report import render_run
+    from gptoss_modal.bench.run import (
         AllRequestsFailed,
         BenchSettings,
         Progress,
@@ -153,12 +155,10 @@ def bench(args: argparse.Namespace) -> int:
         parse_levels,
         run_benchmark,
     )
-    from gptoss_modal.bench_report import render_run
-    from gptoss_modal.budgets import load_budgets
 
     # Everything that can be wrong with the flags and files fails now, before a long run.
     if args.plot:
-        from gptoss_modal.plot import require_matplotlib
+        from gptoss_modal.bench.plot import require_matplotlib
 
         require_matplotlib()
     budgets = load_budgets(args.budgets).section(args.gpu) if args.budgets else None
@@ -219,7 +219,7 @@ def bench(args: argparse.Namespace) -> int:
         result.write_json(args.json)
         print(f"\njson: {args.json}")
     if args.plot:
-        from gptoss_modal.plot import plot_runs
+        from gptoss_modal.bench.plot import plot_runs
 
         plot_runs([(settings.url, doc)], args.plot)
         print(f"plot: {args.plot}")

@@ -10,9 +10,9 @@ import sys
 from typing import Any
 
 from gptoss_modal.cli import EXIT_OK
-from gptoss_modal.command import build_vllm_command, vllm_env
-from gptoss_modal.config import load_config, parse_overrides
-from gptoss_modal.presets import PROFILES
+from gptoss_modal.serve.command import build_vllm_command, vllm_env
+from gptoss_modal.serve.config import load_config, parse_overrides
+from gptoss_modal.serve.presets import PROFILES
 
 
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:

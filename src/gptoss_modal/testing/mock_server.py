@@ -51,8 +51,8 @@ from typing import Any, Literal
 
 from aiohttp import web
 
-from gptoss_modal.testing import _mock_engine as engine
-from gptoss_modal.testing import _mock_wire as wire
+from gptoss_modal.testing import _engine as engine
+from gptoss_modal.testing import _wire as wire
 
 __all__ = [
     "FAULTS",

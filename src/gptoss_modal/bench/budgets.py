@@ -1,0 +1,201 @@
+"""Latency budgets: a TOML file of limits per GPU section and per load level.
+
+The benchmark (``gptoss-modal bench --budgets FILE --gpu B200``) and the e2e suite read the
+same file. Its shape (``budgets.example.toml`` is a full example)::
+
+    [B200]                      # a section, usually named after the GPU
+    source = "where the numbers come from"
+    cold_start_s = 1800         # optional: deploy to healthy, for the e2e suite
+
+    [B200.all]                  # limits for every level
+    max_error_rate = 0.0
+
+    [B200.concurrency.1]        # limits for the closed-loop level at concurrency 1
+    ttft_p95_ms = 400
+    tpot_p50_ms = 6.0
+    min_output_tokens_per_s = 150
+
+    [B200.rate."2.5"]           # limits for the open-loop level at 2.5 requests/s
+
+A level's limits are ``all``, overridden by its ``concurrency`` table, overridden by its
+``rate`` table. The keys are :data:`gptoss_modal.bench.stats.BUDGET_KEYS` (checked limits) and
+:data:`gptoss_modal.bench.stats.SLO_KEYS` (per-request limits that define goodput); every table may
+also carry a ``source`` string. Anything else raises :class:`ConfigError` naming the key's
+full path and what is allowed.
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+from gptoss_modal._exceptions import ConfigError
+from gptoss_modal.bench.stats import BUDGET_KEYS, LATENCY_METRICS, LOWER_LIMITS, SLO_KEYS, STATS
+
+__all__ = ["Budgets", "BudgetsFile", "load_budgets", "parse_budgets"]
+
+SECTION_KEYS: Final = ("source", "cold_start_s", "all", "concurrency", "rate")
+_FRACTIONS: Final = frozenset({"min_goodput_fraction", "min_acceptance_rate", "max_error_rate"})
+ALLOWED_LIMIT_KEYS: Final = (
+    f"<metric>_<stat>_ms (metric: {', '.join(LATENCY_METRICS)}; stat: {', '.join(STATS)}), "
+    f"<metric>_ms per request ({', '.join(sorted(k[:-3] for k in SLO_KEYS))}), "
+    f"{', '.join(f'min_{q}' for q in LOWER_LIMITS)}, max_error_rate, or source"
+)
+
+Limits = dict[str, float]
+
+
+@dataclass(frozen=True)
+class Budgets:
+    """One section of a budgets file: its limits for every level and per level."""
+
+    name: str
+    source: str | None = None
+    cold_start_s: float | None = None
+    every: Limits = field(default_factory=dict)
+    concurrency: dict[int, Limits] = field(default_factory=dict)
+    rate: dict[float, Limits] = field(default_factory=dict)
+
+    def for_level(self, concurrency: int | None, rate: float | None = None) -> Limits:
+        """The limits of one level: ``all``, then its concurrency's, then its rate's."""
+        limits = dict(self.every)
+        if concurrency is not None:
+            limits.update(self.concurrency.get(concurrency, {}))
+        if rate is not None:
+            limits.update(self.rate.get(rate, {}))
+        return limits
+
+
+@dataclass(frozen=True)
+class BudgetsFile:
+    """A parsed budgets file: its sections by name."""
+
+    path: str
+    sections: dict[str, Budgets]
+
+    def section(self, name: str | None) -> Budgets:
+        """The section called ``name``; the only one when ``name`` is None and there is one."""
+        if name is None:
+            if len(self.sections) == 1:
+                return next(iter(self.sections.values()))
+            raise ConfigError(
+                "--gpu",
+                None,
+                f"the budgets section to use, one of: {', '.join(self.sections) or '(none)'}",
+                source=self.path,
+            )
+        if name not in self.sections:
+            raise ConfigError(
+                "--gpu", name, f"one of the sections in the file: {', '.join(self.sections)}"
+            )
+        return self.sections[name]
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _limit(path: str, key: str, value: Any, source: str) -> float:
+    if key not in BUDGET_KEYS and key not in SLO_KEYS:
+        raise ConfigError(path, value, f"a budget key: {ALLOWED_LIMIT_KEYS}", source=source)
+    if not _number(value) or not math.isfinite(value):
+        raise ConfigError(path, value, "a finite number", source=source)
+    number = float(value)
+    if key in _FRACTIONS and not 0.0 <= number <= 1.0:
+        raise ConfigError(path, value, "a fraction within [0, 1]", source=source)
+    if key == "min_acceptance_length" and number < 1.0:
+        raise ConfigError(
+            path, value, "a mean acceptance length >= 1 (tokens per step)", source=source
+        )
+    if key.endswith("_ms") and number <= 0:
+        raise ConfigError(path, value, "a positive number of milliseconds", source=source)
+    if number < 0:
+        raise ConfigError(path, value, "a number >= 0", source=source)
+    return number
+
+
+def _limits(path: str, table: Any, source: str) -> Limits:
+    if not isinstance(table, dict):
+        raise ConfigError(path, table, "a table of budget limits", source=source)
+    limits: Limits = {}
+    for key, value in table.items():
+        if key == "source":
+            if not isinstance(value, str):
+                raise ConfigError(f"{path}.source", value, "a string", source=source)
+            continue
+        limits[key] = _limit(f"{path}.{key}", key, value, source)
+    return limits
+
+
+def _levels(path: str, table: Any, source: str, kind: str) -> dict[Any, Limits]:
+    if not isinstance(table, dict):
+        raise ConfigError(path, table, f"a table of levels by {kind}", source=source)
+    levels: dict[Any, Limits] = {}
+    for key, limits in table.items():
+        level: float
+        try:
+            level = int(key) if kind == "concurrency" else float(key)
+        except ValueError:
+            level = math.nan
+        if not math.isfinite(level) or level <= 0:
+            allowed = (
+                "a positive whole number of concurrent requests, e.g. [B200.concurrency.8]"
+                if kind == "concurrency"
+                else 'a positive request rate per second, e.g. [B200.rate."2.5"]'
+            )
+            raise ConfigError(f"{path}.{key}", key, allowed, source=source)
+        levels[level] = _limits(f"{path}.{key}", limits, source)
+    return levels
+
+
+def parse_budgets(data: Mapping[str, Any], source: str = "<budgets>") -> BudgetsFile:
+    """Validate a decoded budgets TOML document; ``source`` names it in errors."""
+    sections: dict[str, Budgets] = {}
+    for name, table in data.items():
+        if not isinstance(table, dict):
+            raise ConfigError(
+                name, table, "a table of budgets for one GPU, e.g. [B200]", source=source
+            )
+        for key in table:
+            if key not in SECTION_KEYS:
+                raise ConfigError(
+                    f"{name}.{key}", table[key], f"one of {', '.join(SECTION_KEYS)}", source=source
+                )
+        section_source = table.get("source")
+        if section_source is not None and not isinstance(section_source, str):
+            raise ConfigError(f"{name}.source", section_source, "a string", source=source)
+        cold = table.get("cold_start_s")
+        if cold is not None and (not _number(cold) or not math.isfinite(cold) or cold <= 0):
+            raise ConfigError(
+                f"{name}.cold_start_s", cold, "a positive number of seconds", source=source
+            )
+        sections[name] = Budgets(
+            name=name,
+            source=section_source,
+            cold_start_s=float(cold) if cold is not None else None,
+            every=_limits(f"{name}.all", table.get("all", {}), source),
+            concurrency=_levels(
+                f"{name}.concurrency", table.get("concurrency", {}), source, "concurrency"
+            ),
+            rate=_levels(f"{name}.rate", table.get("rate", {}), source, "rate"),
+        )
+    if not sections:
+        raise ConfigError("budgets", source, "a file with at least one section, e.g. [B200]")
+    return BudgetsFile(path=source, sections=sections)
+
+
+def load_budgets(path: str | Path) -> BudgetsFile:
+    """Read and validate a budgets TOML file (:class:`ConfigError` for anything wrong)."""
+    where = str(path)
+    try:
+        with open(path, "rb") as handle:
+            data = tomllib.load(handle)
+    except OSError as exc:
+        raise ConfigError("--budgets", where, f"a readable TOML file ({exc.strerror})") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError("--budgets", where, f"valid TOML ({exc})") from exc
+    return parse_budgets(data, where)

@@ -1,0 +1,93 @@
+"""``gptoss-modal chat URL "prompt"``: stream the reply as it arrives, reasoning dimmed (when stdout
+is a terminal), then the content; a spinner with the elapsed time shows on stderr while waiting;
+the run ends with time to first token, time to last token and tokens/s
+(:mod:`gptoss_modal.display`).
+Sends ``--header`` values and Modal proxy auth from ``$GPTOSS_MODAL_KEY``/``$GPTOSS_MODAL_SECRET``.
+Exit codes: 0 ok, 1 the server or the stream failed, 2 bad usage. The aiohttp client is imported
+only when the command runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from typing import Any
+
+from gptoss_modal._exceptions import ConnectError, HealthTimeout
+from gptoss_modal.cli import EXIT_OK
+from gptoss_modal.cli._options import (
+    add_header_option,
+    add_key_option,
+    parse_duration,
+    request_headers,
+)
+from gptoss_modal.cli.health import report_connection_failure
+from gptoss_modal.display import format_summary, print_stream, wait_with_spinner
+
+
+def register(subparsers: argparse._SubParsersAction[Any]) -> None:
+    """Register ``chat``."""
+    chat = subparsers.add_parser(
+        "chat",
+        help="stream a chat reply: reasoning (dimmed), content and timings",
+        description=(
+            "Send one prompt and stream the reply as it arrives: reasoning dimmed, then the "
+            "content; then time to first token, time to last token and tokens/s."
+        ),
+    )
+    chat.add_argument("url", help="the server's root URL (a trailing /v1 is fine)")
+    chat.add_argument("prompt", help="the user message")
+    chat.add_argument("--system", help="a system message to send first")
+    chat.add_argument("--reasoning-effort", metavar="EFFORT", help="low, medium or high")
+    chat.add_argument("--model", help="the served model name (default: the server's only one)")
+    chat.add_argument("--max-tokens", type=int, help="stop after this many tokens")
+    chat.add_argument(
+        "--wait",
+        type=parse_duration,
+        default=None,
+        metavar="DURATION",
+        help="first wait up to this long for /health (a cold start); default: do not wait",
+    )
+    chat.add_argument(
+        "--stall-timeout",
+        type=parse_duration,
+        default=None,  # the client's DEFAULT_STALL_TIMEOUT_S (imported only when chat runs)
+        metavar="DURATION",
+        help="fail when no bytes arrive for this long, first token included (default 120s)",
+    )
+    add_key_option(chat)
+    add_header_option(chat)
+    chat.set_defaults(func=run_chat)
+
+
+def run_chat(args: argparse.Namespace) -> int:
+    """``gptoss-modal chat``."""
+    return asyncio.run(_chat(args))
+
+
+async def _chat(args: argparse.Namespace) -> int:
+    from gptoss_modal.stream.client import DEFAULT_STALL_TIMEOUT_S, Client
+
+    stall_s = DEFAULT_STALL_TIMEOUT_S if args.stall_timeout is None else args.stall_timeout
+    headers = request_headers(args.header, os.environ)
+    client = Client(
+        args.url, api_key=args.api_key, headers=headers, model=args.model, stall_timeout_s=stall_s
+    )
+    async with client:
+        stream = client.stream_chat(  # a bad option fails here, before any waiting
+            args.prompt,
+            system=args.system,
+            reasoning_effort=args.reasoning_effort,
+            max_tokens=args.max_tokens,
+        )
+        try:
+            if args.wait:
+                await wait_with_spinner(client, args.wait, sys.stderr)
+            async with stream:
+                result = await print_stream(stream, sys.stdout, sys.stderr)
+        except (ConnectError, HealthTimeout) as exc:
+            return report_connection_failure(exc, args.wait)
+    print(format_summary(result), file=sys.stderr)
+    return EXIT_OK

@@ -1,0 +1,120 @@
+"""The terminal display shared by the CLI and the Modal app's ``modal run``: a spinner while
+waiting, a chat reply printed as it arrives (reasoning dimmed on a terminal), and the one-line
+timing summary. Imports no aiohttp: the client's types are only named for the type checker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from typing import TYPE_CHECKING, TextIO
+
+if TYPE_CHECKING:
+    from gptoss_modal.stream.chunks import ChatResult
+    from gptoss_modal.stream.client import ChatStream, Client, HealthProgress
+
+__all__ = ["Spinner", "format_summary", "print_stream", "wait_with_spinner"]
+
+SPINNER_PERIOD_S = 0.1
+_DIM, _RESET = "\x1b[2m", "\x1b[0m"
+_CLEAR_LINE = "\r\x1b[K"
+
+
+class Spinner:
+    """A one-line spinner with the elapsed time on a terminal; silent anywhere else."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+        self._enabled = stream.isatty()
+        self._task: asyncio.Task[None] | None = None
+        self.label = ""
+
+    def start(self, label: str) -> None:
+        """Show ``label`` and the seconds since now, until :meth:`stop`."""
+        self.label = label
+        if self._enabled and self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._spin(time.monotonic()))
+
+    async def _spin(self, started: float) -> None:
+        for frame in itertools.cycle("⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"):
+            elapsed = time.monotonic() - started
+            self._stream.write(f"{_CLEAR_LINE}{frame} {self.label}  {elapsed:.1f} s")
+            self._stream.flush()
+            await asyncio.sleep(SPINNER_PERIOD_S)
+
+    def stop(self) -> None:
+        """Stop and clear the line (does nothing if not spinning)."""
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
+            self._stream.write(_CLEAR_LINE)
+            self._stream.flush()
+
+
+async def wait_with_spinner(client: Client, wait_s: float, err: TextIO) -> HealthProgress:
+    """Wait for health with a spinner on stderr showing the last status."""
+    spinner = Spinner(err)
+
+    def show(progress: HealthProgress) -> None:
+        spinner.label = f"waiting for {client.base_url}/health: {progress.last_status}"
+
+    spinner.start(f"checking {client.base_url}/health")
+    try:
+        return await client.wait_healthy(timeout_s=wait_s, on_progress=show)
+    finally:
+        spinner.stop()
+
+
+async def print_stream(stream: ChatStream, out: TextIO, err: TextIO) -> ChatResult:
+    """Print a chat reply as it arrives and return the stream's result.
+
+    A spinner on ``err`` (when it is a terminal) until the first text; then the reasoning
+    (dimmed when ``out`` is a terminal), a blank line and the content on ``out``, ended with a
+    newline. Errors propagate, with what arrived before them printed.
+    """
+    dim = out.isatty()
+    spinner = Spinner(err)
+    spinner.start("waiting for the first token")
+    in_reasoning = False
+    wrote = False
+    try:
+        async for chunk in stream:
+            reasoning, content = chunk.reasoning, chunk.content
+            if not (reasoning or content):
+                continue
+            spinner.stop()
+            if reasoning:
+                out.write(f"{_DIM}{reasoning}{_RESET}" if dim else reasoning)
+                in_reasoning = True
+            if content:
+                if in_reasoning:
+                    out.write("\n\n")
+                    in_reasoning = False
+                out.write(content)
+            wrote = True
+            out.flush()
+    finally:
+        spinner.stop()
+        if wrote:
+            out.write("\n")
+            out.flush()
+    return stream.result
+
+
+def format_summary(result: ChatResult) -> str:
+    """``time to first token 0.42 s · time to first content 1.20 s · time to last token 3.10 s ·
+    512 tokens · 190.5 tokens/s`` (first content only when it came after the first token)."""
+
+    def seconds(value: float | None) -> str:
+        return "n/a" if value is None else f"{value:.2f} s"
+
+    parts = [f"time to first token {seconds(result.ttft_s)}"]
+    if result.ttft_content_s is not None and result.ttft_content_s != result.ttft_s:
+        parts.append(f"time to first content {seconds(result.ttft_content_s)}")
+    parts.append(f"time to last token {seconds(result.ttlt_s)}")
+    tokens = result.completion_tokens
+    parts.append(f"{tokens} tokens" if tokens is not None else "tokens n/a")
+    rate = result.decode_tokens_per_s
+    parts.append(f"{rate:.1f} tokens/s" if rate is not None else "tokens/s n/a")
+    return " · ".join(parts)

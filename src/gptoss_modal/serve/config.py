@@ -1,0 +1,509 @@
+"""The serve config: every choice behind one ``vllm serve`` deployment, validated on construction.
+
+A ``ServeConfig`` holds what the user asked for. Fields left at ``None`` are filled in by
+:meth:`ServeConfig.resolved` from the profile, the model and the GPU, following the gpt-oss
+recipe. A resolved config has ``profile=None``: it is fully explicit, and there ``None`` means
+"leave vLLM's own default" (the flag is not passed).
+
+Configs load from code, a TOML file (``[serve]`` table), ``GPTOSS_*`` environment variables and
+``key=value`` overrides, with one precedence: defaults < TOML < environment < overrides.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any, TypeVar
+
+from gptoss_modal._exceptions import ConfigError
+from gptoss_modal.serve.flags import validate_extra_args
+from gptoss_modal.serve.loading import (
+    ENV_PREFIX,
+    check_range,
+    check_types,
+    coerce_text,
+    did_you_mean,
+    env_values,
+    toml_values,
+)
+from gptoss_modal.serve.presets import (
+    GPUS,
+    KV_CACHE_DTYPES,
+    MAX_GPUS_PER_CONTAINER,
+    MIN_HEADROOM_GIB,
+    MODELS,
+    PROFILE_DEFAULTS,
+    PROFILES,
+    TIGHT_GPU_MEMORY_UTILIZATION,
+    TIGHT_MAX_NUM_BATCHED_TOKENS,
+    TIGHT_MEMORY_SHARE,
+    VLLM_DEFAULT_GPU_MEMORY_UTILIZATION,
+    GPUPreset,
+    ModelPreset,
+    ProfileName,
+)
+
+__all__ = ["ENV_PREFIX", "GPUSpec", "ServeConfig", "load_config"]
+
+CONFIG_PATH_ENV = "GPTOSS_CONFIG"  # names the TOML file when no path is given
+SPECULATIVE_METHOD = "eagle3"
+MAX_INPUTS_LIMIT = 1000  # Modal's @modal.concurrent ceiling per container
+MAX_SPECULATIVE_TOKENS = 15  # beyond ~8 drafted tokens EAGLE3 acceptance is close to zero
+
+_REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
+_REVISION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,99}$")
+_SERVED_NAME = re.compile(r"^[^\s-]\S*$")  # a leading "-" would read as a flag
+
+
+@dataclass(frozen=True)
+class GPUSpec:
+    """A GPU type and how many of it one container gets (``B200:1``)."""
+
+    preset: GPUPreset
+    count: int
+
+    @property
+    def name(self) -> str:
+        return self.preset.name
+
+    def __str__(self) -> str:
+        return f"{self.preset.name}:{self.count}"
+
+    @classmethod
+    def parse(cls, value: str, *, field: str = "gpu") -> GPUSpec:
+        """Read ``TYPE[:COUNT]``, case-insensitively; unknown types and counts are errors."""
+        if not isinstance(value, str):
+            raise ConfigError(field, value, "a string such as 'B200:1'")
+        name, _, count_text = value.strip().partition(":")
+        canonical = {key.lower(): key for key in GPUS}.get(name.lower())
+        if canonical is None:
+            raise ConfigError(field, value, f"a GPU type among {', '.join(GPUS)} (e.g. 'H100:2')")
+        try:
+            count = int(count_text) if count_text else 1
+        except ValueError:
+            raise ConfigError(
+                field, value, "TYPE:COUNT with a whole count, e.g. 'H100:2'"
+            ) from None
+        if not 1 <= count <= MAX_GPUS_PER_CONTAINER:
+            raise ConfigError(field, value, f"a GPU count from 1 to {MAX_GPUS_PER_CONTAINER}")
+        return cls(GPUS[canonical], count)
+
+
+def _normalize_model(value: str) -> str:
+    if isinstance(value, str):
+        for preset in MODELS.values():
+            if value.strip().lower() in (preset.id.lower(), *preset.aliases):
+                return preset.id
+    allowed = ", ".join(f"{p.id} (or {'/'.join(p.aliases)})" for p in MODELS.values())
+    raise ConfigError("model", value, f"one of {allowed}")
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    """Everything that decides how vLLM serves gpt-oss, validated when constructed.
+
+    ``None`` means "derive it" (from ``profile``, the model and the GPU) unless ``profile`` is
+    ``None``, in which case the config is explicit and ``None`` means "vLLM's default".
+    """
+
+    model: str = "openai/gpt-oss-20b"
+    revision: str | None = None
+    gpu: str = "B200:1"
+    profile: ProfileName | None = "balanced"
+    speculative: bool = True
+    speculative_model: str | None = None
+    num_speculative_tokens: int | None = None
+    kv_cache_dtype: str | None = None
+    fuse_allreduce_rms: bool | None = None
+    eliminate_noops: bool | None = None
+    fast_boot: bool = False
+    max_inputs: int | None = None
+    max_cudagraph_capture_size: int | None = None
+    max_num_batched_tokens: int | None = None
+    max_model_len: int | None = None
+    max_num_seqs: int | None = None
+    gpu_memory_utilization: float | None = None
+    async_scheduling: bool = True
+    stream_interval: int | None = None
+    served_model_names: tuple[str, ...] | None = None
+    host: str = "0.0.0.0"
+    port: int = 8000
+    tool_calling: bool = False
+    extra_args: tuple[str, ...] = field(default=())
+
+    # ---- construction -------------------------------------------------------------------
+
+    def __post_init__(self) -> None:
+        set_ = object.__setattr__  # frozen: normalise in place once, at construction
+        set_(self, "model", _normalize_model(self.model))
+        set_(self, "gpu", str(GPUSpec.parse(self.gpu)))
+        for name in ("served_model_names", "extra_args"):
+            value = getattr(self, name)
+            if isinstance(value, list):
+                set_(self, name, tuple(value))
+        check_types(self)  # before anything reads the lists: a str is not a list of str
+        set_(self, "extra_args", validate_extra_args(self.extra_args))
+        self._check_fields()
+        # Resolving checks the combination (memory, tensor parallelism, batching) as well.
+        _ = self.resolved_view
+
+    def _check_fields(self) -> None:
+        if self.revision is not None and not _REVISION.match(self.revision):
+            raise ConfigError("revision", self.revision, "a commit hash, tag or branch name")
+        if self.profile is not None and self.profile not in PROFILES:
+            raise ConfigError("profile", self.profile, f"one of {', '.join(PROFILES)} or None")
+        if self.speculative_model is not None and not (
+            _REPO_ID.match(self.speculative_model) or self.speculative_model.startswith("/")
+        ):
+            raise ConfigError(
+                "speculative_model", self.speculative_model, "a Hub repo id 'org/name' or a path"
+            )
+        if not self.speculative and (
+            self.speculative_model is not None or self.num_speculative_tokens is not None
+        ):
+            raise ConfigError(
+                "speculative",
+                False,
+                "speculative=True when speculative_model or num_speculative_tokens is set "
+                "(they would be ignored)",
+            )
+        check_range(
+            "num_speculative_tokens", self.num_speculative_tokens, 1, MAX_SPECULATIVE_TOKENS
+        )
+        if self.kv_cache_dtype is not None and self.kv_cache_dtype not in KV_CACHE_DTYPES:
+            raise ConfigError(
+                "kv_cache_dtype", self.kv_cache_dtype, f"one of {', '.join(KV_CACHE_DTYPES)}"
+            )
+        check_range("max_inputs", self.max_inputs, 1, MAX_INPUTS_LIMIT)
+        check_range("max_cudagraph_capture_size", self.max_cudagraph_capture_size, 1, 2**16)
+        check_range("max_num_batched_tokens", self.max_num_batched_tokens, 1, 2**20)
+        check_range("max_model_len", self.max_model_len, 1, self.model_preset.max_context)
+        check_range("max_num_seqs", self.max_num_seqs, 1, 8192)
+        check_range("stream_interval", self.stream_interval, 1, 4096)
+        check_range("port", self.port, 1, 65535)
+        if self.gpu_memory_utilization is not None and not 0 < self.gpu_memory_utilization <= 1:
+            raise ConfigError(
+                "gpu_memory_utilization", self.gpu_memory_utilization, "a fraction in (0, 1]"
+            )
+        if not self.host or any(c.isspace() for c in self.host):
+            raise ConfigError("host", self.host, "an address such as 0.0.0.0")
+        if self.served_model_names is not None:
+            names = self.served_model_names
+            if not names or not all(_SERVED_NAME.match(n) for n in names):
+                raise ConfigError(
+                    "served_model_names",
+                    names,
+                    "one or more names without whitespace, not starting with -",
+                )
+            if len(set(names)) != len(names):
+                raise ConfigError("served_model_names", names, "names without duplicates")
+
+    # ---- derived views ------------------------------------------------------------------
+
+    @property
+    def model_preset(self) -> ModelPreset:
+        """The preset of this config's model."""
+        return MODELS[self.model]
+
+    @property
+    def gpu_spec(self) -> GPUSpec:
+        """The parsed GPU type and count."""
+        return GPUSpec.parse(self.gpu)
+
+    @property
+    def tensor_parallel_size(self) -> int:
+        """One tensor-parallel rank per GPU: a replica spans all GPUs of its container."""
+        return self.gpu_spec.count
+
+    @cached_property
+    def resolved_view(self) -> ServeConfig:
+        """The explicit config ``build_vllm_command`` uses (cached; see :meth:`resolved`)."""
+        return _resolve(self)
+
+    def resolved(self) -> ServeConfig:
+        """The fully explicit config (``profile=None``) with every derived value filled in."""
+        return self.resolved_view
+
+    def advisories(self) -> tuple[str, ...]:
+        """Known problems this (valid) config runs into on vLLM 0.13.0, worded for a person.
+
+        Not errors: the seed deployment itself triggers the first one. The CLI prints them on
+        stderr and the Modal app at deploy time.
+        """
+        c = self.resolved()
+        notes: list[str] = []
+        multi_token = [
+            reason
+            for reason, active in (
+                (f"stream_interval={c.stream_interval}", (c.stream_interval or 1) > 1),
+                ("speculative decoding", c.speculative),
+            )
+            if active
+        ]
+        if multi_token:
+            notes.append(
+                "vLLM 0.13.0 labels a multi-token streamed batch (here from "
+                + " and ".join(multi_token)
+                + ") with the harmony channel of its last token: text that crosses from "
+                "reasoning into the answer arrives as content, and the answer's last tokens can "
+                "be dropped when a batch ends on <|return|> (vllm-project/vllm#31501, "
+                "vllm-project/recipes#194). Non-streamed replies are unaffected; "
+                "stream_interval=1 with speculative=False avoids it at a throughput cost."
+            )
+        decode_tokens = c.max_inputs * (1 + (c.num_speculative_tokens or 0)) if c.max_inputs else 0
+        capture = c.max_cudagraph_capture_size
+        if not c.fast_boot and capture is not None and capture < decode_tokens:
+            per_step = 1 + (c.num_speculative_tokens or 0)
+            notes.append(
+                f"max_cudagraph_capture_size={capture} counts tokens, and a decode step of "
+                f"{c.max_inputs} requests with {per_step - 1} draft tokens carries "
+                f"{decode_tokens}: steps with more than {capture // per_step} decoding requests "
+                f"run without CUDA graphs. Set max_cudagraph_capture_size={decode_tokens} "
+                "(or use the latency/throughput profiles, which size it in tokens)."
+            )
+        if c.fast_boot:
+            notes.append(
+                "fast_boot runs vLLM eagerly (no torch.compile, no CUDA graphs): minutes faster "
+                "to start, several times slower to decode. Use it while iterating, not in "
+                "production."
+            )
+        if c.speculative and (c.max_num_seqs or 0) > 64:
+            notes.append(
+                f"speculative decoding with max_num_seqs={c.max_num_seqs}: at large batch the "
+                "forward pass is compute-bound and drafting tends to cost more than it saves."
+            )
+        return tuple(notes)
+
+    # ---- serialisation ------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict of every field (tuples become lists)."""
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            out[f.name] = list(value) if isinstance(value, tuple) else value
+        return out
+
+    def to_json(self) -> str:
+        """JSON text that :meth:`from_json` reads back to an equal config."""
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, source: str = "dict") -> ServeConfig:
+        """Build from a mapping of field names; unknown keys are errors, not ignored."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        values: dict[str, Any] = {}
+        for key, value in data.items():
+            if key not in known:
+                raise ConfigError(
+                    key, value, f"a ServeConfig field{did_you_mean(key, known)}", source=source
+                )
+            values[key] = tuple(value) if isinstance(value, list) else value
+        try:
+            return cls(**values)
+        except ConfigError as exc:
+            if exc.source is None:
+                exc.source = source
+            raise
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> ServeConfig:
+        """Read the JSON that :meth:`to_json` wrote (as carried into the container)."""
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ConfigError("json", text, f"valid JSON ({exc.msg})") from exc
+        if not isinstance(data, dict):
+            raise ConfigError("json", data, "a JSON object of ServeConfig fields")
+        return cls.from_dict(data, source="json")
+
+    def replace(self, **changes: Any) -> ServeConfig:
+        """A copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+
+# ---- resolution ---------------------------------------------------------------------------
+
+
+def _resolve(config: ServeConfig) -> ServeConfig:
+    """Fill every derived field; check the combination fits the GPUs."""
+    preset = config.model_preset
+    gpu = config.gpu_spec
+    if config.profile is None:
+        explicit = config
+    else:
+        profile = PROFILE_DEFAULTS[config.profile]
+        blackwell = gpu.preset.arch == "blackwell"
+        total_gib = gpu.preset.memory_gib * gpu.count
+        tight = preset.weights_gib / total_gib > TIGHT_MEMORY_SHARE
+        speculative = config.speculative and (
+            profile.speculative
+            or config.speculative_model is not None
+            or config.num_speculative_tokens is not None
+        )
+        max_inputs = _first(config.max_inputs, profile.max_inputs)
+        draft_tokens = (
+            _first(config.num_speculative_tokens, preset.draft_tokens) if speculative else 0
+        )
+        batched = _first(
+            config.max_num_batched_tokens,
+            TIGHT_MAX_NUM_BATCHED_TOKENS if tight else profile.max_num_batched_tokens,
+        )
+        explicit = dataclasses.replace(
+            config,
+            profile=None,
+            revision=_first(config.revision, preset.revision),
+            speculative=speculative,
+            speculative_model=_first(config.speculative_model, preset.draft_model)
+            if speculative
+            else None,
+            num_speculative_tokens=_first(config.num_speculative_tokens, preset.draft_tokens)
+            if speculative
+            else None,
+            # The recipe: fp8 KV cache and the fused passes on Blackwell only (fp8 KV with
+            # FlashInfer on Hopper has open bugs; Ampere has no fp8 attention).
+            kv_cache_dtype=_first(config.kv_cache_dtype, "fp8" if blackwell else "auto"),
+            fuse_allreduce_rms=_first(config.fuse_allreduce_rms, True if blackwell else None),
+            eliminate_noops=_first(config.eliminate_noops, True if blackwell else None),
+            max_inputs=max_inputs,
+            max_cudagraph_capture_size=_first(
+                config.max_cudagraph_capture_size,
+                _capture_size(profile.capture_decode_tokens, max_inputs, draft_tokens, batched),
+            ),
+            max_num_batched_tokens=batched,
+            max_model_len=_first(config.max_model_len, profile.max_model_len),
+            max_num_seqs=_first(config.max_num_seqs, profile.max_num_seqs),
+            gpu_memory_utilization=_first(
+                config.gpu_memory_utilization, TIGHT_GPU_MEMORY_UTILIZATION if tight else None
+            ),
+            stream_interval=_first(config.stream_interval, profile.stream_interval),
+            served_model_names=_first(config.served_model_names, (config.model, "llm")),
+        )
+    _check_combination(explicit, preset, gpu)
+    return explicit
+
+
+def _capture_size(decode_tokens: bool, max_inputs: int, draft_tokens: int, batched: int) -> int:
+    """CUDA graphs up to the largest decode batch a replica sees, in tokens, and no further:
+    every extra size costs start-up time and memory, and vLLM caps it at the batched tokens."""
+    if not decode_tokens:
+        return max_inputs
+    return min(max_inputs * (1 + draft_tokens), batched)
+
+
+def _check_combination(config: ServeConfig, preset: ModelPreset, gpu: GPUSpec) -> None:
+    if preset.num_attention_heads % gpu.count:
+        divisors = [
+            n for n in range(1, MAX_GPUS_PER_CONTAINER + 1) if preset.num_attention_heads % n == 0
+        ]
+        raise ConfigError(
+            "gpu",
+            config.gpu,
+            f"a GPU count that divides {preset.id}'s {preset.num_attention_heads} attention heads "
+            f"(tensor parallel size is the GPU count): one of {divisors}",
+        )
+    utilization = config.gpu_memory_utilization or VLLM_DEFAULT_GPU_MEMORY_UTILIZATION
+    usable = gpu.preset.memory_gib * gpu.count * utilization
+    needed = preset.weights_gib + MIN_HEADROOM_GIB
+    if usable < needed:
+        raise ConfigError(
+            "gpu",
+            config.gpu,
+            f"GPUs with room for {preset.id}: it needs ~{needed:.0f} GiB "
+            f"({preset.weights_gib} GiB weights + {MIN_HEADROOM_GIB:.0f} GiB to run), "
+            f"{config.gpu} at gpu_memory_utilization {utilization} gives {usable:.0f} GiB; "
+            "use more or larger GPUs",
+        )
+    if (
+        config.max_num_seqs is not None
+        and config.max_num_batched_tokens is not None
+        and config.max_num_batched_tokens < config.max_num_seqs
+    ):
+        raise ConfigError(
+            "max_num_batched_tokens",
+            config.max_num_batched_tokens,
+            f"at least max_num_seqs ({config.max_num_seqs}); vLLM refuses to start otherwise",
+        )
+    if config.speculative and (
+        config.speculative_model is None or config.num_speculative_tokens is None
+    ):
+        raise ConfigError(
+            "speculative_model",
+            config.speculative_model,
+            "a draft model and num_speculative_tokens when speculative=True and profile=None",
+        )
+
+
+_T = TypeVar("_T")
+
+
+def _first(value: _T | None, default: _T) -> _T:
+    return default if value is None else value
+
+
+# ---- loading: TOML, environment, overrides ------------------------------------------------
+
+# "auto" is one of vLLM's kv_cache_dtype values, so there it means vLLM's auto, not "derive";
+# "default" derives everywhere.
+_LITERAL_OK = {"kv_cache_dtype": frozenset({"auto"})}
+
+
+def parse_overrides(pairs: list[str] | tuple[str, ...]) -> dict[str, Any]:
+    """Read ``key=value`` strings (the CLI's ``--set``) into typed field values."""
+    known = {f.name for f in dataclasses.fields(ServeConfig)}
+    values: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep:
+            raise ConfigError("--set", pair, "key=value, e.g. max_inputs=64")
+        if key not in known:
+            raise ConfigError(
+                key, text, f"a ServeConfig field{did_you_mean(key, known)}", source="--set"
+            )
+        values[key] = coerce_text(ServeConfig, key, text, f"--set {key}", _LITERAL_OK)
+    return values
+
+
+def load_config(
+    path: str | os.PathLike[str] | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    overrides_source: str = "overrides",
+) -> ServeConfig:
+    """Build a ServeConfig from defaults < TOML file < ``GPTOSS_*`` environment < overrides.
+
+    ``path`` defaults to ``$GPTOSS_CONFIG`` when set. ``env`` defaults to ``os.environ``. An
+    invalid value's error says which of these it came from.
+    """
+    env = os.environ if env is None else env
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    toml_path = path if path is not None else env.get(CONFIG_PATH_ENV)
+    layers: list[tuple[dict[str, Any], str]] = []
+    if toml_path:
+        layers.append(
+            (toml_values(ServeConfig, Path(toml_path), "serve", _LITERAL_OK), str(toml_path))
+        )
+    env_layer = env_values(ServeConfig, env, _LITERAL_OK)
+    layers.append((env_layer, "environment"))
+    layers.append((dict(overrides or {}), overrides_source))
+    for layer, source in layers:
+        values.update(layer)
+        for key in layer:
+            sources[key] = (
+                f"environment {ENV_PREFIX}{key.upper()}" if source == "environment" else source
+            )
+    try:
+        return ServeConfig(**values)
+    except ConfigError as exc:
+        if exc.source is None:
+            exc.source = sources.get(exc.field, "the combination of settings")
+        raise

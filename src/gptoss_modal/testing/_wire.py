@@ -1,0 +1,343 @@
+"""The bytes vLLM 0.13.0 writes, built without pydantic: chunks, replies, errors, metrics.
+
+Pure. Each layout below is what vLLM's pydantic classes serialise to (``model_dump_json(
+exclude_unset=True)`` for stream chunks, ``JSONResponse(model.model_dump())`` for JSON replies),
+key for key; the contract tests compare these bytes with vLLM's own app. Field values are
+escaped with orjson, which writes the same JSON text as pydantic (UTF-8, no ASCII escaping).
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import secrets
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+
+from gptoss_modal.testing._engine import Delta
+
+DONE = b"data: [DONE]\n\n"
+SSE_CONTENT_TYPE = "text/event-stream; charset=utf-8"
+PROMETHEUS_CONTENT_TYPE = "text/plain; version=1.0.0; charset=utf-8"
+ENGINE_DEAD_MESSAGE = "EngineCore encountered an issue. See stack trace (above) for the root cause."
+
+
+def random_id() -> str:
+    """vLLM's ``random_uuid()``: 16 lowercase hex digits."""
+    return secrets.token_hex(8)
+
+
+def _j(value: Any) -> bytes:
+    return orjson.dumps(value)
+
+
+class ChunkWriter:
+    """Serialises one stream's chunks; everything constant per stream is built once.
+
+    ``reasoning_content=False`` gives the newer shape (vLLM 0.16 and later) with only
+    ``reasoning`` and no deprecated ``reasoning_content`` key.
+    """
+
+    def __init__(
+        self,
+        request_id: str,
+        created: int,
+        model: str,
+        *,
+        reasoning_content: bool = True,
+        continuous_usage: bool = False,
+        prompt_tokens: int = 0,
+    ) -> None:
+        self._head = (
+            b'data: {"id":'
+            + _j(request_id)
+            + b',"object":"chat.completion.chunk","created":'
+            + str(created).encode()
+            + b',"model":'
+            + _j(model)
+            + b',"choices":'
+        )
+        self._rc = reasoning_content
+        self._continuous = continuous_usage
+        self.prompt_tokens = prompt_tokens
+        self._null_rc = b'"reasoning_content":null' if reasoning_content else b""
+
+    def _usage(self, completion_tokens: int) -> bytes:
+        p = self.prompt_tokens
+        return b'{"prompt_tokens":%d,"total_tokens":%d,"completion_tokens":%d}' % (
+            p,
+            p + completion_tokens,
+            completion_tokens,
+        )
+
+    def role(self) -> bytes:
+        """The first chunk: the role, empty content, and (0.13.0) ``prompt_token_ids``."""
+        delta = b'{"role":"assistant","content":""' + (b"," + self._null_rc if self._rc else b"")
+        out = (
+            self._head
+            + b'[{"index":0,"delta":'
+            + delta
+            + b'},"logprobs":null,"finish_reason":null}]'
+        )
+        if self._continuous:
+            out += b',"usage":' + self._usage(0)
+        return out + b',"prompt_token_ids":null}\n\n'
+
+    def delta_json(self, delta: Delta, tool_call_id: str | None = None) -> bytes:
+        """The ``delta`` object of a chunk."""
+        kind, text = delta.kind, delta.text
+        if kind == "reasoning":
+            t = _j(text)
+            return b'{"reasoning":' + t + (b',"reasoning_content":' + t if self._rc else b"") + b"}"
+        if kind == "content":
+            return b'{"content":' + _j(text) + (b"," + self._null_rc if self._rc else b"") + b"}"
+        prefix = b"{" + (self._null_rc + b"," if self._rc else b"")
+        if kind == "tool_start":
+            call = (
+                b'{"id":'
+                + _j(tool_call_id or "chatcmpl-tool-" + random_id())
+                + b',"type":"function","index":%d,"function":{"name":' % delta.index
+                + _j(text)
+                + b',"arguments":""}}'
+            )
+            return prefix + b'"tool_calls":[' + call + b"]}"
+        if kind == "tool_args":
+            call = b'{"index":%d,"function":{"arguments":' % delta.index + _j(text) + b"}}"
+            return prefix + b'"tool_calls":[' + call + b"]}"
+        return b"{" + self._null_rc + b"}"
+
+    @property
+    def head(self) -> bytes:
+        """What every chunk event of this stream starts with: ``data: {"id":...,"choices":``."""
+        return self._head
+
+    def chunk(
+        self,
+        delta: bytes,
+        completion_tokens: int,
+        finish_reason: str | None = None,
+        stop_reason: int | None = None,
+    ) -> bytes:
+        """One content/reasoning/tool/finish chunk as an SSE event."""
+        return self._head + self.chunk_body(delta, completion_tokens, finish_reason, stop_reason)
+
+    def chunk_body(
+        self,
+        delta: bytes,
+        completion_tokens: int,
+        finish_reason: str | None = None,
+        stop_reason: int | None = None,
+    ) -> bytes:
+        """:meth:`chunk` without :attr:`head`: the same for every stream of a generation, so a
+        server can build it once and reuse it."""
+        if finish_reason is None:
+            tail = b',"logprobs":null,"finish_reason":null,"token_ids":null}]'
+        else:
+            tail = (
+                b',"logprobs":null,"finish_reason":'
+                + _j(finish_reason)
+                + b',"stop_reason":'
+                + (b"null" if stop_reason is None else str(stop_reason).encode())
+                + b',"token_ids":null}]'
+            )
+        out = b'[{"index":0,"delta":' + delta + tail
+        if self._continuous:
+            out += b',"usage":' + self._usage(completion_tokens)
+        return out + b"}\n\n"
+
+    def usage(self, completion_tokens: int) -> bytes:
+        """The usage chunk after the finish (``choices: []``)."""
+        return self._head + b'[],"usage":' + self._usage(completion_tokens) + b"}\n\n"
+
+
+def streaming_error(message: str, err_type: str, code: int) -> bytes:
+    """An in-stream error event: 0.13.0 writes it with ``json.dumps`` (spaces after , and :)."""
+    body = {"error": {"message": message, "type": err_type, "param": None, "code": code}}
+    return b"data: " + json.dumps(body).encode() + b"\n\n"
+
+
+def error_body(message: str, err_type: str, code: int) -> bytes:
+    """vLLM's ``ErrorResponse`` as its JSONResponse writes it."""
+    return _j({"error": {"message": message, "type": err_type, "param": None, "code": code}})
+
+
+UNAUTHORIZED = b'{"error":"Unauthorized"}'
+
+
+def validation_error(errors: list[Any], *, endpoint_context: str | None) -> bytes:
+    """vLLM's 400 for a request FastAPI rejected (``validation_exception_handler``).
+
+    FastAPI's ``str(RequestValidationError)`` lists the errors and, for errors raised while
+    reading the endpoint's body, the endpoint's source location; vLLM appends ``str(errors)``.
+    """
+    n = len(errors)
+    text = f"{n} validation error{'s' if n != 1 else ''}:"
+    for err in errors:
+        text += f"\n  {err}"
+    if endpoint_context:
+        text += "\n\n" + endpoint_context
+    errors_str = str(errors)
+    message = f"{text} {errors_str}" if errors and errors_str != text else text
+    return error_body(message, "Bad Request", 400)
+
+
+def chat_endpoint_context(site_packages: str) -> str:
+    """The endpoint location FastAPI 0.165 prints for ``POST /v1/chat/completions``."""
+    return (
+        f'  File "{site_packages}/vllm/entrypoints/utils.py", line 477, in '
+        "create_chat_completion\n    POST /v1/chat/completions"
+    )
+
+
+def chat_response(
+    *,
+    request_id: str,
+    created: int,
+    model: str,
+    content: str | None,
+    reasoning: str | None,
+    tool_calls: Sequence[tuple[str, str]],
+    finish_reason: str,
+    stop_reason: int | None,
+    prompt_tokens: int,
+    completion_tokens: int,
+) -> bytes:
+    """The non-streamed ``ChatCompletionResponse``, as ``JSONResponse(model_dump())``."""
+    calls = [
+        {
+            "id": "chatcmpl-tool-" + random_id(),
+            "type": "function",
+            "function": {"name": name, "arguments": arguments},
+        }
+        for name, arguments in tool_calls
+    ]
+    body = {
+        "id": request_id,
+        "object": "chat.completion",
+        "created": created,
+        "model": model,
+        "choices": [
+            {
+                "index": 0,
+                "message": {
+                    "role": "assistant",
+                    "content": content,
+                    "refusal": None,
+                    "annotations": None,
+                    "audio": None,
+                    "function_call": None,
+                    "tool_calls": calls,
+                    "reasoning": reasoning,
+                    "reasoning_content": reasoning,
+                },
+                "logprobs": None,
+                "finish_reason": finish_reason,
+                "stop_reason": stop_reason,
+                "token_ids": None,
+            }
+        ],
+        "service_tier": None,
+        "system_fingerprint": None,
+        "usage": {
+            "prompt_tokens": prompt_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+            "completion_tokens": completion_tokens,
+            "prompt_tokens_details": None,
+        },
+        "prompt_logprobs": None,
+        "prompt_token_ids": None,
+        "kv_transfer_params": None,
+    }
+    return _j(body)
+
+
+def models_list(names: Sequence[str], root: str, max_model_len: int, created: int) -> bytes:
+    """``GET /v1/models``: one card per served name."""
+    cards = [
+        {
+            "id": name,
+            "object": "model",
+            "created": created,
+            "owned_by": "vllm",
+            "root": root,
+            "parent": None,
+            "max_model_len": max_model_len,
+            "permission": [
+                {
+                    "id": "modelperm-" + random_id(),
+                    "object": "model_permission",
+                    "created": created,
+                    "allow_create_engine": False,
+                    "allow_sampling": True,
+                    "allow_logprobs": True,
+                    "allow_search_indices": False,
+                    "allow_view": True,
+                    "allow_fine_tuning": False,
+                    "organization": "*",
+                    "group": None,
+                    "is_blocking": False,
+                }
+            ],
+        }
+        for name in names
+    ]
+    return _j({"object": "list", "data": cards})
+
+
+# --- Prometheus text -------------------------------------------------------------------
+
+TTFT_BUCKETS_S = (
+    0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5,
+    10.0, 20.0, 40.0, 80.0, 160.0, 640.0, 2560.0,
+)  # fmt: skip
+ITL_BUCKETS_S = (
+    0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+    20.0, 40.0, 80.0,
+)  # fmt: skip
+E2E_BUCKETS_S = (
+    0.3, 0.5, 0.8, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 40.0, 50.0, 60.0, 120.0,
+    240.0, 480.0, 960.0, 1920.0, 7680.0,
+)  # fmt: skip
+
+
+class Histogram:
+    """A Prometheus histogram with fixed buckets (cumulative counts on output)."""
+
+    def __init__(self, name: str, doc: str, buckets: Sequence[float]) -> None:
+        self.name, self.doc, self.buckets = name, doc, tuple(buckets)
+        self.counts = [0] * (len(self.buckets) + 1)
+        self.total = 0.0
+
+    def observe(self, value: float) -> None:
+        # the first bucket whose bound is >= value; past the last bound, the +Inf slot
+        self.counts[bisect.bisect_left(self.buckets, value)] += 1
+        self.total += value
+
+    @property
+    def count(self) -> int:
+        return sum(self.counts)
+
+    def render(self, labels: str) -> str:
+        lines = [f"# HELP {self.name} {self.doc}", f"# TYPE {self.name} histogram"]
+        running = 0
+        for bound, n in zip((*self.buckets, float("inf")), self.counts, strict=True):
+            running += n
+            le = "+Inf" if bound == float("inf") else repr(float(bound))
+            lines.append(f'{self.name}_bucket{{{labels},le="{le}"}} {float(running)}')
+        lines.append(f"{self.name}_count{{{labels}}} {float(self.count)}")
+        lines.append(f"{self.name}_sum{{{labels}}} {self.total}")
+        return "\n".join(lines)
+
+
+def counter_lines(name: str, doc: str, samples: Sequence[tuple[str, float]]) -> str:
+    """A Prometheus counter family (``_total`` samples), one line per label set."""
+    lines = [f"# HELP {name}_total {doc}", f"# TYPE {name}_total counter"]
+    lines += [f"{name}_total{{{labels}}} {float(value)}" for labels, value in samples]
+    return "\n".join(lines)
+
+
+def gauge_lines(name: str, doc: str, labels: str, value: float) -> str:
+    """A Prometheus gauge."""
+    return f"# HELP {name} {doc}\n# TYPE {name} gauge\n{name}{{{labels}}} {float(value)}"

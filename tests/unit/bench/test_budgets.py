@@ -1,0 +1,165 @@
+"""The budgets TOML: sections per GPU, limits per level, and typed errors for anything else."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from gptoss_modal import ConfigError
+from gptoss_modal.bench.budgets import Budgets, load_budgets, parse_budgets
+from gptoss_modal.bench.stats import BUDGET_KEYS, SLO_KEYS
+
+ROOT = Path(__file__).resolve().parents[3]
+EXAMPLE = ROOT / "budgets.example.toml"
+
+
+def test_the_example_file_is_valid_and_has_its_sections() -> None:
+    """budgets.example.toml parses, with the mock, B200 and H100 sections."""
+    budgets = load_budgets(EXAMPLE)
+    assert {"mock", "B200", "H100"} <= set(budgets.sections)
+    b200 = budgets.section("B200")
+    assert b200.cold_start_s == 1800
+    assert b200.source
+
+
+def test_every_number_in_the_example_says_where_it_comes_from() -> None:
+    """Each section of the example has a source, and each limit line a comment."""
+    text = EXAMPLE.read_text()
+    data = tomllib.loads(text)
+    assert all(isinstance(section.get("source"), str) for section in data.values())
+    limit_lines = [
+        line
+        for line in text.splitlines()
+        if "=" in line and not line.lstrip().startswith(("#", "source", "["))
+    ]
+    uncommented = [line for line in limit_lines if "#" not in line]
+    # A limit with no comment of its own must sit in a table whose comment above explains it.
+    assert len(uncommented) <= len(limit_lines) // 2, uncommented
+
+
+def test_a_level_merges_all_then_concurrency_then_rate() -> None:
+    """Level limits: `all`, overridden by the concurrency table, overridden by the rate table."""
+    budgets = parse_budgets(
+        {
+            "g": {
+                "all": {"ttft_p95_ms": 900, "max_error_rate": 0.0},
+                "concurrency": {"8": {"ttft_p95_ms": 500}},
+                "rate": {"2.5": {"ttft_p95_ms": 300}},
+            }
+        }
+    ).section("g")
+    assert budgets.for_level(1) == {"ttft_p95_ms": 900, "max_error_rate": 0.0}
+    assert budgets.for_level(8) == {"ttft_p95_ms": 500, "max_error_rate": 0.0}
+    assert budgets.for_level(8, 2.5) == {"ttft_p95_ms": 300, "max_error_rate": 0.0}
+
+
+def test_the_only_section_is_chosen_without_a_name() -> None:
+    """With one section, no --gpu is needed."""
+    assert parse_budgets({"H200": {}}).section(None) == Budgets(name="H200")
+
+
+def test_several_sections_need_a_name() -> None:
+    """With several sections and no --gpu, the error lists the sections to choose from."""
+    file = parse_budgets({"B200": {}, "H100": {}})
+    with pytest.raises(ConfigError, match="B200, H100") as info:
+        file.section(None)
+    assert info.value.field == "--gpu"
+    with pytest.raises(ConfigError, match="one of the sections"):
+        file.section("A100")
+
+
+@pytest.mark.parametrize(
+    ("data", "field", "allowed"),
+    [
+        ({"B200": 3}, "B200", "table of budgets"),
+        ({"B200": {"levels": {}}}, "B200.levels", "source, cold_start_s, all"),
+        ({"B200": {"source": 1}}, "B200.source", "string"),
+        ({"B200": {"cold_start_s": -5}}, "B200.cold_start_s", "positive number of seconds"),
+        ({"B200": {"all": {"ttft_p42_ms": 1}}}, "B200.all.ttft_p42_ms", "budget key"),
+        ({"B200": {"all": {"ttft_p95": 1}}}, "B200.all.ttft_p95", "<metric>_<stat>_ms"),
+        ({"B200": {"all": {"ttft_p95_ms": "fast"}}}, "B200.all.ttft_p95_ms", "finite number"),
+        ({"B200": {"all": {"ttft_p95_ms": True}}}, "B200.all.ttft_p95_ms", "finite number"),
+        ({"B200": {"all": {"ttft_p95_ms": 0}}}, "B200.all.ttft_p95_ms", "positive"),
+        ({"B200": {"all": {"max_error_rate": 1.5}}}, "B200.all.max_error_rate", "fraction"),
+        (
+            {"B200": {"all": {"min_acceptance_length": 0.5}}},
+            "B200.all.min_acceptance_length",
+            ">= 1",
+        ),
+        ({"B200": {"all": {"min_requests_per_s": -1}}}, "B200.all.min_requests_per_s", ">= 0"),
+        ({"B200": {"all": 5}}, "B200.all", "table of budget limits"),
+        ({"B200": {"concurrency": {"eight": {}}}}, "B200.concurrency.eight", "whole number"),
+        ({"B200": {"concurrency": {"0": {}}}}, "B200.concurrency.0", "whole number"),
+        ({"B200": {"rate": {"fast": {}}}}, "B200.rate.fast", "request rate"),
+        ({"B200": {"concurrency": []}}, "B200.concurrency", "table of levels"),
+        ({}, "budgets", "at least one section"),
+    ],
+)
+def test_bad_budgets_name_the_field_and_what_is_allowed(
+    data: dict[str, Any], field: str, allowed: str
+) -> None:
+    """Each kind of mistake raises ConfigError with the key's full path and what is allowed."""
+    with pytest.raises(ConfigError) as info:
+        parse_budgets(data, "budgets.toml")
+    assert info.value.field == field
+    assert allowed in info.value.allowed
+
+
+def test_a_missing_file_is_a_config_error(tmp_path: Path) -> None:
+    """A budgets path that does not exist is reported as --budgets, not as an OSError."""
+    with pytest.raises(ConfigError, match="readable TOML file") as info:
+        load_budgets(tmp_path / "nope.toml")
+    assert info.value.field == "--budgets"
+
+
+def test_invalid_toml_is_a_config_error_with_the_position(tmp_path: Path) -> None:
+    """A TOML syntax error names the file and says where it is."""
+    path = tmp_path / "b.toml"
+    path.write_text("[B200\nx = 1\n")
+    with pytest.raises(ConfigError, match="line 1"):
+        load_budgets(path)
+
+
+def test_source_strings_are_allowed_in_every_table(tmp_path: Path) -> None:
+    """A `source` string may explain any table's numbers and is not a limit."""
+    path = tmp_path / "b.toml"
+    path.write_text('[g.concurrency.1]\nsource = "measured 2026-01-01"\ntpot_p50_ms = 5\n')
+    assert load_budgets(path).section("g").for_level(1) == {"tpot_p50_ms": 5.0}
+
+
+LIMIT_KEYS = sorted(BUDGET_KEYS | SLO_KEYS)
+# Values in (0, 1) suit every key (fractions included) but the acceptance length, which is >= 1.
+LIMITS = st.dictionaries(
+    st.sampled_from(LIMIT_KEYS), st.floats(min_value=0.001, max_value=0.999), max_size=8
+).map(lambda d: {k: v + 1 if k == "min_acceptance_length" else v for k, v in d.items()})
+
+
+def to_toml(section: str, concurrency: int, limits: dict[str, float]) -> str:
+    body = "\n".join(f"{key} = {value!r}" for key, value in limits.items())
+    return f"[{section}.concurrency.{concurrency}]\n{body}\n"
+
+
+@given(LIMITS, st.integers(1, 4096))
+def test_any_valid_limits_round_trip_through_toml(limits: dict[str, float], level: int) -> None:
+    """Any allowed keys with allowed values, written as TOML, load back as the same limits."""
+    data = tomllib.loads(to_toml("gpu", level, limits))
+    assert parse_budgets(data).section("gpu").for_level(level) == limits
+
+
+@given(
+    LIMITS,
+    st.from_regex(r"[a-z_]{1,20}", fullmatch=True).filter(
+        lambda k: k not in BUDGET_KEYS and k not in SLO_KEYS and k != "source"
+    ),
+)
+def test_any_unknown_key_is_refused(limits: dict[str, float], bad: str) -> None:
+    """Among valid limits, a single unknown key is refused by name (never silently ignored)."""
+    data = tomllib.loads(to_toml("gpu", 1, {**limits, bad: 1.0}))
+    with pytest.raises(ConfigError) as info:
+        parse_budgets(data)
+    assert info.value.field == f"gpu.concurrency.1.{bad}"
