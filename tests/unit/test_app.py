@@ -552,13 +552,18 @@ def test_warn_mode_prints_the_failure_and_deploys(
     assert "gpt-oss-20b-typo" in capsys.readouterr().out
 
 
-def test_an_unreachable_hub_only_warns(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_unreachable_hub_only_warns(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     """In strict mode an unreachable Hub is reported but does not stop the deploy."""
-    monkeypatch.setattr(
-        "gptoss_modal.deploy.preflight.run_preflight", lambda *a, **k: _report("unreachable")
-    )
+    report = _report("unreachable")
+    monkeypatch.setattr("gptoss_modal.deploy.preflight.run_preflight", lambda *a, **k: report)
     _no_secret_check(monkeypatch)
-    import_app(monkeypatch, GPTOSS_PREFLIGHT="strict")
+    app = import_app(monkeypatch, GPTOSS_PREFLIGHT="strict")
+    assert app.serve is not None  # the import, so the deploy, went on
+    out = capsys.readouterr().out
+    assert report.summary() in out
+    assert "gpt-oss-20b-typo" in out
 
 
 def test_a_missing_key_secret_says_how_to_create_it(monkeypatch: pytest.MonkeyPatch) -> None:
