@@ -280,13 +280,15 @@ class ReplayServer:
     """An aiohttp.web server that answers chat completions from a queue of :class:`Reply`
     (the last one repeats) and ``/health`` from a queue of statuses (the last one repeats).
 
-    It records every chat request's headers and JSON body in ``requests``.
+    It records every chat request's headers and JSON body in ``requests``, and the client's
+    (host, port) of the connection it came on in ``peers`` (one port per TCP connection).
     """
 
     def __init__(self, *replies: Reply, health: Sequence[int] = (200,), port: int = 0) -> None:
         self.replies = list(replies)
         self.health = list(health)
         self.requests: list[tuple[dict[str, str], Any]] = []
+        self.peers: list[tuple[str, int]] = []
         self.health_checks = 0
         self._port = port
         self._runner: web.AppRunner | None = None
@@ -318,6 +320,9 @@ class ReplayServer:
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
         self.requests.append((dict(request.headers), await request.json()))
+        assert request.transport is not None
+        host, port = request.transport.get_extra_info("peername")[:2]
+        self.peers.append((host, port))
         reply = self.replies.pop(0) if len(self.replies) > 1 else self.replies[0]
         if reply.status != 200:
             return web.Response(
