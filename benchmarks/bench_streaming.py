@@ -178,7 +178,8 @@ def reads_of(body: bytes, size: int) -> list[bytes]:
 
 
 def decode_ours(reads: list[bytes]) -> int:
-    from gptoss_modal.stream.chunks import ChatChunk, ChatChunkDecoder
+    from gptoss_modal.stream.chunks import ChatChunk
+    from gptoss_modal.stream.decoder import ChatChunkDecoder
 
     decoder = ChatChunkDecoder()
     chunks: list[ChatChunk] = []

@@ -26,43 +26,55 @@ from gptoss_modal.stream.sse import ServerSentEvent, encode_event
 _LINE_END = re.compile(r"\r\n|\r|\n")
 
 
+@dataclass
+class _ReferenceState:
+    """The WHATWG parser's buffers between lines."""
+
+    data: str = ""
+    event: str = ""
+    last_id: str = ""
+    retry: int | None = None
+
+    def field(self, name: str, value: str) -> None:
+        """Process one field line (unknown fields are ignored)."""
+        if name == "data":
+            self.data += value + "\n"
+        elif name == "event":
+            self.event = value
+        elif name == "id" and "\0" not in value:
+            self.last_id = value
+        elif name == "retry" and value and all(c in "0123456789" for c in value):
+            self.retry = int(value)
+
+    def dispatch(self) -> ServerSentEvent | None:
+        """A blank line: the event built so far (``None`` without data), then reset."""
+        event = (
+            ServerSentEvent(self.data[:-1], self.event or "message", self.last_id, self.retry)
+            if self.data
+            else None
+        )
+        self.data, self.event, self.retry = "", "", None
+        return event
+
+
 def reference_decode(stream: bytes) -> list[ServerSentEvent]:
     """The events of a complete stream, following the WHATWG steps one line at a time."""
     text = stream.decode("utf-8", "replace")
     if text.startswith("\ufeff"):
         text = text[1:]
     events: list[ServerSentEvent] = []
-    data_buffer = ""
-    event_type = ""
-    last_event_id = ""
-    retry: int | None = None
+    state = _ReferenceState()
     position = 0
     while (end := _LINE_END.search(text, position)) is not None:  # an unended last line is lost
         line = text[position : end.start()]
         position = end.end()
         if line == "":
-            if data_buffer:
-                events.append(
-                    ServerSentEvent(data_buffer[:-1], event_type or "message", last_event_id, retry)
-                )
-            data_buffer, event_type, retry = "", "", None
-            continue
-        if line.startswith(":"):
-            continue
-        if ":" in line:
-            name, value = line.split(":", 1)
-            if value.startswith(" "):
-                value = value[1:]
-        else:
-            name, value = line, ""
-        if name == "data":
-            data_buffer += value + "\n"
-        elif name == "event":
-            event_type = value
-        elif name == "id" and "\0" not in value:
-            last_event_id = value
-        elif name == "retry" and value and all(c in "0123456789" for c in value):
-            retry = int(value)
+            event = state.dispatch()
+            if event is not None:
+                events.append(event)
+        elif not line.startswith(":"):
+            name, colon, value = line.partition(":")
+            state.field(name, value[1:] if colon and value.startswith(" ") else value)
     return events
 
 
@@ -77,9 +89,9 @@ def split_at(data: bytes, cuts: list[int]) -> list[bytes]:
 
 
 # Field text: anything but line breaks (surrogates cannot be encoded to UTF-8).
-field_text = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\r\n"))
+field_text = st.text(st.characters(exclude_categories=["Cs"], exclude_characters="\r\n"))
 # Data may hold LF (it becomes several data: lines); CR would come back as LF, so it is left out.
-data_text = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\r"))
+data_text = st.text(st.characters(exclude_categories=["Cs"], exclude_characters="\r"))
 
 
 @st.composite
@@ -280,13 +292,15 @@ class ReplayServer:
     """An aiohttp.web server that answers chat completions from a queue of :class:`Reply`
     (the last one repeats) and ``/health`` from a queue of statuses (the last one repeats).
 
-    It records every chat request's headers and JSON body in ``requests``.
+    It records every chat request's headers and JSON body in ``requests``, and the client's
+    (host, port) of the connection it came on in ``peers`` (one port per TCP connection).
     """
 
     def __init__(self, *replies: Reply, health: Sequence[int] = (200,), port: int = 0) -> None:
         self.replies = list(replies)
         self.health = list(health)
         self.requests: list[tuple[dict[str, str], Any]] = []
+        self.peers: list[tuple[str, int]] = []
         self.health_checks = 0
         self._port = port
         self._runner: web.AppRunner | None = None
@@ -318,6 +332,9 @@ class ReplayServer:
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
         self.requests.append((dict(request.headers), await request.json()))
+        assert request.transport is not None
+        host, port = request.transport.get_extra_info("peername")[:2]
+        self.peers.append((host, port))
         reply = self.replies.pop(0) if len(self.replies) > 1 else self.replies[0]
         if reply.status != 200:
             return web.Response(

@@ -11,7 +11,7 @@ import time
 from typing import TYPE_CHECKING, TextIO
 
 if TYPE_CHECKING:
-    from gptoss_modal.stream.chunks import ChatResult
+    from gptoss_modal.stream.accumulator import ChatResult
     from gptoss_modal.stream.client import ChatStream, Client, HealthProgress
 
 __all__ = ["Spinner", "format_summary", "print_stream", "wait_with_spinner"]

@@ -23,7 +23,7 @@ from gptoss_modal import (
     StreamError,
     UpstreamError,
 )
-from gptoss_modal.stream.client import ChatStream, Client, build_chat_request, stream_chat
+from gptoss_modal.stream.client import ChatStream, Client, stream_chat
 from tests.strategies_stream import (
     DROP,
     VLLM_CONTENT,
@@ -345,10 +345,21 @@ async def test_one_off_stream_read_to_the_end_closes_its_own_connection_pool() -
 
 
 async def test_client_keeps_the_connection_between_requests() -> None:
-    """Two requests in a row on one client both succeed (the pool is reused, not broken)."""
+    """Three requests in a row on one client succeed and all come over one TCP connection."""
     async with ReplayServer(Reply(STREAM)) as server, Client(server.url) as client:
-        for _ in range(2):
+        for _ in range(3):
             check_full_result(await client.chat("hi"))
+    assert len(server.peers) == 3
+    assert len(set(server.peers)) == 1
+
+
+async def test_separate_clients_come_over_separate_connections() -> None:
+    """Partner of the reuse test: two clients give two client ports, so the count can tell."""
+    async with ReplayServer(Reply(STREAM)) as server:
+        for _ in range(2):
+            async with Client(server.url) as client:
+                check_full_result(await client.chat("hi"))
+    assert len(set(server.peers)) == 2
 
 
 async def test_leaving_a_stream_early_releases_it() -> None:
@@ -371,24 +382,3 @@ def test_bad_base_url_is_a_config_error() -> None:
 def test_trailing_v1_and_slash_are_removed_from_the_base_url() -> None:
     """OpenAI-style base URLs ending in /v1 point at the same server root."""
     assert Client("http://h:1/v1/").base_url == "http://h:1"
-
-
-@pytest.mark.parametrize(
-    ("kwargs", "field"),
-    [
-        ({"reasoning_effort": "max"}, "reasoning_effort"),
-        ({"max_tokens": 0}, "max_tokens"),
-    ],
-)
-def test_request_options_vllm_would_reject_are_config_errors(
-    kwargs: dict[str, object], field: str
-) -> None:
-    """Options vLLM 0.13.0 rejects with a 400 are refused before sending, naming the field."""
-    with pytest.raises(ConfigError, match=field):
-        build_chat_request("hi", **kwargs)  # type: ignore[arg-type]
-
-
-def test_empty_message_list_is_a_config_error() -> None:
-    """A request needs at least one message."""
-    with pytest.raises(ConfigError, match="messages"):
-        build_chat_request([])

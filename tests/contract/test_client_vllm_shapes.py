@@ -113,7 +113,7 @@ async def test_vllm_reasoning_then_content_stream_through_the_client(vllm: VllmO
     """vLLM's own events for a reasoning-then-content answer, with continuous usage and the
     interval batching's finishing chunk, come out of the client as the right message, with a
     per-chunk token count that adds up to the usage."""
-    steps = [
+    steps: list[dict[str, Any]] = [
         {"role": "assistant"},
         {"reasoning": "The user", "tokens": 2},
         {"reasoning": " says hi.", "tokens": 3},
@@ -132,7 +132,7 @@ async def test_vllm_reasoning_then_content_stream_through_the_client(vllm: VllmO
 
 async def test_vllm_tool_call_stream_through_the_client(vllm: VllmOracle) -> None:
     """vLLM's tool-call events for two calls assemble into two complete calls."""
-    steps = [
+    steps: list[dict[str, Any]] = [
         {"role": "assistant"},
         {"reasoning": "Need weather."},
         {"tool_start": {"index": 0, "id": "chatcmpl-tool-1", "name": "get_weather"}},
@@ -155,7 +155,7 @@ async def test_vllm_tool_call_stream_through_the_client(vllm: VllmOracle) -> Non
 async def test_vllm_error_event_mid_stream_through_the_client(vllm: VllmOracle) -> None:
     """vLLM's error event after some text raises UpstreamError with vLLM's message and code,
     keeping the text."""
-    steps = [
+    steps: list[dict[str, Any]] = [
         {"role": "assistant"},
         {"content": "Par"},
         {"error": {"message": "Internal server error", "type": "InternalServerError", "code": 500}},

@@ -83,7 +83,7 @@ from gptoss_modal.bench.stats import (
     slo_from_limits,
     summarize_level,
 )
-from gptoss_modal.stream.chunks import ChatResult
+from gptoss_modal.stream.accumulator import ChatResult
 
 __all__ = [
     "CLIENT_BOUND_FRACTION",

@@ -47,6 +47,9 @@ from dataclasses import dataclass, field
 from itertools import accumulate, pairwise
 from typing import Final, Literal
 
+# Bits of StreamTrace.flags: what a chunk carries, defined once by the stream layer.
+from gptoss_modal.stream.chunks import CHUNK_CHOICES, CHUNK_CONTENT, CHUNK_OUTPUT
+
 __all__ = [
     "BUDGET_KEYS",
     "CHUNK_CHOICES",
@@ -98,10 +101,6 @@ BUDGET_KEYS: Final = frozenset(
     + ["max_error_rate"]
 )
 
-# Bits of StreamTrace.flags.
-CHUNK_CHOICES: Final = 1  # the chunk has a choice (everything but the usage-only chunk)
-CHUNK_OUTPUT: Final = 2  # ...carrying generated text: reasoning, content or a tool call
-CHUNK_CONTENT: Final = 4  # ...carrying content
 
 _MS: Final = 1000.0
 

@@ -25,6 +25,7 @@ from gptoss_modal.cli._options import (
 )
 from gptoss_modal.cli.health import report_connection_failure
 from gptoss_modal.display import format_summary, print_stream, wait_with_spinner
+from gptoss_modal.stream.request import REASONING_EFFORTS
 
 
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:
@@ -40,7 +41,9 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     chat.add_argument("url", help="the server's root URL (a trailing /v1 is fine)")
     chat.add_argument("prompt", help="the user message")
     chat.add_argument("--system", help="a system message to send first")
-    chat.add_argument("--reasoning-effort", metavar="EFFORT", help="low, medium or high")
+    *others, last = REASONING_EFFORTS
+    efforts = f"{', '.join(others)} or {last}"  # "low, medium or high"
+    chat.add_argument("--reasoning-effort", metavar="EFFORT", help=efforts)
     chat.add_argument("--model", help="the served model name (default: the server's only one)")
     chat.add_argument("--max-tokens", type=int, help="stop after this many tokens")
     chat.add_argument(

@@ -1,1 +1,115 @@
-"""stream"""
+"""What comes back from vLLM: the SSE decoder, chat chunks, accumulators, requests, the client.
+
+Layered from pure to I/O (each module imports only those above it)::
+
+    sse          bytes in, server-sent events out (sans-IO, no dependency)
+    request      the JSON body of a chat completion, checked (no dependency)
+    chunks       events in, typed msgspec chunks out; what a chunk carries (msgspec)
+    decoder      bytes in, typed chunks out: the two above fused (msgspec)
+    accumulator  chunks folded into messages; one request's timings and decode speed
+    errors       the one place where aiohttp's errors become ours (aiohttp; internal)
+    client       the aiohttp client: health wait, streamed chat (aiohttp)
+
+Every public name is importable from here and loads its module on first use (PEP 562), so
+``import gptoss_modal.stream`` costs nothing until a name is asked for.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # for mypy; a unit test checks it names exactly __all__, each from its home
+    from gptoss_modal.stream.accumulator import (
+        ChatAccumulator,
+        ChatMessage,
+        ChatResult,
+        ToolCall,
+        decode_tokens_per_s,
+        time_per_output_token_s,
+    )
+    from gptoss_modal.stream.chunks import (
+        CHUNK_CHOICES,
+        CHUNK_CONTENT,
+        CHUNK_OUTPUT,
+        DONE,
+        ChatChunk,
+        Choice,
+        Delta,
+        FunctionDelta,
+        StreamEnd,
+        ToolCallDelta,
+        Usage,
+        parse_chat_chunk,
+        parse_chat_chunks,
+    )
+    from gptoss_modal.stream.client import (
+        DEFAULT_CONNECT_TIMEOUT_S,
+        DEFAULT_HEALTH_TIMEOUT_S,
+        DEFAULT_STALL_TIMEOUT_S,
+        ChatStream,
+        Client,
+        HealthProgress,
+        stream_chat,
+        wait_healthy,
+        worth_waiting,
+    )
+    from gptoss_modal.stream.decoder import ChatChunkDecoder
+    from gptoss_modal.stream.request import REASONING_EFFORTS, build_chat_request
+    from gptoss_modal.stream.sse import ServerSentEvent, SSEDecoder, encode_event
+
+__all__ = [
+    "CHUNK_CHOICES",
+    "CHUNK_CONTENT",
+    "CHUNK_OUTPUT",
+    "DEFAULT_CONNECT_TIMEOUT_S",
+    "DEFAULT_HEALTH_TIMEOUT_S",
+    "DEFAULT_STALL_TIMEOUT_S",
+    "DONE",
+    "REASONING_EFFORTS",
+    "ChatAccumulator",
+    "ChatChunk",
+    "ChatChunkDecoder",
+    "ChatMessage",
+    "ChatResult",
+    "ChatStream",
+    "Choice",
+    "Client",
+    "Delta",
+    "FunctionDelta",
+    "HealthProgress",
+    "SSEDecoder",
+    "ServerSentEvent",
+    "StreamEnd",
+    "ToolCall",
+    "ToolCallDelta",
+    "Usage",
+    "build_chat_request",
+    "decode_tokens_per_s",
+    "encode_event",
+    "parse_chat_chunk",
+    "parse_chat_chunks",
+    "stream_chat",
+    "time_per_output_token_s",
+    "wait_healthy",
+    "worth_waiting",
+]
+
+# Where the lazy lookup searches, lightest first: a name found early never loads aiohttp.
+SUBMODULES = ("sse", "request", "chunks", "decoder", "accumulator", "client")
+
+
+def __getattr__(name: str) -> Any:
+    """Import a public name from its module the first time it is asked for."""
+    if name in __all__:
+        for submodule in SUBMODULES:
+            module = importlib.import_module(f"{__name__}.{submodule}")
+            if name in module.__all__:
+                value = getattr(module, name)
+                globals()[name] = value  # next time, a plain attribute
+                return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -8,14 +8,15 @@
 - :func:`stream_chat` / :meth:`Client.stream_chat` post ``/v1/chat/completions`` with
   ``stream: true`` and return a :class:`ChatStream`: iterate it for typed chunks as they
   arrive, or ``await stream.collect()`` (the cheapest way to run many streams at once). Either
-  way ``stream.result`` is a :class:`~gptoss_modal.stream.chunks.ChatResult` with every chunk, its
-  arrival time (one ``time.perf_counter()`` stamp per network read, taken before parsing), the
-  timings and the accumulated message.
+  way ``stream.result`` is a :class:`~gptoss_modal.stream.accumulator.ChatResult` with every
+  chunk, its arrival time (one ``time.perf_counter()`` stamp per network read, taken before
+  parsing), the timings and the accumulated message.
 - Errors are ours (see :mod:`gptoss_modal._exceptions`). aiohttp's, asyncio's and the OS's
-  errors are translated in one place, :func:`_translate`, with ``raise ... from exc``; errors
-  raised after the reply started carry the partial :class:`ChatResult` as ``partial``.
+  errors are translated in one place, :mod:`gptoss_modal.stream.errors`, with ``raise ... from
+  exc``; errors raised after the reply started carry the partial :class:`ChatResult` as
+  ``partial``. The request body is :func:`~gptoss_modal.stream.request.build_chat_request`'s.
 
-The decode path does one :class:`~gptoss_modal.stream.chunks.ChatChunkDecoder` feed per network
+The decode path does one :class:`~gptoss_modal.stream.decoder.ChatChunkDecoder` feed per network
 read and one ``msgspec`` decode per chunk: no per-chunk pydantic objects, no per-chunk timer or
 task.
 """
@@ -23,7 +24,6 @@ task.
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -35,31 +35,36 @@ import msgspec
 import yarl
 
 from gptoss_modal._exceptions import (
-    AuthenticationError,
     ConfigError,
     ConnectError,
-    ConnectTimeout,
     GptossModalError,
     HealthTimeout,
-    HTTPStatusError,
     IncompleteStreamError,
-    StallTimeout,
     StreamError,
     TimeoutError,
     TransportError,
     UpstreamError,
 )
-from gptoss_modal.stream.chunks import ChatChunk, ChatChunkDecoder, ChatResult
+from gptoss_modal.stream.accumulator import ChatResult
+from gptoss_modal.stream.chunks import ChatChunk
+from gptoss_modal.stream.decoder import ChatChunkDecoder
+
+# The private names the client's methods (and the health wait) use for the error mapping.
+from gptoss_modal.stream.errors import LOWER_LEVEL_ERRORS as _LOWER_LEVEL_ERRORS
+from gptoss_modal.stream.errors import PERMANENT_CONNECT_ERRORS as _PERMANENT_CONNECT_ERRORS
+from gptoss_modal.stream.errors import Credentials as _Credentials
+from gptoss_modal.stream.errors import preview as _preview
+from gptoss_modal.stream.errors import status_error as _status_error
+from gptoss_modal.stream.errors import translate as _translate
+from gptoss_modal.stream.request import build_chat_request
 
 __all__ = [
     "DEFAULT_CONNECT_TIMEOUT_S",
     "DEFAULT_HEALTH_TIMEOUT_S",
     "DEFAULT_STALL_TIMEOUT_S",
-    "REASONING_EFFORTS",
     "ChatStream",
     "Client",
     "HealthProgress",
-    "build_chat_request",
     "stream_chat",
     "wait_healthy",
     "worth_waiting",
@@ -77,20 +82,11 @@ HEALTH_MIN_PROBE_S: Final = 5.0  # even the last check of a wait gets this long 
 HEALTH_FIRST_DELAY_S: Final = 0.25  # the wait after the first failed check, growing by 1.5x...
 HEALTH_MAX_DELAY_S: Final = 5.0  # ...up to this
 HEALTH_BACKOFF: Final = 1.5
-REASONING_EFFORTS: Final = ("low", "medium", "high")  # what vLLM 0.13.0 accepts
 _ERROR_BODY_LIMIT_BYTES: Final = 64 * 1024
-_PREVIEW_CHARS: Final = 300
 # /health answers that mean "the URL or the credentials are wrong", not "still starting".
 _FATAL_HEALTH_STATUSES: Final = frozenset({400, 401, 403, 404, 405})
 
-# Everything a request can raise from below us; _translate turns it into our errors.
-_LOWER_LEVEL_ERRORS: Final = (aiohttp.ClientError, asyncio.TimeoutError, OSError)
-# Failures to connect that waiting does not fix: the host does not resolve, or TLS fails (a
-# self-signed or expired certificate, a wrong host name, https:// to a plain-HTTP port).
-_PERMANENT_CONNECT_ERRORS: Final = (aiohttp.ClientConnectorDNSError, aiohttp.ClientSSLError)
-
 _json_encode = msgspec.json.Encoder().encode
-_json_decode = msgspec.json.Decoder().decode
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,54 +97,6 @@ class HealthProgress:
     attempts: int
     last_status: str
     healthy: bool
-
-
-def build_chat_request(
-    messages: str | Sequence[Mapping[str, Any]],
-    *,
-    system: str | None = None,
-    model: str | None = None,
-    reasoning_effort: str | None = None,
-    tools: Sequence[Mapping[str, Any]] | None = None,
-    max_tokens: int | None = None,
-    continuous_usage: bool = False,
-    extra: Mapping[str, Any] | None = None,
-) -> dict[str, Any]:
-    """The JSON body of a streamed chat completion request.
-
-    ``messages`` is a list of OpenAI chat messages, or a string for one user message; ``system``
-    prepends a system message. Usage is always requested (``stream_options.include_usage``);
-    ``continuous_usage`` asks vLLM to put the running usage on every chunk. ``extra`` is merged
-    last (``ignore_eos``, ``seed``, ``temperature``, ...). Raises :class:`ConfigError` for a
-    ``reasoning_effort`` vLLM would reject or an empty message list.
-    """
-    if isinstance(messages, str):
-        chat: list[Mapping[str, Any]] = [{"role": "user", "content": messages}]
-    else:
-        chat = list(messages)
-    if system is not None:
-        chat.insert(0, {"role": "system", "content": system})
-    if not chat:
-        raise ConfigError("messages", [], "at least one chat message")
-    if reasoning_effort is not None and reasoning_effort not in REASONING_EFFORTS:
-        raise ConfigError("reasoning_effort", reasoning_effort, "one of low, medium, high")
-    if max_tokens is not None and max_tokens < 1:
-        raise ConfigError("max_tokens", max_tokens, "a positive number of tokens")
-    stream_options: dict[str, bool] = {"include_usage": True}
-    if continuous_usage:
-        stream_options["continuous_usage_stats"] = True
-    body: dict[str, Any] = {"messages": chat, "stream": True, "stream_options": stream_options}
-    if model is not None:
-        body["model"] = model
-    if reasoning_effort is not None:
-        body["reasoning_effort"] = reasoning_effort
-    if tools:
-        body["tools"] = list(tools)
-    if max_tokens is not None:
-        body["max_tokens"] = max_tokens
-    if extra:
-        body.update(extra)
-    return body
 
 
 def _base_url(url: str) -> str:
@@ -484,133 +432,6 @@ def worth_waiting(error: BaseException) -> bool:
     return isinstance(error, (ConnectError, TimeoutError)) and not isinstance(
         error.__cause__, _PERMANENT_CONNECT_ERRORS
     )
-
-
-def _translate(
-    exc: BaseException,
-    *,
-    url: str,
-    timeout_s: float | None,
-    stall_timeout_s: float | None,
-    partial: ChatResult | None,
-) -> GptossModalError:
-    """The one place where aiohttp's, asyncio's and the OS's errors become ours.
-
-    ``partial`` is the result so far when the reply had started; a connection lost after that
-    is an incomplete stream, before it a failure to connect. The error's ``__cause__`` is
-    ``exc`` already (as ``raise ... from exc`` sets it), so :func:`worth_waiting` can tell.
-    """
-    error = _translated(exc, url, timeout_s, stall_timeout_s, partial)
-    error.__cause__ = exc
-    return error
-
-
-def _translated(
-    exc: BaseException,
-    url: str,
-    timeout_s: float | None,
-    stall_timeout_s: float | None,
-    partial: ChatResult | None,
-) -> GptossModalError:
-    receiving = partial is not None and partial.response_at is not None
-    received = len(partial.chunks) if partial is not None else 0
-    if isinstance(exc, aiohttp.ConnectionTimeoutError):
-        return ConnectTimeout(f"connecting to {url} took longer than {timeout_s} s", url=url)
-    if isinstance(exc, aiohttp.SocketTimeoutError):
-        where = f"after {received} chunks" if received else "waiting for the reply"
-        return StallTimeout(
-            f"no bytes from {url} for {stall_timeout_s} s {where}", url=url, partial=partial
-        )
-    if isinstance(exc, asyncio.TimeoutError):  # a request's total time limit
-        return TimeoutError(f"{url} did not answer within {timeout_s} s", url=url, partial=partial)
-    if isinstance(exc, aiohttp.ClientConnectorDNSError):
-        reason = exc.os_error.strerror or str(exc.os_error) or type(exc.os_error).__name__
-        return ConnectError(
-            f"cannot resolve the host {exc.host!r} of {url} ({reason}): check the URL", url=url
-        )
-    if isinstance(exc, aiohttp.ClientConnectorCertificateError):  # the error's own text
-        return ConnectError(
-            f"the TLS certificate of {url} was rejected: {_text(exc.certificate_error)} (for a "
-            "private CA, point SSL_CERT_FILE at its certificate)",
-            url=url,
-        )
-    if isinstance(exc, aiohttp.ClientSSLError):  # an SSL error's errno is not an OS errno
-        return ConnectError(f"the TLS handshake with {url} failed: {_text(exc.os_error)}", url=url)
-    if isinstance(exc, aiohttp.ClientConnectorError):
-        cause = exc.os_error
-        reason = os.strerror(cause.errno) if cause.errno else str(cause) or type(cause).__name__
-        return ConnectError(f"cannot connect to {url}: {reason}", url=url)
-    if receiving and isinstance(
-        exc, (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError, OSError)
-    ):
-        return IncompleteStreamError(
-            f"the connection to {url} broke after {received} chunks, before data: [DONE] "
-            f"({type(exc).__name__}: {exc})",
-            partial=partial,
-        )
-    if isinstance(exc, (aiohttp.ClientConnectionError, OSError)):
-        return ConnectError(f"{url} closed the connection before answering ({exc})", url=url)
-    return TransportError(
-        f"request to {url} failed: {type(exc).__name__}: {exc}", url=url, partial=partial
-    )
-
-
-def _text(exc: BaseException) -> str:
-    """An exception's own message, or its type when it has none."""
-    return str(exc) or type(exc).__name__
-
-
-@dataclass(frozen=True, slots=True)
-class _Credentials:
-    """Which credentials a client sends (never their values), for the 401 message."""
-
-    api_key: bool
-    proxy_auth: bool
-
-    def rejected(self) -> str:
-        if self.api_key and self.proxy_auth:
-            return "the API key and the Modal-Key/Modal-Secret headers sent were rejected"
-        if self.api_key:
-            return "the API key sent was rejected"
-        if self.proxy_auth:
-            return "the Modal-Key/Modal-Secret headers sent were rejected"
-        return "no API key and no Modal-Key/Modal-Secret headers were sent"
-
-
-def _status_error(
-    status: int, reason: str | None, body: bytes, url: str, credentials: _Credentials
-) -> HTTPStatusError:
-    """The error for a non-2xx reply, with vLLM's error object when the body has one."""
-    text = body.decode("utf-8", "replace")
-    error: dict[str, Any] | None = None
-    try:
-        decoded = _json_decode(body) if body else None
-    except msgspec.DecodeError:  # not JSON: keep the text
-        decoded = None
-    if isinstance(decoded, dict):
-        inner = decoded.get("error")
-        if isinstance(inner, dict):
-            error = inner
-        elif decoded.get("object") == "error":  # older vLLM
-            error = decoded
-    head = f"{url} answered {status} {reason or ''}".rstrip()
-    if status == 401:
-        return AuthenticationError(
-            f"{head}: {credentials.rejected()}; send the key vLLM was started with (vLLM "
-            "--api-key or VLLM_API_KEY) or, when the Modal app uses proxy auth, a proxy auth "
-            "token as the Modal-Key and Modal-Secret headers",
-            status=status,
-            body=text,
-            error=error,
-            url=url,
-        )
-    detail = str(error.get("message")) if error and error.get("message") else _preview(body)
-    return HTTPStatusError(f"{head}: {detail}", status=status, body=text, error=error, url=url)
-
-
-def _preview(data: bytes | str) -> str:
-    text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
-    return repr(text if len(text) <= _PREVIEW_CHARS else text[:_PREVIEW_CHARS] + "...")
 
 
 async def wait_healthy(

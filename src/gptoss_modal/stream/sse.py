@@ -101,13 +101,8 @@ class SSEDecoder:
         text = self._utf8.decode(data)
         if not text:
             return [], []
-        if self._cr_ended:
-            self._cr_ended = False
-            if text[0] == "\n":
-                text = text[1:]
-        if "\r" in text:
-            self._cr_ended = text[-1] == "\r"
-            text = text.replace("\r\n", "\n").replace("\r", "\n")
+        if self._cr_ended or "\r" in text:  # vLLM ends lines with \n alone: rarely taken
+            text = self._line_feeds(text)
         lines = (self._buffer + text).split("\n")
         partial = lines.pop()
         # vLLM's shape: every event one "data: <json>" line and a blank line. Checked in C over
@@ -125,6 +120,17 @@ class SSEDecoder:
                 self._buffer = partial
                 return data_lines, []
         return [], self._events(lines, partial)
+
+    def _line_feeds(self, text: str) -> str:
+        """``text`` with every line end as ``\n``; a ``\r\n`` split across reads counts once."""
+        if self._cr_ended:
+            self._cr_ended = False
+            if text[0] == "\n":
+                text = text[1:]
+        if "\r" in text:
+            self._cr_ended = text[-1] == "\r"
+            text = text.replace("\r\n", "\n").replace("\r", "\n")
+        return text
 
     def _events(self, lines: list[str], partial: str) -> list[ServerSentEvent]:
         """The line-by-line rules, for a read that is not all vLLM-shaped events."""

@@ -1,4 +1,5 @@
-"""ChatAccumulator and ChatResult: folding chunks into the message, and timings from stamps."""
+"""ChatAccumulator and ChatResult: folding chunks into the message, timings from stamps, and the
+one definition of decode speed."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ import json
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import assume, given
+from hypothesis import strategies as st
 
 from gptoss_modal import (
     ChatAccumulator,
@@ -16,7 +18,9 @@ from gptoss_modal import (
     ChunkParseError,
     ServerSentEvent,
     ToolCall,
+    decode_tokens_per_s,
     parse_chat_chunk,
+    time_per_output_token_s,
 )
 from tests.strategies_stream import (
     VLLM_ROLE,
@@ -200,8 +204,54 @@ def test_gaps_are_between_chunks_that_carry_text() -> None:
 
 
 def test_decode_rate_excludes_the_first_token() -> None:
-    """Decode tokens/s is (completion tokens - 1) over the time from first to last token."""
-    assert stamped_result().decode_tokens_per_s == pytest.approx(7 / 3.0)
+    """Decode tokens/s is (completion tokens - 1) over the time from the first chunk (vLLM's role
+    chunk, sent with the first token) to the last token: 7 tokens over 4 s."""
+    assert stamped_result().decode_tokens_per_s == pytest.approx(7 / 4.0)
+
+
+def test_time_per_output_token_is_the_inverse_of_the_decode_rate() -> None:
+    """TPOT is (last token - first chunk) / (tokens - 1), and the decode rate its inverse."""
+    assert time_per_output_token_s(11, 2.0, 2.5) == pytest.approx(0.05)
+    assert decode_tokens_per_s(11, 2.0, 2.5) == pytest.approx(20.0)
+
+
+@pytest.mark.parametrize(
+    ("tokens", "first", "last"),
+    [(1, 0.0, 1.0), (0, 0.0, 1.0), (None, 0.0, 1.0), (5, None, 1.0), (5, 0.0, None)],
+)
+def test_no_decode_speed_without_a_second_token_or_the_stamps(
+    tokens: int | None, first: float | None, last: float | None
+) -> None:
+    """Under two tokens, or without the first or last stamp, there is no TPOT and no rate."""
+    assert time_per_output_token_s(tokens, first, last) is None
+    assert decode_tokens_per_s(tokens, first, last) is None
+
+
+def test_every_token_in_one_read_has_zero_tpot_and_no_rate() -> None:
+    """Tokens all stamped by one read give a TPOT of 0 and no (infinite) rate."""
+    assert time_per_output_token_s(9, 3.0, 3.0) == 0.0
+    assert decode_tokens_per_s(9, 3.0, 3.0) is None
+
+
+@given(
+    ttft=st.floats(0.001, 5.0),
+    itl=st.floats(0.001, 0.2),
+    tokens=st.integers(2, 300),
+    hidden=st.integers(0, 5),
+)
+def test_decode_rate_recovers_the_servers_rate_despite_hidden_tokens(
+    ttft: float, itl: float, tokens: int, hidden: int
+) -> None:
+    """A server that makes a token every ``itl`` s, its first ``hidden`` ones (harmony headers)
+    sent as no text, has decode rate 1 / itl; timing from the first visible token would not."""
+    assume(tokens > hidden)
+    result = ChatResult(started=10.0)
+    first = 10.0 + ttft  # the role chunk goes out with the first token
+    result.chunks.append(chunk(VLLM_ROLE, first))
+    result.chunks += [delta(first + k * itl, content="x") for k in range(hidden, tokens)]
+    usage = VLLM_USAGE.replace('"completion_tokens":8', f'"completion_tokens":{tokens}')
+    result.chunks.append(chunk(usage, first + tokens * itl))
+    assert result.decode_tokens_per_s == pytest.approx(1.0 / itl)
 
 
 def test_result_folds_the_message_and_usage() -> None:

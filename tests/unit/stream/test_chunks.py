@@ -1,4 +1,5 @@
-"""parse_chat_chunk: vLLM 0.13.0's chunk shapes and later ones, the end marker, typed errors."""
+"""parse_chat_chunk: vLLM 0.13.0's chunk shapes and later ones, the end marker, typed errors, and
+what a chunk carries (its flags)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gptoss_modal import (
+    CHUNK_CHOICES,
+    CHUNK_CONTENT,
+    CHUNK_OUTPUT,
     DONE,
     ChatChunk,
     ChunkParseError,
@@ -301,3 +305,37 @@ def test_parse_chat_chunks_keeps_the_chunks_before_an_error() -> None:
     with pytest.raises(UpstreamError):
         parse_chat_chunks([ServerSentEvent(VLLM_CONTENT), ServerSentEvent(VLLM_ERROR)], into)
     assert [c.content for c in into] == ["Hello"]
+
+
+_OUTPUT = CHUNK_CHOICES | CHUNK_OUTPUT
+
+
+@pytest.mark.parametrize(
+    ("data", "flags"),
+    [
+        (VLLM_ROLE, CHUNK_CHOICES),  # empty content is no output
+        (VLLM_REASONING, _OUTPUT),
+        ('{"choices":[{"index":0,"delta":{"reasoning_content":"hmm"}}]}', _OUTPUT),
+        (VLLM_TOOL_START, _OUTPUT),
+        (VLLM_TOOL_ARGS, _OUTPUT),
+        (VLLM_CONTENT, _OUTPUT | CHUNK_CONTENT),
+        (VLLM_FINISH_WITH_TEXT, _OUTPUT | CHUNK_CONTENT),
+        ('{"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}', CHUNK_CHOICES),
+        (VLLM_USAGE, 0),
+    ],
+)
+def test_flags_say_what_a_chunk_carries(data: str, flags: int) -> None:
+    """A choice sets CHOICES; reasoning, a tool call or content sets OUTPUT; content CONTENT."""
+    chunk = parse(data)
+    assert chunk.flags == flags
+    assert chunk.has_output is bool(flags & CHUNK_OUTPUT)
+    assert chunk.has_content is bool(flags & CHUNK_CONTENT)
+
+
+def test_flags_cover_every_choice_not_only_the_first() -> None:
+    """With ``n`` > 1, content on choice 1 alone still marks the chunk as carrying content."""
+    chunk = parse(
+        '{"choices":[{"index":0,"delta":{"content":""}},{"index":1,"delta":{"content":"x"}}]}'
+    )
+    assert chunk.content == ""
+    assert chunk.flags == CHUNK_CHOICES | CHUNK_OUTPUT | CHUNK_CONTENT

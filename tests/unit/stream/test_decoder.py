@@ -38,7 +38,8 @@ def event(data: str, prefix: str = "data: ") -> bytes:
 
 def layered(reads: list[bytes]) -> tuple[list[ChatChunk], bool, Any, str]:
     """The reference: SSEDecoder.feed, then parse_chat_chunks, read by read."""
-    sse, chunks, done, error = SSEDecoder(), [], False, None
+    sse, done, error = SSEDecoder(), False, None
+    chunks: list[ChatChunk] = []
     try:
         for i, data in enumerate(reads):
             if parse_chat_chunks(sse.feed(data), chunks, arrival=float(i)):
@@ -50,7 +51,8 @@ def layered(reads: list[bytes]) -> tuple[list[ChatChunk], bool, Any, str]:
 
 
 def fused(reads: list[bytes]) -> tuple[list[ChatChunk], bool, Any, str]:
-    decoder, chunks, done, error = ChatChunkDecoder(), [], False, None
+    decoder, done, error = ChatChunkDecoder(), False, None
+    chunks: list[ChatChunk] = []
     try:
         for i, data in enumerate(reads):
             if decoder.feed(data, chunks, arrival=float(i)):
@@ -112,7 +114,8 @@ def test_any_mix_of_events_and_errors_matches_the_layered_path(
 
 def test_chunks_before_a_bad_event_in_the_same_read_are_kept() -> None:
     """A read with good chunks then malformed JSON appends the good ones, then raises."""
-    decoder, chunks = ChatChunkDecoder(), []
+    decoder = ChatChunkDecoder()
+    chunks: list[ChatChunk] = []
     with pytest.raises(ChunkParseError, match="not valid JSON"):
         decoder.feed(event(VLLM_ROLE) + event(VLLM_CONTENT) + event("{oops"), chunks)
     assert [c.content for c in chunks] == ["", "Hello"]
@@ -120,7 +123,8 @@ def test_chunks_before_a_bad_event_in_the_same_read_are_kept() -> None:
 
 def test_an_in_stream_error_raises_UpstreamError_after_the_chunks_before_it() -> None:
     """vLLM's error event in a plain read raises UpstreamError; earlier chunks stay."""
-    decoder, chunks = ChatChunkDecoder(), []
+    decoder = ChatChunkDecoder()
+    chunks: list[ChatChunk] = []
     with pytest.raises(UpstreamError, match="the engine died"):
         decoder.feed(event(VLLM_CONTENT) + event(VLLM_ERROR), chunks)
     assert len(chunks) == 1
@@ -128,7 +132,8 @@ def test_an_in_stream_error_raises_UpstreamError_after_the_chunks_before_it() ->
 
 def test_DONE_ends_the_stream_and_later_bytes_are_not_parsed() -> None:
     """feed returns True at [DONE]; later reads, even garbage, change nothing."""
-    decoder, chunks = ChatChunkDecoder(), []
+    decoder = ChatChunkDecoder()
+    chunks: list[ChatChunk] = []
     assert not decoder.feed(event(VLLM_CONTENT), chunks)
     assert decoder.feed(event(VLLM_USAGE) + event("[DONE]") + event("{junk"), chunks)
     assert decoder.done
@@ -138,7 +143,8 @@ def test_DONE_ends_the_stream_and_later_bytes_are_not_parsed() -> None:
 
 def test_every_chunk_of_a_read_gets_that_reads_arrival() -> None:
     """The arrival passed with a read is stamped on each chunk it completed."""
-    decoder, chunks = ChatChunkDecoder(), []
+    decoder = ChatChunkDecoder()
+    chunks: list[ChatChunk] = []
     decoder.feed(event(VLLM_ROLE) + event(VLLM_CONTENT)[:20], chunks, arrival=1.5)
     decoder.feed(event(VLLM_CONTENT)[20:] + event(VLLM_USAGE), chunks, arrival=2.5)
     assert [c.arrival for c in chunks] == [1.5, 2.5, 2.5]
@@ -146,7 +152,8 @@ def test_every_chunk_of_a_read_gets_that_reads_arrival() -> None:
 
 def test_close_returns_the_discarded_unfinished_event() -> None:
     """close() hands back the text of an event cut off by the end of the stream."""
-    decoder, chunks = ChatChunkDecoder(), []
+    decoder = ChatChunkDecoder()
+    chunks: list[ChatChunk] = []
     decoder.feed(event(VLLM_CONTENT) + b'data: {"choi', chunks)
     assert decoder.close() == 'data: {"choi'
     with pytest.raises(SSEDecodeError):
@@ -167,7 +174,8 @@ def test_too_deep_nesting_is_a_ChunkParseError_after_the_good_chunks() -> None:
     """JSON nested past msgspec's limit raises ChunkParseError (not RecursionError), and the
     chunks before it in the same read are kept."""
     deep = '{"choices":[],"x":' + "[" * 1100 + "]" * 1100 + "}"
-    decoder, chunks = ChatChunkDecoder(), []
+    decoder = ChatChunkDecoder()
+    chunks: list[ChatChunk] = []
     with pytest.raises(ChunkParseError, match="nested too deeply"):
         decoder.feed(event(VLLM_CONTENT) + event(deep), chunks)
     assert len(chunks) == 1
