@@ -11,6 +11,7 @@ from typing import Any
 
 import openai
 import pytest
+from openai.types.chat import ChatCompletionMessageFunctionToolCall
 
 from tests.contract.conftest_server import Target
 
@@ -131,6 +132,7 @@ async def test_the_sdk_reads_a_non_streamed_tool_call(target: Target) -> None:
         )
     calls = reply.choices[0].message.tool_calls or []
     assert reply.choices[0].finish_reason == "tool_calls"
+    assert isinstance(calls[0], ChatCompletionMessageFunctionToolCall)
     assert calls[0].function.name == "get_weather"
     assert "city" in json.loads(calls[0].function.arguments)
 

@@ -1,17 +1,92 @@
 """``gptoss-modal mock``: run the mock vLLM 0.13.0 server for gpt-oss (no GPU, no account).
 
-It prints one line with its URL first, then logs one line per request to stderr.
+It prints one line with its URL first, then logs one line per request to stderr. Its options
+are ``MockConfig``'s fields, read from the dataclass (type, default, help kept beside each
+field), so a new field is a new option.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import logging
 import sys
-from typing import Any
+import types
+import typing
+from typing import Any, Literal
 
+from gptoss_modal._exceptions import ConfigError
 from gptoss_modal.cli import EXIT_OK, EXIT_USAGE
+from gptoss_modal.testing._config import CliOption, MockConfig, cli_option
+
+_ConfigOption = tuple[dataclasses.Field[Any], Any, CliOption]
+
+
+def config_options() -> list[_ConfigOption]:
+    """Each ``MockConfig`` field that has an option, with its resolved type and CLI details."""
+    hints = typing.get_type_hints(MockConfig)
+    out = []
+    for config_field in dataclasses.fields(MockConfig):
+        option = cli_option(config_field)
+        if option.hidden is None:
+            out.append((config_field, hints[config_field.name], option))
+    return out
+
+
+def _optional_of(hint: Any) -> Any:
+    """``X`` for ``X | None``, else None."""
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+        rest = [a for a in typing.get_args(hint) if a is not type(None)]
+        return rest[0] if len(rest) == 1 else None
+    return None
+
+
+def _add_option(
+    p: argparse.ArgumentParser, config_field: dataclasses.Field[Any], hint: Any, option: CliOption
+) -> None:
+    """One ``MockConfig`` field as an option: booleans as switches away from their default,
+    literals as choices, tuples as lists, ``X | None`` as an optional ``X``."""
+    name = config_field.name
+    default = option.default if option.has_default else config_field.default
+    spelled = "--" + name.replace("_", "-")
+    if hint is bool:
+        flag = option.flag or (f"--no-{name.replace('_', '-')}" if default else spelled)
+        action = "store_false" if default else "store_true"
+        p.add_argument(flag, dest=name, action=action, default=default, help=option.help)
+        return
+    flag = option.flag or spelled
+    metavar = flag.removeprefix("--").replace("-", "_").upper()
+    shown = f"{option.help} (default: {_shown(default)})"
+    origin = typing.get_origin(hint)
+    if origin is Literal:
+        choices = typing.get_args(hint)
+        p.add_argument(flag, dest=name, choices=choices, default=default, help=shown)
+    elif origin is tuple:
+        item = typing.get_args(hint)[0]
+        items = list(typing.cast(tuple[Any, ...], default))
+        p.add_argument(
+            flag, dest=name, nargs="+", type=item, default=items, metavar=metavar, help=shown
+        )
+    else:
+        kind = _optional_of(hint) or hint
+        p.add_argument(flag, dest=name, type=kind, default=default, metavar=metavar, help=shown)
+
+
+def _shown(default: object) -> str:
+    if isinstance(default, tuple):
+        return " ".join(map(str, default)) or "none"
+    return "none" if default is None else str(default)
+
+
+def config_from_args(args: argparse.Namespace) -> MockConfig:
+    """The ``MockConfig`` the parsed options describe (argparse's lists become tuples)."""
+    values: dict[str, Any] = {}
+    for config_field, hint, _ in config_options():
+        value = getattr(args, config_field.name)
+        origin: object = typing.get_origin(hint)
+        values[config_field.name] = tuple(value) if origin is tuple else value
+    return MockConfig(**values)
 
 
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:
@@ -27,82 +102,19 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     )
     p.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8000, help="port (0 picks a free one)")
-    p.add_argument("--ttft-ms", type=float, default=200.0, help="time to first token (ms)")
-    p.add_argument("--itl-ms", type=float, default=20.0, help="time per output token (ms)")
-    p.add_argument("--jitter-ms", type=float, default=0.0, help="uniform jitter per step (ms)")
-    p.add_argument("--seed", type=int, default=0, help="seed for text, jitter and faults")
-    p.add_argument("--stream-interval", type=int, default=1, help="vLLM's --stream-interval")
-    p.add_argument(
-        "--served-model-name",
-        nargs="+",
-        default=["openai/gpt-oss-20b", "llm"],
-        help="served names (default: openai/gpt-oss-20b llm)",
-    )
-    p.add_argument("--max-model-len", type=int, default=32768)
-    p.add_argument("--api-key", nargs="+", default=[], help="require one of these keys on /v1/*")
-    p.add_argument("--content-tokens", type=int, default=64, help="content length of a reply")
-    p.add_argument(
-        "--reasoning-shape",
-        choices=("v0.13", "v0.16"),
-        default="v0.13",
-        help="v0.13: reasoning and reasoning_content; v0.16: reasoning only",
-    )
-    p.add_argument(
-        "--no-tool-parser",
-        action="store_true",
-        help="serve as without --tool-call-parser openai (non-streamed tool calls stay text)",
-    )
-    p.add_argument(
-        "--num-speculative-tokens", type=int, default=0, help="draft tokens per step (0: off)"
-    )
-    p.add_argument("--spec-acceptance-rate", type=float, default=0.7)
-    p.add_argument(
-        "--fault",
-        default=None,
-        help="server-wide fault NAME[:key=value,...]: error, drop, stall, malformed, "
-        "http-500, http-503, http-429, dead (keys: after, rate, seconds, code, message)",
-    )
-    p.add_argument("--cold-start-s", type=float, default=0.0, help="seconds before serving")
-    p.add_argument(
-        "--cold-start-mode",
-        choices=("refuse", "unhealthy"),
-        default="refuse",
-        help="during the cold start: refuse connections, or answer 503",
-    )
-    p.add_argument(
-        "--one-event-per-write",
-        action="store_true",
-        help="write each event on its own, as vLLM does (default: coalesce events that are due)",
-    )
+    for config_field, hint, option in config_options():
+        _add_option(p, config_field, hint, option)
     p.add_argument("--quiet", action="store_true", help="do not log requests")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Serve until interrupted."""
-    from gptoss_modal.testing.mock_server import MockConfig, MockVLLM
+    from gptoss_modal.testing.mock_server import MockVLLM
 
     try:
-        config = MockConfig(
-            served_model_names=tuple(args.served_model_name),
-            max_model_len=args.max_model_len,
-            api_keys=tuple(args.api_key),
-            ttft_ms=args.ttft_ms,
-            itl_ms=args.itl_ms,
-            jitter_ms=args.jitter_ms,
-            seed=args.seed,
-            stream_interval=args.stream_interval,
-            content_tokens=args.content_tokens,
-            reasoning_shape=args.reasoning_shape,
-            tool_parser=not args.no_tool_parser,
-            num_speculative_tokens=args.num_speculative_tokens,
-            spec_acceptance_rate=args.spec_acceptance_rate,
-            fault=args.fault,
-            cold_start_s=args.cold_start_s,
-            cold_start_mode=args.cold_start_mode,
-            coalesce_writes=not args.one_event_per_write,
-        )
-    except ValueError as exc:
+        config = config_from_args(args)
+    except ConfigError as exc:
         print(f"gptoss-modal mock: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     if not args.quiet:

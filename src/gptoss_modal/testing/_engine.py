@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
+from gptoss_modal._exceptions import ConfigError
+
 # Harmony's special tokens, with their ids in o200k_harmony.
 RETURN = 200002
 CONSTRAIN = 200003
@@ -329,9 +331,9 @@ class DraftAcceptance:
 
     def __init__(self, num_speculative_tokens: int, rate: float) -> None:
         if num_speculative_tokens < 0:
-            raise ValueError("num_speculative_tokens must be >= 0")
+            raise ConfigError("num_speculative_tokens", num_speculative_tokens, ">= 0")
         if not 0.0 <= rate <= 1.0:
-            raise ValueError("the acceptance rate must be within [0, 1]")
+            raise ConfigError("spec_acceptance_rate", rate, "within [0, 1]")
         self.k = num_speculative_tokens
         self.rate = Fraction(rate).limit_denominator(10_000)
         self.draft_tokens = 0
@@ -536,15 +538,36 @@ class FinalMessage:
     finish_reason: str
 
 
+_Message = tuple[str | None, str | None, str]  # a completed message: channel, recipient, text
+
+
+def _tool_parser_output(done: Sequence[_Message]) -> tuple[str | None, list[tuple[str, str]]]:
+    """``--tool-call-parser openai``'s ``extract_tool_calls``: the content and the calls."""
+    import json
+
+    calls: list[tuple[str, str]] = []
+    final_content = commentary = None
+    for channel, recipient, text in done:
+        if recipient and recipient.startswith("functions."):
+            try:
+                arguments = json.dumps(json.loads(text))
+            except json.JSONDecodeError:
+                arguments = text
+            calls.append((recipient.split("functions.", 1)[1], arguments))
+        elif channel == "final":
+            final_content = text
+        elif channel == "commentary" and not recipient:
+            commentary = text
+    return final_content or commentary, calls
+
+
 def final_message(
     generation: Generation, *, tool_parser: bool, include_reasoning: bool = True
 ) -> FinalMessage:
     """``parse_chat_output`` for the reasoning, and with ``--tool-call-parser openai`` the
     tool parser's ``extract_tool_calls`` for content and calls (completed messages only; the
     arguments re-serialised by ``json.dumps``, so with spaces)."""
-    import json
-
-    done: list[tuple[str | None, str | None, str]] = []
+    done: list[_Message] = []
     parser = HarmonyState(generation.text_of)
     current = ""
     for token in generation.tokens:
@@ -563,19 +586,7 @@ def final_message(
     content = "\n".join(final_texts) or None
     calls: list[tuple[str, str]] = []
     if tool_parser:
-        final_content = commentary = None
-        for channel, recipient, text in done:
-            if recipient and recipient.startswith("functions."):
-                try:
-                    arguments = json.dumps(json.loads(text))
-                except json.JSONDecodeError:
-                    arguments = text
-                calls.append((recipient.split("functions.", 1)[1], arguments))
-            elif channel == "final":
-                final_content = text
-            elif channel == "commentary" and not recipient:
-                commentary = text
-        content = final_content or commentary
+        content, calls = _tool_parser_output(done)
     finish = "tool_calls" if calls else generation.finish_reason
     return FinalMessage(
         content=content,

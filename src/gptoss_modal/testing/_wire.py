@@ -1,4 +1,5 @@
-"""The bytes vLLM 0.13.0 writes, built without pydantic: chunks, replies, errors, metrics.
+"""The bytes vLLM 0.13.0 writes for chat completions, built without pydantic: chunks, replies,
+errors, model cards.
 
 Pure. Each layout below is what vLLM's pydantic classes serialise to (``model_dump_json(
 exclude_unset=True)`` for stream chunks, ``JSONResponse(model.model_dump())`` for JSON replies),
@@ -8,10 +9,10 @@ escaped with orjson, which writes the same JSON text as pydantic (UTF-8, no ASCI
 
 from __future__ import annotations
 
-import bisect
 import json
 import secrets
 from collections.abc import Sequence
+from http import HTTPStatus
 from typing import Any
 
 import orjson
@@ -20,7 +21,6 @@ from gptoss_modal.testing._engine import Delta
 
 DONE = b"data: [DONE]\n\n"
 SSE_CONTENT_TYPE = "text/event-stream; charset=utf-8"
-PROMETHEUS_CONTENT_TYPE = "text/plain; version=1.0.0; charset=utf-8"
 ENGINE_DEAD_MESSAGE = "EngineCore encountered an issue. See stack trace (above) for the root cause."
 
 
@@ -166,6 +166,12 @@ def error_body(message: str, err_type: str, code: int) -> bytes:
 UNAUTHORIZED = b'{"error":"Unauthorized"}'
 
 
+def injected_http_error(status: int) -> tuple[bytes, dict[str, str]]:
+    """The body (vLLM's HTTP-error shape) and extra headers of the mock's ``http-NNN`` fault."""
+    body = error_body(f"mock: injected HTTP {status}", HTTPStatus(status).phrase, status)
+    return body, ({"Retry-After": "1"} if status == 429 else {})
+
+
 def validation_error(errors: list[Any], *, endpoint_context: str | None) -> bytes:
     """vLLM's 400 for a request FastAPI rejected (``validation_exception_handler``).
 
@@ -286,58 +292,11 @@ def models_list(names: Sequence[str], root: str, max_model_len: int, created: in
     return _j({"object": "list", "data": cards})
 
 
-# --- Prometheus text -------------------------------------------------------------------
+# --- what the ``malformed`` fault sends ------------------------------------------------------
 
-TTFT_BUCKETS_S = (
-    0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5,
-    10.0, 20.0, 40.0, 80.0, 160.0, 640.0, 2560.0,
-)  # fmt: skip
-ITL_BUCKETS_S = (
-    0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
-    20.0, 40.0, 80.0,
-)  # fmt: skip
-E2E_BUCKETS_S = (
-    0.3, 0.5, 0.8, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 40.0, 50.0, 60.0, 120.0,
-    240.0, 480.0, 960.0, 1920.0, 7680.0,
-)  # fmt: skip
+MALFORMED_REPLY = b'{"id": "chatcmpl-'  # a JSON reply cut short
 
 
-class Histogram:
-    """A Prometheus histogram with fixed buckets (cumulative counts on output)."""
-
-    def __init__(self, name: str, doc: str, buckets: Sequence[float]) -> None:
-        self.name, self.doc, self.buckets = name, doc, tuple(buckets)
-        self.counts = [0] * (len(self.buckets) + 1)
-        self.total = 0.0
-
-    def observe(self, value: float) -> None:
-        # the first bucket whose bound is >= value; past the last bound, the +Inf slot
-        self.counts[bisect.bisect_left(self.buckets, value)] += 1
-        self.total += value
-
-    @property
-    def count(self) -> int:
-        return sum(self.counts)
-
-    def render(self, labels: str) -> str:
-        lines = [f"# HELP {self.name} {self.doc}", f"# TYPE {self.name} histogram"]
-        running = 0
-        for bound, n in zip((*self.buckets, float("inf")), self.counts, strict=True):
-            running += n
-            le = "+Inf" if bound == float("inf") else repr(float(bound))
-            lines.append(f'{self.name}_bucket{{{labels},le="{le}"}} {float(running)}')
-        lines.append(f"{self.name}_count{{{labels}}} {float(self.count)}")
-        lines.append(f"{self.name}_sum{{{labels}}} {self.total}")
-        return "\n".join(lines)
-
-
-def counter_lines(name: str, doc: str, samples: Sequence[tuple[str, float]]) -> str:
-    """A Prometheus counter family (``_total`` samples), one line per label set."""
-    lines = [f"# HELP {name}_total {doc}", f"# TYPE {name}_total counter"]
-    lines += [f"{name}_total{{{labels}}} {float(value)}" for labels, value in samples]
-    return "\n".join(lines)
-
-
-def gauge_lines(name: str, doc: str, labels: str, value: float) -> str:
-    """A Prometheus gauge."""
-    return f"# HELP {name} {doc}\n# TYPE {name} gauge\n{name}{{{labels}}} {float(value)}"
+def malformed_event(request_id: str) -> bytes:
+    """A ``data:`` line that is not JSON (its object is never closed)."""
+    return b'data: {"id":"' + request_id.encode() + b"\n\n"

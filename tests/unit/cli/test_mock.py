@@ -1,7 +1,9 @@
-"""``gptoss-modal mock``: usage errors and running in another process."""
+"""``gptoss-modal mock``: options made from MockConfig, usage errors, another process."""
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
 import gc
 import json
 import urllib.request
@@ -10,13 +12,60 @@ import warnings
 import pytest
 
 from gptoss_modal import cli
-from gptoss_modal.testing.mock_server import spawn_mock_process
+from gptoss_modal.cli import mock
+from gptoss_modal.testing._config import cli_option
+from gptoss_modal.testing.mock_server import FAULTS, MockConfig, spawn_mock_process
 
 
 def test_a_bad_fault_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     """An unknown fault exits 2 with the known faults named, before serving anything."""
     assert cli.main(["mock", "--port", "0", "--fault", "explode"]) == cli.EXIT_USAGE
-    assert "unknown fault 'explode'" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "fault='explode' is not allowed" in err
+    assert all(name in err for name in FAULTS)
+
+
+def _parsed(*argv: str) -> argparse.Namespace:
+    return cli.build_parser().parse_args(["mock", *argv])
+
+
+def test_every_shown_config_field_is_an_option() -> None:
+    """Each MockConfig field, bar those whose CliOption says why not, has an option whose dest
+    is the field's name: a new field is a new option."""
+    shown = {f.name for f in dataclasses.fields(MockConfig) if cli_option(f).hidden is None}
+    hidden = {f.name for f in dataclasses.fields(MockConfig)} - shown
+    assert hidden == {"reasoning_tokens", "record_send_times", "site_packages", "version"}
+    assert shown <= set(vars(_parsed()))
+
+
+def test_the_command_line_defaults_are_a_paced_server() -> None:
+    """With no options the config is MockConfig's defaults, paced as the terminal server has
+    always been (200 ms to the first token, 20 ms per token)."""
+    config = mock.config_from_args(_parsed())
+    assert config == dataclasses.replace(MockConfig(), ttft_ms=200.0, itl_ms=20.0)
+
+
+def test_options_reach_their_fields() -> None:
+    """Options of each kind (number, list, choice, switch, renamed switch, optional text) set
+    their field."""
+    args = _parsed(
+        "--itl-ms", "3", "--served-model-name", "a", "b", "--reasoning-shape", "v0.16",
+        "--no-tool-parser", "--one-event-per-write", "--fault", "drop:after=2",
+        "--model", "root",
+    )  # fmt: skip
+    assert args.itl_ms == 3.0
+    assert mock.config_from_args(args).served_model_names == ("a", "b")
+    assert args.reasoning_shape == "v0.16"
+    assert args.tool_parser is False
+    assert args.coalesce_writes is False
+    assert args.fault == "drop:after=2"
+    assert args.model == "root"
+
+
+def test_a_bad_config_value_names_its_field(capsys: pytest.CaptureFixture[str]) -> None:
+    """A value MockConfig refuses exits 2 with the field named."""
+    assert cli.main(["mock", "--port", "0", "--stream-interval", "0"]) == cli.EXIT_USAGE
+    assert "stream_interval=0 is not allowed: >= 1" in capsys.readouterr().err
 
 
 CHAT = json.dumps(

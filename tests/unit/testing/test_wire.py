@@ -5,13 +5,11 @@ from __future__ import annotations
 import json
 
 import orjson
-import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from gptoss_modal.testing import _wire as wire
 from gptoss_modal.testing._engine import Delta
-from gptoss_modal.testing.mock_server import Fault, parse_fault
 
 
 def data(event: bytes) -> dict[str, object]:
@@ -70,40 +68,3 @@ def test_in_stream_errors_have_json_dumps_spacing() -> None:
     assert json.loads(event[6:]) == {
         "error": {"message": "boom", "type": "InternalServerError", "param": None, "code": 500}
     }
-
-
-def test_histograms_are_cumulative() -> None:
-    """Bucket counts are cumulative and end with +Inf equal to the count."""
-    h = wire.Histogram("x", "doc", (0.1, 1.0))
-    for v in (0.05, 0.5, 5.0):
-        h.observe(v)
-    text = h.render('a="b"')
-    assert 'x_bucket{a="b",le="0.1"} 1.0' in text
-    assert 'x_bucket{a="b",le="1.0"} 2.0' in text
-    assert 'x_bucket{a="b",le="+Inf"} 3.0' in text
-    assert 'x_count{a="b"} 3.0' in text
-
-
-def test_a_value_on_a_bound_lands_in_that_bucket() -> None:
-    """Prometheus buckets are ``le``: a value equal to a bound counts in that bound's bucket."""
-    h = wire.Histogram("x", "doc", (0.1, 1.0))
-    for v in (0.0, 0.1, 1.0, 1.0000001):
-        h.observe(v)
-    assert h.counts == [2, 1, 1]
-    assert h.count == 4
-
-
-def test_faults_parse_from_their_spec() -> None:
-    """``NAME:key=value,...`` gives the fault and its options."""
-    assert parse_fault("drop:after=5") == Fault("drop", after=5)
-    assert parse_fault("error:rate=0.25,code=400,message=x") == Fault(
-        "error", rate=0.25, code=400, message="x"
-    )
-    assert parse_fault("stall:seconds=0.5").seconds == 0.5
-
-
-@pytest.mark.parametrize("spec", ["explode", "drop:after", "drop:when=3", "error:rate=2"])
-def test_bad_fault_specs_are_refused(spec: str) -> None:
-    """Unknown faults, options and out-of-range rates are errors."""
-    with pytest.raises(ValueError, match="fault"):
-        parse_fault(spec)

@@ -1,0 +1,253 @@
+"""``POST /v1/chat/completions``: read and check the request, plan it, and reply or stream.
+
+The planning is :mod:`._planning`'s (API-neutral); what is chat-completions' own is here: the
+body's fields, the ``chatcmpl-`` id, the non-streamed reply, the stream's layout and what each
+fault does to this API's bytes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from gptoss_modal._exceptions import ConfigError
+from gptoss_modal.testing import _engine as engine
+from gptoss_modal.testing import _validation as validation
+from gptoss_modal.testing import _wire as wire
+from gptoss_modal.testing._faults import FAULT_HEADER, Fault, choose_fault, error_kind
+from gptoss_modal.testing._layout import ChatStreamOptions, chat_stream_events
+from gptoss_modal.testing._planning import GenerationRequest, Plan
+from gptoss_modal.testing._state import NOTE, MockState
+from gptoss_modal.testing._writer import Interruption, SendRecord, StreamWriter
+
+__all__ = ["ChatCompletions"]
+
+JSON = "application/json"
+
+
+@dataclass
+class _ChatRequest:
+    """One chat request, everything about it decided before the first byte is sent."""
+
+    request_id: str
+    model: str
+    body: dict[str, Any]
+    plan: Plan
+    fault: Fault | None
+
+    @property
+    def stream(self) -> bool:
+        return bool(self.body.get("stream"))
+
+
+def _generation_request(body: dict[str, Any]) -> GenerationRequest:
+    """What a chat body asks the engine for."""
+    requested = body.get("max_completion_tokens") or body.get("max_tokens")
+    return GenerationRequest(
+        messages=body.get("messages") or [],
+        tools=body.get("tools") or [],
+        tool_choice=body.get("tool_choice"),
+        reasoning_effort=body.get("reasoning_effort"),
+        max_tokens=None if requested is None else int(requested),
+        ignore_eos=bool(body.get("ignore_eos")),
+        seed=body.get("seed"),
+    )
+
+
+def _abort(request: web.Request) -> None:
+    transport = request.transport
+    if transport is not None:
+        transport.abort()
+
+
+class ChatCompletions:
+    """The chat-completions endpoint of one server."""
+
+    def __init__(self, state: MockState) -> None:
+        self.state = state
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        """Answer one request: an error reply, a JSON reply or a stream."""
+        state = self.state
+        state.requests_seen += 1
+        number = state.requests_seen
+        try:
+            early = self._http_fault(request, number)
+            if early is not None:
+                return early
+            chat = self._prepare(await self._read_body(request), request, number)
+        except validation.Rejection as exc:
+            return web.Response(status=exc.status, body=exc.body, content_type=JSON)
+        gen = chat.plan.generation
+        request[NOTE] = (
+            f"{chat.request_id} prompt={chat.plan.prompt_tokens} "
+            f"completion={len(gen.tokens)} finish={gen.finish_reason}"
+            + (f" fault={chat.fault.name}" if chat.fault else "")
+        )
+        state.planner.keep(chat.request_id, chat.plan)
+        task = asyncio.current_task()
+        if task is not None:
+            state.streams.add(task)
+        state.metrics.running += 1
+        try:
+            if chat.stream:
+                return await self._stream(request, chat)
+            return await self._reply(request, chat)
+        finally:
+            state.metrics.running -= 1
+            if task is not None:
+                state.streams.discard(task)
+
+    # --- before generating ----------------------------------------------------------------
+
+    def _fault(self, request: web.Request, number: int) -> Fault | None:
+        """The request's fault; a bad ``X-Mock-Fault`` header is a 400 naming what is wrong."""
+        state = self.state
+        header = request.headers.get(FAULT_HEADER)
+        try:
+            return choose_fault(header, state.server_fault, state.config.seed, number)
+        except ConfigError as exc:
+            body = wire.error_body(f"mock: {exc}", "BadRequestError", 400)
+            raise validation.Rejection(400, body) from exc
+
+    def _http_fault(self, request: web.Request, number: int) -> web.Response | None:
+        """An ``http-NNN`` fault answers before the body is read, as a proxy would."""
+        header = request.headers.get(FAULT_HEADER, "")
+        server = self.state.server_fault
+        server_http = server is not None and server.http_status is not None
+        if not (header.startswith("http-") or (server_http and not header)):
+            return None
+        fault = self._fault(request, number)
+        status = fault.http_status if fault is not None else None
+        if fault is None or status is None:
+            return None
+        request[NOTE] = f"fault={fault.name}"
+        body, headers = wire.injected_http_error(status)
+        return web.Response(status=status, body=body, content_type=JSON, headers=headers or None)
+
+    async def _read_body(self, request: web.Request) -> dict[str, Any]:
+        validation.check_content_type(request.headers.get("Content-Type", ""))
+        raw = await request.read()
+        context = wire.chat_endpoint_context(self.state.config.site_packages)
+        body = validation.parse_json_body(raw, context)
+        validation.check_chat_body(body, context)
+        return body
+
+    def _prepare(self, body: dict[str, Any], request: web.Request, number: int) -> _ChatRequest:
+        """Checks in vLLM's order (model, engine, options, context length), then the plan."""
+        state = self.state
+        config = state.config
+        validation.check_model(body.get("model"), config.served_model_names)
+        fault = self._fault(request, number)
+        if state.engine_dead or (fault is not None and fault.name == "dead"):
+            request[NOTE] = "fault=dead"
+            raise validation.engine_dead()
+        validation.check_n(body)
+        plan = state.planner.plan(_generation_request(body))
+        header_id = request.headers.get("X-Request-Id")
+        request_id = "chatcmpl-" + (header_id if header_id is not None else wire.random_id())
+        return _ChatRequest(request_id, config.served_model_names[0], body, plan, fault)
+
+    # --- the non-streamed reply -----------------------------------------------------------
+
+    async def _reply(self, request: web.Request, chat: _ChatRequest) -> web.StreamResponse:
+        arrival = time.monotonic()
+        plan, fault = chat.plan, chat.fault
+        if plan.times:
+            await asyncio.sleep(plan.times[-1])
+        if fault is not None and fault.name == "stall":
+            await asyncio.sleep(fault.seconds)
+        if fault is not None and fault.name == "drop":
+            self.state.metrics.record(plan, time.monotonic() - arrival, 0)
+            _abort(request)
+            return web.Response(status=200)
+        self.state.metrics.record(plan, time.monotonic() - arrival, len(plan.steps))
+        if fault is not None and fault.name == "error":
+            message, err_type = error_kind(fault)
+            body = wire.error_body(message, err_type, fault.code)
+            return web.Response(status=fault.code, body=body, content_type=JSON)
+        if fault is not None and fault.name == "malformed":
+            return web.Response(body=wire.MALFORMED_REPLY, content_type=JSON)
+        return web.Response(body=self._reply_body(chat), content_type=JSON)
+
+    def _reply_body(self, chat: _ChatRequest) -> bytes:
+        gen = chat.plan.generation
+        final = engine.final_message(
+            gen,
+            tool_parser=self.state.config.tool_parser,
+            include_reasoning=chat.body.get("include_reasoning", True) is not False,
+        )
+        return wire.chat_response(
+            request_id=chat.request_id,
+            created=int(time.time()),
+            model=chat.model,
+            content=final.content,
+            reasoning=final.reasoning,
+            tool_calls=final.tool_calls,
+            finish_reason=final.finish_reason,
+            stop_reason=gen.stop_reason,
+            prompt_tokens=chat.plan.prompt_tokens,
+            completion_tokens=len(gen.tokens),
+        )
+
+    # --- the stream -----------------------------------------------------------------------
+
+    def _interruption(self, chat: _ChatRequest, events: int) -> Interruption | None:
+        """Where the fault strikes (``after`` events, or a seeded choice inside the stream) and
+        what it writes there."""
+        fault = chat.fault
+        if fault is None:
+            return None
+        at = fault.after if fault.after is not None else chat.plan.rng.randint(1, events - 1)
+        at = max(0, min(at, events - 1))
+        if fault.name == "drop":
+            return Interruption(at, stop=True)
+        if fault.name == "error":
+            message, err_type = error_kind(fault)
+            error = wire.streaming_error(message, err_type, fault.code)
+            return Interruption(at, payloads=(error, wire.DONE), stop=True)
+        if fault.name == "stall":
+            return Interruption(at, pause_s=fault.seconds)
+        if fault.name == "malformed":
+            return Interruption(at, payloads=(wire.malformed_event(chat.request_id),))
+        return Interruption(at)
+
+    async def _stream(self, request: web.Request, chat: _ChatRequest) -> web.StreamResponse:
+        state = self.state
+        config = state.config
+        arrival = time.monotonic()
+        stream = chat_stream_events(
+            chat.plan,
+            request_id=chat.request_id,
+            created=int(time.time()),
+            model=chat.model,
+            options=ChatStreamOptions.from_body(chat.body),
+            reasoning_content=config.reasoning_shape == "v0.13",
+            stream_interval=config.stream_interval,
+        )
+        cut = self._interruption(chat, len(stream.events))
+        response = web.StreamResponse(status=200, headers={"Content-Type": wire.SSE_CONTENT_TYPE})
+        await response.prepare(request)
+        record = None
+        if config.record_send_times:
+            record = SendRecord(chat.request_id, time.perf_counter())
+            state.send_log[chat.request_id] = record
+        writer = StreamWriter(
+            stream, coalesce=config.coalesce_writes, interruption=cut, record=record
+        )
+        try:
+            await writer.run(response.write)
+        except ConnectionResetError:  # the client went away: vLLM aborts the request
+            request[NOTE] = request.get(NOTE, "") + " client-disconnected"
+            return response
+        finally:
+            state.metrics.record(chat.plan, time.monotonic() - arrival, writer.served_steps)
+        if not writer.sent_all and chat.fault is not None and chat.fault.name == "drop":
+            _abort(request)
+            return response
+        await response.write_eof()
+        return response
