@@ -11,6 +11,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from gptoss_modal.stream.request import REASONING_EFFORTS  # the one list of efforts
 from gptoss_modal.testing import _wire as wire
 
 __all__ = [
@@ -24,8 +25,6 @@ __all__ = [
     "engine_dead",
     "parse_json_body",
 ]
-
-REASONING_EFFORTS = ("low", "medium", "high")
 
 
 class Rejection(Exception):  # a reply to send, not a failure of the mock

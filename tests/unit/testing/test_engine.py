@@ -282,3 +282,10 @@ def test_the_non_streamed_message_follows_the_tool_parser() -> None:
     assert without.content == '{"city":"Rome"}'
     assert without.tool_calls == []
     assert without.reasoning == gen.reasoning
+
+
+def test_every_reasoning_effort_has_a_reasoning_length() -> None:
+    """The engine plans a reasoning length for exactly the efforts the request builder accepts."""
+    from gptoss_modal.stream.request import REASONING_EFFORTS
+
+    assert set(engine.REASONING_TOKENS) == set(REASONING_EFFORTS)
