@@ -80,7 +80,9 @@ def ending_the_session_on_ctrl_c(
             interrupted = True
             raise  # Modal's runner stops the app, then swallows it
     if interrupted:
-        pytest.exit("e2e: interrupted (Ctrl-C); the app was stopped", returncode=pytest.ExitCode.INTERRUPTED)
+        pytest.exit(
+            "e2e: interrupted (Ctrl-C); the app was stopped", returncode=pytest.ExitCode.INTERRUPTED
+        )
 
 
 class Listable(Protocol):
@@ -92,4 +94,3 @@ class Listable(Protocol):
 def caches_are_warm(volumes: Sequence[Listable]) -> bool:
     """Whether every cache Volume already holds files (weights, compiled graphs, kernels)."""
     return all(volume.listdir("/") for volume in volumes)
-
