@@ -63,7 +63,7 @@ async def served_vllm_version(url: str) -> str:
         session.get(f"{url}/version") as response,
     ):
         response.raise_for_status()
-        body = await response.json()
+        body = await response.json(content_type=None)  # a proxy may drop the type
     return str(body["version"])
 
 
