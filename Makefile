@@ -60,9 +60,12 @@ format: $(VENV)/.installed ## apply ruff's formatter and safe fixes
 bench: $(VENV)/.installed ## side-by-side benchmarks, printed as ratio tables
 	$(PY) -m benchmarks
 
+# tee-sys: the image build, vLLM's logs and the health wait's progress show as they happen (a
+# healthy cold start would otherwise look hung for half an hour) and still land in reports.
+E2E_PYTEST_OPTS := -m e2e -v --capture=tee-sys
 e2e: $(VENV)/.installed ## deploy to Modal and check it for real (needs `modal token set`)
 	$(PY) -m tests.e2e.preflight
-	$(PY) -m pytest tests/e2e -m e2e -v
+	$(PY) -m pytest tests/e2e $(E2E_PYTEST_OPTS)
 
 deploy: $(VENV)/.installed ## modal deploy the app with the config from GPTOSS_* / GPTOSS_CONFIG
 	$(VENV)/bin/modal deploy -m gptoss_modal.app

@@ -278,6 +278,9 @@ def download() -> None:
 # Every parameter is annotated: Modal only turns annotated parameters into typed CLI options
 # (an unannotated `bool` would arrive as a string, and `--twice False` would be truthy).
 
+# 5xx answers in a row that mean "failing to start", not "still starting": Modal's proxy holds
+# requests to a container that is still starting, so a cold start shows timeouts, not 5xx.
+STARTUP_FAILURES_IN_A_ROW = 3
 DEFAULT_PROMPT = "Explain what the Singular Value Decomposition is."
 SYSTEM_PROMPT = "You are a helpful assistant. Answer concisely."
 PIRATE = " Talk like a pirate, matey."
@@ -291,13 +294,17 @@ async def main(
     max_tokens: int = 2048,  # upper bound on generated tokens (reasoning included)
     health_timeout_s: float = 30 * MINUTES,  # how long to wait for a cold start
 ) -> None:
-    """Wait for the server, then stream a chat (twice: plain, then as a pirate)."""
+    """Wait for the server, then stream a chat (twice: plain, then as a pirate).
+
+    A vLLM that keeps failing to start (5xx through Modal's proxy, several times in a row) ends
+    the wait at once with the last answer, instead of Modal restarting a GPU for half an hour.
+    """
     from gptoss_modal.deploy import client_credentials
     from gptoss_modal.display import Spinner, format_summary, print_stream
     from gptoss_modal.stream.client import Client
 
     api_key, headers = client_credentials(SETTINGS, os.environ)
-    url = serve.get_web_url()
+    url = await serve.get_web_url.aio()  # the blocking form warns inside a coroutine
     if not url:
         raise ConfigError("url", url, "the web URL of the running serve function")
     async with Client(url, api_key=api_key, headers=headers, model=CONFIG.model) as client:
@@ -309,7 +316,11 @@ async def main(
 
         spinner.start("waiting for vLLM to start")
         try:
-            health = await client.wait_healthy(timeout_s=health_timeout_s, on_progress=show)
+            health = await client.wait_healthy(
+                timeout_s=health_timeout_s,
+                on_progress=show,
+                max_server_errors=STARTUP_FAILURES_IN_A_ROW,
+            )
         finally:
             spinner.stop()
         print(f"healthy after {health.elapsed_s:.0f} s")

@@ -16,7 +16,9 @@ from gptoss_modal.bench.budgets import Budgets
 from gptoss_modal.deploy.launch import Redactor
 from gptoss_modal.stream.client import Client
 from tests.e2e.conftest import Deployed
+from tests.e2e.known_failures import LOST_LAST_BATCH_ENV, REASON
 from tests.e2e.latency import one_stream_run, record
+from tests.e2e.marks import CONTRACT_TIMEOUT_S
 from tests.e2e.results import E2EResults, check_line
 from tests.e2e.settings import ROOT, E2ESettings
 
@@ -24,18 +26,23 @@ pytestmark = pytest.mark.e2e
 
 SHORT_PROMPT = "Name three prime numbers."
 ARITHMETIC = "What is 17 * 23? Answer with the number only."
-CONTRACT_TIMEOUT_S = 30 * 60
+# The one-token answer sits in the stream's last batch; asked this often, an affected
+# deployment loses it at least once all but surely, so its strict xfail does not flake.
+STREAMED_CHAT_TRIES = 3
 
 
 def _client(deployed: Deployed) -> Client:
     return Client(deployed.url, api_key=deployed.api_key, model="llm")
 
 
-def test_cold_start_is_within_budget(deployed: Deployed, budgets: Budgets) -> None:
-    """From a container at zero, /health answered 200 within the GPU's cold-start budget."""
-    assert budgets.cold_start_s is not None, f"no cold_start_s budget for {budgets.name}"
-    assert deployed.cold_start_s <= budgets.cold_start_s, (
-        f"cold start took {deployed.cold_start_s:.0f} s, budget {budgets.cold_start_s:g} s"
+def test_the_start_is_within_budget(deployed: Deployed, budgets: Budgets) -> None:
+    """From zero containers, /health answered 200 within the GPU's cold-start budget (empty
+    cache Volumes) or warm-start budget (filled ones)."""
+    kind = "warm_start_s" if deployed.warm_caches else "cold_start_s"
+    limit = budgets.warm_start_s if deployed.warm_caches else budgets.cold_start_s
+    assert limit is not None, f"no {kind} budget for {budgets.name}"
+    assert deployed.start_s <= limit, (
+        f"the start ({kind}) took {deployed.start_s:.0f} s, budget {limit:g} s"
     )
 
 
@@ -68,17 +75,24 @@ async def test_requests_without_the_key_are_refused(deployed: Deployed) -> None:
             assert response.status == 200
 
 
-async def test_a_streamed_chat_reasons_then_answers(deployed: Deployed) -> None:
-    """A streamed chat with low reasoning effort returns reasoning first, then the content."""
+async def test_a_streamed_chat_reasons_then_answers(
+    deployed: Deployed, request: pytest.FixtureRequest
+) -> None:
+    """A streamed chat with low reasoning effort returns reasoning first, then the content
+    (each of a few tries; a strict xfail where the deployment is known to lose it)."""
+    if deployed.loses_last_batch:
+        why = f"{REASON}: the one-token answer is in the last batch"
+        request.applymarker(pytest.mark.xfail(strict=True, reason=why))
     async with _client(deployed) as client:
-        result = await client.chat(ARITHMETIC, reasoning_effort="low", max_tokens=1024)
-    assert result.done
-    assert result.finish_reason == "stop"
-    assert result.reasoning.strip()
-    assert "391" in result.content.replace(",", "")
-    first_reasoning = next(i for i, c in enumerate(result.chunks) if c.reasoning)
-    first_content = next(i for i, c in enumerate(result.chunks) if c.content)
-    assert first_reasoning < first_content
+        for _ in range(STREAMED_CHAT_TRIES):
+            result = await client.chat(ARITHMETIC, reasoning_effort="low", max_tokens=1024)
+            assert result.done
+            assert result.finish_reason == "stop"
+            assert result.reasoning.strip()
+            assert "391" in result.content.replace(",", "")
+            first_reasoning = next(i for i, c in enumerate(result.chunks) if c.reasoning)
+            first_content = next(i for i, c in enumerate(result.chunks) if c.content)
+            assert first_reasoning < first_content
 
 
 async def test_the_usage_chunk_is_present(deployed: Deployed) -> None:
@@ -97,12 +111,14 @@ async def test_the_usage_chunk_is_present(deployed: Deployed) -> None:
 def test_the_contract_suite_passes_against_the_deployment(
     deployed: Deployed, results: E2EResults
 ) -> None:
-    """tests/contract, which the mock passes, passes against the real URL (mock-only skipped)."""
+    """tests/contract, which the mock passes, passes against the real URL (mock-only skipped;
+    the checks the deployed vLLM is known to fail marked xfail by known_failures.py)."""
     env = {k: v for k, v in os.environ.items() if k != "GPTOSS_REQUIRE_VLLM"}
     env |= {
         "GPTOSS_BASE_URL": deployed.url,
         "GPTOSS_API_KEY": deployed.api_key,
         "GPTOSS_SERVED_MODEL": "llm",
+        LOST_LAST_BATCH_ENV: "1" if deployed.loses_last_batch else "0",
     }
     run = subprocess.run(
         [
@@ -115,6 +131,8 @@ def test_the_contract_suite_passes_against_the_deployment(
             "-q",
             "-p",
             "no:cacheprovider",
+            "-p",
+            "tests.e2e.known_failures",
         ],
         cwd=ROOT,
         env=env,

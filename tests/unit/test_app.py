@@ -625,6 +625,19 @@ async def test_the_entrypoint_needs_the_client_key_before_waking_anything(
         await app.main.info.raw_f()
 
 
+class WebUrl:
+    """A stand-in for ``serve.get_web_url``: the coroutine form only, as the entrypoint is async."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def __call__(self) -> str:
+        raise AssertionError("blocking get_web_url() in a coroutine (Modal's AsyncUsageWarning)")
+
+    async def aio(self) -> str:
+        return self.url
+
+
 async def test_the_entrypoint_streams_twice_and_prints_timings(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -633,7 +646,7 @@ async def test_the_entrypoint_streams_twice_and_prints_timings(
 
     app = import_app(monkeypatch, GPTOSS_API_KEY=API_KEY)
     async with MockVLLM(MockConfig(api_keys=(API_KEY,), content_tokens=8)) as mock:
-        monkeypatch.setattr(app.serve, "get_web_url", lambda: mock.url)
+        monkeypatch.setattr(app.serve, "get_web_url", WebUrl(mock.url))
         await app.main.info.raw_f(prompt="What is an SVD?", twice=True, max_tokens=64)
     out = capsys.readouterr()
     assert "healthy after" in out.out

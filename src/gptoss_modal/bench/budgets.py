@@ -5,7 +5,8 @@ same file. Its shape (``budgets.example.toml`` is a full example)::
 
     [B200]                      # a section, usually named after the GPU
     source = "where the numbers come from"
-    cold_start_s = 1800         # optional: deploy to healthy, for the e2e suite
+    cold_start_s = 1200         # optional, for the e2e suite: zero containers to healthy,
+    warm_start_s = 300          # with empty caches (cold) or filled cache Volumes (warm)
 
     [B200.all]                  # limits for every level
     max_error_rate = 0.0
@@ -38,7 +39,8 @@ from gptoss_modal.bench.stats import BUDGET_KEYS, LATENCY_METRICS, LOWER_LIMITS,
 
 __all__ = ["Budgets", "BudgetsFile", "load_budgets", "parse_budgets"]
 
-SECTION_KEYS: Final = ("source", "cold_start_s", "all", "concurrency", "rate")
+SECTION_KEYS: Final = ("source", "cold_start_s", "all", "concurrency", "rate", "warm_start_s")
+_START_KEYS: Final = ("cold_start_s", "warm_start_s")
 _FRACTIONS: Final = frozenset({"min_goodput_fraction", "min_acceptance_rate", "max_error_rate"})
 ALLOWED_LIMIT_KEYS: Final = (
     f"<metric>_<stat>_ms (metric: {', '.join(LATENCY_METRICS)}; stat: {', '.join(STATS)}), "
@@ -56,6 +58,7 @@ class Budgets:
     name: str
     source: str | None = None
     cold_start_s: float | None = None
+    warm_start_s: float | None = None
     every: Limits = field(default_factory=dict)
     concurrency: dict[int, Limits] = field(default_factory=dict)
     rate: dict[float, Limits] = field(default_factory=dict)
@@ -152,6 +155,15 @@ def _levels(path: str, table: Any, source: str, kind: str) -> dict[Any, Limits]:
     return levels
 
 
+def _seconds(path: str, value: Any, source: str) -> float | None:
+    """A start-up budget: absent, or a positive finite number of seconds."""
+    if value is None:
+        return None
+    if not _number(value) or not math.isfinite(value) or value <= 0:
+        raise ConfigError(path, value, "a positive number of seconds", source=source)
+    return float(value)
+
+
 def parse_budgets(data: Mapping[str, Any], source: str = "<budgets>") -> BudgetsFile:
     """Validate a decoded budgets TOML document; ``source`` names it in errors."""
     sections: dict[str, Budgets] = {}
@@ -168,15 +180,11 @@ def parse_budgets(data: Mapping[str, Any], source: str = "<budgets>") -> Budgets
         section_source = table.get("source")
         if section_source is not None and not isinstance(section_source, str):
             raise ConfigError(f"{name}.source", section_source, "a string", source=source)
-        cold = table.get("cold_start_s")
-        if cold is not None and (not _number(cold) or not math.isfinite(cold) or cold <= 0):
-            raise ConfigError(
-                f"{name}.cold_start_s", cold, "a positive number of seconds", source=source
-            )
+        starts = {key: _seconds(f"{name}.{key}", table.get(key), source) for key in _START_KEYS}
         sections[name] = Budgets(
             name=name,
             source=section_source,
-            cold_start_s=float(cold) if cold is not None else None,
+            **starts,
             every=_limits(f"{name}.all", table.get("all", {}), source),
             concurrency=_levels(
                 f"{name}.concurrency", table.get("concurrency", {}), source, "concurrency"

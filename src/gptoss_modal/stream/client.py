@@ -91,12 +91,14 @@ _json_encode = msgspec.json.Encoder().encode
 
 @dataclass(frozen=True, slots=True)
 class HealthProgress:
-    """Where a :func:`wait_healthy` is: seconds since it started, checks made, the last answer."""
+    """Where a :func:`wait_healthy` is: seconds since it started, checks made, the last answer,
+    and how many 5xx answers came in a row (a refusal or a timeout neither counts nor resets)."""
 
     elapsed_s: float
     attempts: int
     last_status: str
     healthy: bool
+    server_errors: int = 0
 
 
 def _base_url(url: str) -> str:
@@ -187,6 +189,7 @@ class Client:
         timeout_s: float = DEFAULT_HEALTH_TIMEOUT_S,
         on_progress: Callable[[HealthProgress], None] | None = None,
         probe_timeout_s: float = HEALTH_PROBE_TIMEOUT_S,
+        max_server_errors: int | None = None,
     ) -> HealthProgress:
         """Poll ``/health`` until it answers 200, for at most ``timeout_s`` seconds.
 
@@ -195,49 +198,82 @@ class Client:
         Raises :class:`HealthTimeout` (with the last status) when time runs out;
         :class:`AuthenticationError` / :class:`HTTPStatusError` at once for 401, 403, 404; and
         :class:`ConnectError` at once when the host does not resolve or TLS fails.
+
+        ``max_server_errors`` bounds a crash loop: a vLLM that dies while starting answers
+        ``/health`` 503, and Modal's proxy answers 5xx for a container that failed to start,
+        while a cold start only refuses or holds requests. After that many 5xx answers in a row
+        (refusals and timeouts between them neither count nor reset), raise
+        :class:`HTTPStatusError` with the last body (bounded, credentials hidden). ``None``
+        (the default) waits through 5xx, as for a server that answers 503 while it loads.
         """
+        if max_server_errors is not None and max_server_errors < 1:
+            raise ConfigError("max_server_errors", max_server_errors, "a positive count or None")
         url = f"{self.base_url}/health"
         start = self.clock()
         delay = HEALTH_FIRST_DELAY_S
-        attempts = 0
+        attempts = server_errors = 0
         while True:
             attempts += 1
             remaining = timeout_s - (self.clock() - start)
             probe = min(probe_timeout_s, max(remaining, HEALTH_MIN_PROBE_S))
-            status, healthy = await self._check_health(url, probe)
-            progress = HealthProgress(self.clock() - start, attempts, status, healthy)
+            check = await self._check_health(url, probe)
+            server_errors = _count_server_errors(server_errors, check.status)
+            progress = HealthProgress(
+                self.clock() - start, attempts, check.summary, check.healthy, server_errors
+            )
             if on_progress is not None:
                 on_progress(progress)
-            if healthy:
+            if progress.healthy:
                 return progress
+            if max_server_errors is not None and server_errors >= max_server_errors:
+                raise self._crash_loop_error(url, check, progress)
             remaining = timeout_s - progress.elapsed_s
             if remaining <= 0:
                 checks = "1 check" if attempts == 1 else f"{attempts} checks"
                 raise HealthTimeout(
                     f"{url} was not healthy after {progress.elapsed_s:.1f} s ({checks}); "
-                    f"last: {status}",
+                    f"last: {check.summary}",
                     url=url,
-                    last_status=status,
+                    last_status=check.summary,
                 )
             await self.sleep(min(delay, remaining))
             delay = min(delay * HEALTH_BACKOFF, HEALTH_MAX_DELAY_S)
 
-    async def _check_health(self, url: str, probe_s: float) -> tuple[str, bool]:
-        """One ``GET /health``: (what it answered, whether that is healthy)."""
+    def _crash_loop_error(
+        self, url: str, check: _HealthCheck, progress: HealthProgress
+    ) -> HTTPStatusError:
+        """The error that ends a wait on a server that keeps failing to start."""
+        body = check.body.decode("utf-8", "replace")
+        for name, value in self._headers.items():  # a proxy may echo what it was sent
+            if name.lower() in _CREDENTIAL_HEADERS and value:
+                body = body.replace(value.removeprefix("Bearer "), "<redacted>")
+        return HTTPStatusError(
+            f"{url} answered {check.summary} {progress.server_errors} times in a row while "
+            f"starting ({progress.attempts} checks in {progress.elapsed_s:.0f} s): the server is "
+            f"failing to start, not still loading; last body: {_preview(body)}; its own logs "
+            "say why (`modal run` streams them; or `modal app logs APP`)",
+            status=check.status or 500,
+            body=body,
+            url=url,
+        )
+
+    async def _check_health(self, url: str, probe_s: float) -> _HealthCheck:
+        """One ``GET /health``: what it answered and whether that is healthy."""
         limits = aiohttp.ClientTimeout(total=probe_s, sock_connect=self.connect_timeout_s)
         try:
             async with self._http().get(url, timeout=limits, allow_redirects=False) as response:
                 if response.status == 200:
-                    return "200 OK", True
+                    return _HealthCheck("200 OK", healthy=True, status=200)
                 body = await response.content.read(_ERROR_BODY_LIMIT_BYTES)
         except _LOWER_LEVEL_ERRORS as exc:
             error = _translate(exc, url=url, timeout_s=probe_s, stall_timeout_s=None, partial=None)
             if worth_waiting(error):
-                return str(error), False  # not up yet
+                return _HealthCheck(str(error), healthy=False)  # not up yet: no answer
             raise error from exc
         if response.status in _FATAL_HEALTH_STATUSES:
             raise _status_error(response.status, response.reason, body, url, self._credentials)
-        return f"HTTP {response.status} {response.reason or ''}".rstrip(), False
+        summary = f"HTTP {response.status} {response.reason or ''}".rstrip()
+        return _HealthCheck(summary, healthy=False, status=response.status, body=body)
 
     def stream_chat(
         self,
@@ -426,6 +462,27 @@ class ChatStream:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class _HealthCheck:
+    """One ``/health`` check: its summary, and the HTTP status and body when one came back."""
+
+    summary: str
+    healthy: bool
+    status: int | None = None  # None: refused, dropped or timed out
+    body: bytes = b""
+
+
+# Headers whose values must not appear in an error, even when a proxy echoes them.
+_CREDENTIAL_HEADERS: Final = frozenset({"authorization", "modal-key", "modal-secret"})
+
+
+def _count_server_errors(so_far: int, status: int | None) -> int:
+    """5xx answers in a row: one more for a 5xx, unchanged without an answer, else 0."""
+    if status is None:
+        return so_far
+    return so_far + 1 if status >= 500 else 0
+
+
 def worth_waiting(error: BaseException) -> bool:
     """Whether a failed request may succeed once the server has started: a refused or dropped
     connection or a timeout, but not a host that does not resolve or a failed TLS handshake."""
@@ -443,13 +500,17 @@ async def wait_healthy(
     headers: Mapping[str, str] | None = None,
     connect_timeout_s: float | None = DEFAULT_CONNECT_TIMEOUT_S,
     probe_timeout_s: float = HEALTH_PROBE_TIMEOUT_S,
+    max_server_errors: int | None = None,
 ) -> HealthProgress:
     """Poll ``base_url``'s ``/health`` until it answers 200 (see :meth:`Client.wait_healthy`)."""
     async with Client(
         base_url, api_key=api_key, headers=headers, connect_timeout_s=connect_timeout_s
     ) as client:
         return await client.wait_healthy(
-            timeout_s=timeout_s, on_progress=on_progress, probe_timeout_s=probe_timeout_s
+            timeout_s=timeout_s,
+            on_progress=on_progress,
+            probe_timeout_s=probe_timeout_s,
+            max_server_errors=max_server_errors,
         )
 
 

@@ -1,0 +1,100 @@
+"""Which deployments lose a stream's last batch, and the contract suite's xfails for them."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
+import pytest
+
+from gptoss_modal.testing.mock_server import spawn_mock_process
+from tests.e2e.known_failures import CONTRACT_CHECKS, LOST_LAST_BATCH_ENV, loses_last_batch
+from tests.e2e.settings import ROOT
+from tests.unit.e2e.tiny_suite import TINY_SUITE_TIMEOUT_S
+
+KEY = "sk-known-failures"
+SEED_LIKE = ("--stream-interval", "20", "--num-speculative-tokens", "7")  # the balanced profile
+
+
+@pytest.mark.parametrize(
+    ("version", "interval", "speculative", "expected"),
+    [
+        ("0.13.0", 20, True, True),  # the seed / balanced profile
+        ("0.13.0", 20, False, True),  # throughput profile: batches of 20
+        ("0.13.0", 1, True, True),  # latency profile: drafts make multi-token steps
+        ("0.13.0", 1, False, False),  # one token per output: nothing to drop
+        ("0.13.0", None, False, False),
+        ("0.33.0", 20, True, False),  # the harmony parser fix
+        ("0.34.1+cu130", 20, True, False),
+    ],
+)
+def test_the_decision_follows_version_interval_and_drafts(
+    version: str, interval: int | None, speculative: bool, expected: bool
+) -> None:
+    """Affected: a vLLM before 0.33.0 that streams multi-token outputs."""
+    assert loses_last_batch(version, interval, speculative) is expected
+
+
+@contextmanager
+def mock_url(*args: str) -> Iterator[str]:
+    """A mock vLLM in its own process, serving with ``args``."""
+    with spawn_mock_process(["--api-key", KEY, *args]) as mock:
+        yield mock.url
+
+
+def run_contract_checks(
+    url: str, lost: str, plugin: Sequence[str]
+) -> subprocess.CompletedProcess[str]:
+    """The contract checks named in CONTRACT_CHECKS, against ``url``, as the e2e test runs them."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GPTOSS_", "PYTEST_"))}
+    env |= {
+        "GPTOSS_BASE_URL": url,
+        "GPTOSS_API_KEY": KEY,
+        "GPTOSS_SERVED_MODEL": "llm",
+        LOST_LAST_BATCH_ENV: lost,
+    }
+    tests = [failure.test for failure in CONTRACT_CHECKS]
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", *tests, "-q", "-rfxX", "-p", "no:cacheprovider", *plugin],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=TINY_SUITE_TIMEOUT_S,
+    )
+
+
+PLUGIN = ("-p", "tests.e2e.known_failures")
+
+
+def test_an_affected_deployment_fails_the_streaming_contract_checks() -> None:
+    """Against a mock serving as 0.13.0 with the balanced profile's batching, the checks fail
+    as they would against the seed deployment (what the xfails stand for)."""
+    with mock_url(*SEED_LIKE) as url:
+        run = run_contract_checks(url, "0", ())
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert f"FAILED {CONTRACT_CHECKS[1].test}" in run.stdout
+
+
+def test_an_affected_deployment_passes_with_the_known_failures_marked() -> None:
+    """With the plugin and the decision on, the same run passes: the strict check is XFAIL,
+    and the reason names the upstream issues."""
+    with mock_url(*SEED_LIKE) as url:
+        run = run_contract_checks(url, "1", PLUGIN)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "xfailed" in run.stdout
+    assert "vllm-project/vllm#31501" in run.stdout
+
+
+def test_an_unaffected_deployment_runs_the_checks_normally() -> None:
+    """One token per output: the decision is off, nothing is marked, both checks pass."""
+    assert not loses_last_batch("0.13.0", 1, False)
+    with mock_url("--stream-interval", "1") as url:
+        run = run_contract_checks(url, "0", PLUGIN)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "2 passed" in run.stdout
+    assert "xfail" not in run.stdout
