@@ -39,6 +39,7 @@ from gptoss_modal._exceptions import (
     ConnectError,
     GptossModalError,
     HealthTimeout,
+    HTTPStatusError,
     IncompleteStreamError,
     StreamError,
     TimeoutError,
