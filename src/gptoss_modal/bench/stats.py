@@ -1,6 +1,6 @@
 """The load benchmark's statistics, pure: percentiles, the metric definitions and goodput.
 
-Nothing here does I/O or reads a clock; :mod:`gptoss_modal.bench.run` measures, this module
+Nothing here does I/O or reads a clock; :mod:`gptoss_modal.bench.driver` measures, this module
 computes. ``docs/benchmark.md`` explains every definition with an example.
 
 Percentiles
