@@ -41,8 +41,7 @@ from typing import Any
 
 import aiohttp
 
-from gptoss_modal.bench.run import BenchSettings, Level, run_benchmark
-from gptoss_modal.bench.stats import percentile
+from gptoss_modal.bench import BenchSettings, Level, percentile, run_benchmark
 from gptoss_modal.testing.mock_server import MockProcess, spawn_mock_process
 
 RUNS = 3

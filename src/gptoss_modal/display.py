@@ -7,14 +7,17 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import sys
 import time
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Final, TextIO
 
 if TYPE_CHECKING:
+    from gptoss_modal.bench.progress import LiveStats
+    from gptoss_modal.bench.settings import Level
     from gptoss_modal.stream.accumulator import ChatResult
     from gptoss_modal.stream.client import ChatStream, Client, HealthProgress
 
-__all__ = ["Spinner", "format_summary", "print_stream", "wait_with_spinner"]
+__all__ = ["Spinner", "TerminalProgress", "format_summary", "print_stream", "wait_with_spinner"]
 
 SPINNER_PERIOD_S = 0.1
 _DIM, _RESET = "\x1b[2m", "\x1b[0m"
@@ -118,3 +121,58 @@ def format_summary(result: ChatResult) -> str:
     rate = result.decode_tokens_per_s
     parts.append(f"{rate:.1f} tokens/s" if rate is not None else "tokens/s n/a")
     return " · ".join(parts)
+
+
+class TerminalProgress:
+    """The benchmark's progress (a :class:`gptoss_modal.bench.Progress`): a bar per level on a
+    terminal, redrawn in place, and one line per level anywhere else."""
+
+    WIDTH: Final = 24
+
+    def __init__(self, stream: TextIO | None = None, *, tty: bool | None = None) -> None:
+        self.stream = stream if stream is not None else sys.stderr
+        self.tty = self.stream.isatty() if tty is None else tty
+
+    def note(self, message: str) -> None:
+        """Print ``message`` on its own line."""
+        self.stream.write(f"{message}\n")
+        self.stream.flush()
+
+    def level_started(self, level: Level, total: int | None, duration_s: float | None) -> None:
+        """Draw the level's empty bar (on a terminal)."""
+        if self.tty:
+            # Imported here: the display loads the benchmark only when it shows one.
+            from gptoss_modal.bench.progress import LiveStats
+
+            self.update(LiveStats(level, 0, 0, 0, 0.0, 0.0, total, duration_s))
+
+    def _line(self, live: LiveStats) -> str:
+        if live.total:
+            fraction = live.done / live.total
+            count = f"{live.done}/{live.total} req"
+        elif live.duration_s:
+            fraction = live.elapsed_s / live.duration_s
+            count = f"{live.done} req"
+        else:
+            fraction, count = 0.0, f"{live.done} req"
+        filled = int(self.WIDTH * max(0.0, min(1.0, fraction)))
+        bar = "#" * filled + "." * (self.WIDTH - filled)
+        minutes, seconds = divmod(int(live.elapsed_s), 60)
+        return (
+            f"{live.level.label:<16} [{bar}] {count}  {live.errors} err  "
+            f"{live.in_flight} in flight  {live.tokens_per_s:,.0f} tok/s  "
+            f"{minutes:02d}:{seconds:02d}"
+        )
+
+    def update(self, live: LiveStats) -> None:
+        """Redraw the bar in place (on a terminal; nothing elsewhere)."""
+        if self.tty:
+            self.stream.write("\r" + self._line(live) + "\x1b[K")
+            self.stream.flush()
+
+    def level_finished(self, live: LiveStats) -> None:
+        """The level's final line, kept."""
+        self.stream.write(
+            ("\r" if self.tty else "") + self._line(live) + ("\x1b[K" if self.tty else "") + "\n"
+        )
+        self.stream.flush()

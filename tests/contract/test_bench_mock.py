@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
+from gptoss_modal.bench import BenchSettings, Level, run_benchmark
 from gptoss_modal.bench.budgets import load_budgets, parse_budgets
-from gptoss_modal.bench.run import BenchSettings, Level, run_benchmark
 from gptoss_modal.cli import main
 from gptoss_modal.testing.mock_server import MockConfig, MockVLLM, spawn_mock_process
 

@@ -6,8 +6,8 @@ against the mock server: same driver, definitions and budgets format as `gptoss-
 
 from __future__ import annotations
 
+from gptoss_modal.bench import BenchRun, BenchSettings, Level, LevelResult, run_benchmark
 from gptoss_modal.bench.budgets import Budgets
-from gptoss_modal.bench.run import BenchRun, BenchSettings, Level, LevelResult, run_benchmark
 from tests.e2e.results import E2EResults
 from tests.e2e.settings import E2ESettings
 
@@ -35,13 +35,12 @@ async def one_stream_run(
 def record(run: BenchRun, results: E2EResults) -> LevelResult:
     """Put the level's headline numbers and budget checks into the e2e results."""
     (level,) = run.levels
-    summary = level.summary_json()
-    latency = summary["latency_ms"]
+    summary = level.summary_doc()
     for metric in ("ttft", "ttft_content", "tpot"):
-        if latency.get(metric):
-            results.measurements[f"{metric}_p50_ms"] = latency[metric]["p50"]
-            results.measurements[f"{metric}_p95_ms"] = latency[metric]["p95"]
-    if summary["stream_tokens_per_s"]:
-        results.measurements["stream_tokens_per_s"] = summary["stream_tokens_per_s"]["p50"]
+        if (dist := summary.latency_ms.get(metric)) is not None:
+            results.measurements[f"{metric}_p50_ms"] = dist.p50
+            results.measurements[f"{metric}_p95_ms"] = dist.p95
+    if summary.stream_tokens_per_s is not None:
+        results.measurements["stream_tokens_per_s"] = summary.stream_tokens_per_s.p50
     results.checks = list(level.checks)
     return level

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gptoss_modal.bench.stats import BudgetCheck
+from gptoss_modal.bench.budgets import BudgetCheck
 from gptoss_modal.deploy.launch import Redactor
 
 

@@ -16,8 +16,7 @@ from pathlib import Path
 import pytest
 
 from gptoss_modal import ConfigError
-from gptoss_modal.bench.budgets import load_budgets, parse_budgets
-from gptoss_modal.bench.stats import evaluate_budgets
+from gptoss_modal.bench.budgets import evaluate_budgets, load_budgets, parse_budgets
 from gptoss_modal.testing.mock_server import MockConfig, MockVLLM
 from tests.e2e.credentials import missing_modal_credentials
 from tests.e2e.latency import one_stream_run, record

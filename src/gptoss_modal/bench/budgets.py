@@ -19,10 +19,15 @@ same file. Its shape (``budgets.example.toml`` is a full example)::
     [B200.rate."2.5"]           # limits for the open-loop level at 2.5 requests/s
 
 A level's limits are ``all``, overridden by its ``concurrency`` table, overridden by its
-``rate`` table. The keys are :data:`gptoss_modal.bench.stats.BUDGET_KEYS` (checked limits) and
-:data:`gptoss_modal.bench.stats.SLO_KEYS` (per-request limits that define goodput); every table may
+``rate`` table. The keys are :data:`BUDGET_KEYS` (checked limits) and
+:data:`SLO_KEYS` (per-request limits that define goodput); every table may
 also carry a ``source`` string. Anything else raises :class:`ConfigError` naming the key's
 full path and what is allowed.
+
+:func:`evaluate_budgets` holds a level's limits against what it measured
+(:func:`measured_values`): ``<metric>_<stat>_ms`` is an upper limit on a latency statistic,
+``min_<quantity>`` a lower limit, ``max_error_rate`` an upper limit on the failed fraction, and
+``<metric>_ms`` a per-request limit that only defines goodput (it is not checked here).
 """
 
 from __future__ import annotations
@@ -32,12 +37,41 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 from gptoss_modal._exceptions import ConfigError
-from gptoss_modal.bench.stats import BUDGET_KEYS, LATENCY_METRICS, LOWER_LIMITS, SLO_KEYS, STATS
+from gptoss_modal.bench.stats import LATENCY_METRICS, SLO_METRICS, STATS, LevelSummary
 
-__all__ = ["Budgets", "BudgetsFile", "load_budgets", "parse_budgets"]
+__all__ = [
+    "BUDGET_KEYS",
+    "LOWER_LIMITS",
+    "SLO_KEYS",
+    "BudgetCheck",
+    "Budgets",
+    "BudgetsFile",
+    "budget_kind",
+    "evaluate_budgets",
+    "load_budgets",
+    "measured_values",
+    "parse_budgets",
+]
+
+# Quantities a budget can ask to be at least some value (``min_<name>``).
+LOWER_LIMITS: Final = (
+    "output_tokens_per_s",
+    "requests_per_s",
+    "goodput_per_s",
+    "goodput_fraction",
+    "stream_tokens_per_s",
+    "acceptance_rate",
+    "acceptance_length",
+)
+SLO_KEYS: Final = frozenset(f"{m}_ms" for m in SLO_METRICS)
+BUDGET_KEYS: Final = frozenset(
+    [f"{m}_{s}_ms" for m in LATENCY_METRICS for s in STATS]
+    + [f"min_{q}" for q in LOWER_LIMITS]
+    + ["max_error_rate"]
+)
 
 SECTION_KEYS: Final = ("source", "cold_start_s", "all", "concurrency", "rate", "warm_start_s")
 _START_KEYS: Final = ("cold_start_s", "warm_start_s")
@@ -47,6 +81,8 @@ ALLOWED_LIMIT_KEYS: Final = (
     f"<metric>_ms per request ({', '.join(sorted(k[:-3] for k in SLO_KEYS))}), "
     f"{', '.join(f'min_{q}' for q in LOWER_LIMITS)}, max_error_rate, or source"
 )
+
+_MS: Final = 1000.0
 
 Limits = dict[str, float]
 
@@ -207,3 +243,82 @@ def load_budgets(path: str | Path) -> BudgetsFile:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError("--budgets", where, f"valid TOML ({exc})") from exc
     return parse_budgets(data, where)
+
+
+# --- checks -----------------------------------------------------------------------------------
+
+
+def measured_values(
+    summary: LevelSummary,
+    *,
+    acceptance_rate: float | None = None,
+    acceptance_length: float | None = None,
+) -> dict[str, float | None]:
+    """Every quantity a budget can name, as measured (``None`` where nothing was measured).
+
+    Latency statistics are in milliseconds under ``<metric>_<stat>_ms``; the lower-limit
+    quantities under their own names; the failed fraction as ``error_rate``.
+    """
+    values: dict[str, float | None] = {}
+    for metric in LATENCY_METRICS:
+        dist = summary.latency.get(metric)
+        for stat in STATS:
+            values[f"{metric}_{stat}_ms"] = None if dist is None else dist.stat(stat) * _MS
+    values["output_tokens_per_s"] = summary.output_tokens_per_s if summary.completed else None
+    values["requests_per_s"] = summary.requests_per_s if summary.completed else None
+    values["goodput_per_s"] = summary.goodput_per_s
+    values["goodput_fraction"] = summary.goodput_fraction
+    stream = summary.stream_tokens_per_s
+    values["stream_tokens_per_s"] = None if stream is None else stream.p50
+    values["acceptance_rate"] = acceptance_rate
+    values["acceptance_length"] = acceptance_length
+    values["error_rate"] = summary.error_rate if summary.requests else None
+    return values
+
+
+def budget_kind(key: str) -> tuple[str, Literal["max", "min"]]:
+    """The measured quantity a budget key limits, and whether it is an upper or lower limit.
+
+    Raises ``KeyError`` for a key that is not a budget (see :data:`BUDGET_KEYS`).
+    """
+    if key not in BUDGET_KEYS:
+        raise KeyError(key)
+    if key.startswith("min_"):
+        return key[4:], "min"
+    if key.startswith("max_"):
+        return key[4:], "max"
+    return key, "max"
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetCheck:
+    """One budget held against what was measured (``measured`` None: nothing to measure)."""
+
+    key: str
+    limit: float
+    measured: float | None
+    kind: Literal["max", "min"]
+
+    @property
+    def passed(self) -> bool:
+        """Measured and on the right side of the limit (equal to it passes)."""
+        if self.measured is None or math.isnan(self.measured):
+            return False
+        return self.measured <= self.limit if self.kind == "max" else self.measured >= self.limit
+
+
+def evaluate_budgets(
+    limits: Mapping[str, float], measured: Mapping[str, float | None]
+) -> list[BudgetCheck]:
+    """Each budget in ``limits`` checked against ``measured`` (:func:`measured_values`).
+
+    Per-request limits (``<metric>_ms``) define goodput and are not checked here. A budget on
+    something that was not measured (no successful request, no spec-decode counters) fails.
+    """
+    checks: list[BudgetCheck] = []
+    for key, limit in limits.items():
+        if key in SLO_KEYS:
+            continue
+        quantity, kind = budget_kind(key)
+        checks.append(BudgetCheck(key, limit, measured.get(quantity), kind))
+    return checks

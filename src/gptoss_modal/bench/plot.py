@@ -2,17 +2,19 @@
 
 matplotlib is an optional extra (``pip install 'gptoss-modal[plot]'``) and is imported only
 when a plot is made; without it :func:`require_matplotlib` raises a :class:`ConfigError` that
-says how to install it. The figure is made from the runs' JSON documents, so two saved runs can
-be drawn on the same axes (``gptoss-modal bench compare A.json B.json --plot OUT.png``).
+says how to install it. The figure is made from the runs' documents
+(:class:`gptoss_modal.bench.schema.RunDoc`), so two saved runs can be drawn on the same axes
+(``gptoss-modal bench compare A.json B.json --plot OUT.png``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
 from gptoss_modal._exceptions import ConfigError
+from gptoss_modal.bench.schema import RunDoc, SummaryDoc
 
 __all__ = ["plot_runs", "require_matplotlib"]
 
@@ -36,13 +38,19 @@ def require_matplotlib(field: str = "--plot") -> None:
         raise ConfigError(field, "png", INSTALL_HINT) from exc
 
 
-def _x(summary: Mapping[str, Any]) -> float:
-    level = summary["level"]
-    return float(level["rate"] if level.get("rate") is not None else level["concurrency"])
+def _x(summary: SummaryDoc) -> float:
+    level = summary.level
+    return float(level.rate if level.rate is not None else (level.concurrency or 0))
 
 
-def plot_runs(runs: Sequence[tuple[str, Mapping[str, Any]]], path: str | Path) -> None:
-    """Draw ``(name, JSON document)`` runs into one PNG at ``path``."""
+def _y(summary: SummaryDoc, metric: str, stat: str) -> float:
+    dist = summary.latency_ms.get(metric)
+    value = dist.stat(stat) if dist is not None else None
+    return float("nan") if value is None else value
+
+
+def plot_runs(runs: Sequence[tuple[str, RunDoc]], path: str | Path) -> None:
+    """Draw ``(name, document)`` runs into one PNG at ``path``."""
     require_matplotlib()
     import matplotlib
 
@@ -60,23 +68,21 @@ def plot_runs(runs: Sequence[tuple[str, Mapping[str, Any]]], path: str | Path) -
     for number, (run_name, doc) in enumerate(runs):
         colour = colours[number % len(colours)]
         name = run_name if len(runs) > 1 else ""  # one run: the title names it
-        summaries = sorted((lv["summary"] for lv in doc.get("levels", [])), key=_x)
+        summaries = sorted((lv.summary for lv in doc.levels), key=_x)
         if not summaries:
             continue
-        open_loop = open_loop or summaries[0]["level"].get("rate") is not None
+        open_loop = open_loop or summaries[0].level.rate is not None
         xs = [_x(s) for s in summaries]
         xs_all += xs
         for ax, (_, lines) in zip(panels, _PANELS, strict=True):
             for metric, stat, style in lines:
-                ys = [
-                    (s["latency_ms"].get(metric) or {}).get(stat, float("nan")) for s in summaries
-                ]
+                ys = [_y(s, metric, stat) for s in summaries]
                 ax.plot(
                     xs, ys, style, marker="o", color=colour, label=f"{name} {metric} {stat}".strip()
                 )
         throughput.plot(
             xs,
-            [s.get("output_tokens_per_s", 0.0) for s in summaries],
+            [s.output_tokens_per_s for s in summaries],
             "-",
             marker="o",
             color=colour,
@@ -84,13 +90,13 @@ def plot_runs(runs: Sequence[tuple[str, Mapping[str, Any]]], path: str | Path) -
         )
         rates.plot(
             xs,
-            [s.get("requests_per_s", 0.0) for s in summaries],
+            [s.requests_per_s for s in summaries],
             ":",
             marker="s",
             color=colour,
             label=f"{name} requests/s".strip(),
         )
-        goodput = [(s.get("goodput") or {}).get("per_s") for s in summaries]
+        goodput = [s.goodput.per_s if s.goodput else None for s in summaries]
         if any(g is not None for g in goodput):
             rates.plot(
                 xs,

@@ -82,39 +82,45 @@ def _parse_value(text: str) -> float:
     return float(text)
 
 
+def _skip_blanks(line: str, pos: int) -> int:
+    while pos < len(line) and line[pos] in " \t":
+        pos += 1
+    return pos
+
+
+def _parse_label_value(line: str, pos: int, number: int, name: str) -> tuple[str, int]:
+    """The quoted value starting after ``="`` at ``pos``; returns it and the index after ``"``."""
+    value: list[str] = []
+    while True:
+        if pos >= len(line):
+            raise _fail(number, line, f"label {name} has no closing quote")
+        char = line[pos]
+        if char == '"':
+            return "".join(value), pos + 1
+        if char == "\\":
+            escaped = _ESCAPES.get(line[pos + 1 : pos + 2])
+            if escaped is None:
+                raise _fail(number, line, f"label {name} has an unknown escape")
+            value.append(escaped)
+            pos += 2
+            continue
+        value.append(char)
+        pos += 1
+
+
 def _parse_labels(line: str, pos: int, number: int) -> tuple[dict[str, str], int]:
     """The labels starting after ``{`` at ``pos``; returns them and the index after ``}``."""
     labels: dict[str, str] = {}
     while True:
-        while pos < len(line) and line[pos] in " \t":
-            pos += 1
+        pos = _skip_blanks(line, pos)
         if pos < len(line) and line[pos] == "}":
             return labels, pos + 1
         match = _LABEL_NAME.match(line, pos)
         if match is None:
             raise _fail(number, line, 'expected a label name and ="')
         name = match.group(1)
-        pos = match.end()
-        value: list[str] = []
-        while True:
-            if pos >= len(line):
-                raise _fail(number, line, f"label {name} has no closing quote")
-            char = line[pos]
-            if char == '"':
-                pos += 1
-                break
-            if char == "\\":
-                escaped = _ESCAPES.get(line[pos + 1 : pos + 2])
-                if escaped is None:
-                    raise _fail(number, line, f"label {name} has an unknown escape")
-                value.append(escaped)
-                pos += 2
-                continue
-            value.append(char)
-            pos += 1
-        labels[name] = "".join(value)
-        while pos < len(line) and line[pos] in " \t":
-            pos += 1
+        labels[name], pos = _parse_label_value(line, match.end(), number, name)
+        pos = _skip_blanks(line, pos)
         if pos < len(line) and line[pos] == ",":
             pos += 1
         elif pos >= len(line) or line[pos] != "}":

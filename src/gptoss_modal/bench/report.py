@@ -1,87 +1,79 @@
 """The benchmark's terminal output and the comparison of two runs, from their JSON documents.
 
-Everything here reads the JSON that :meth:`gptoss_modal.bench.run.BenchRun.to_json` writes, so a
-table, a comparison or a plot can be made again from a saved file (``gptoss-modal bench
-compare A.json B.json``). Pure: strings in, strings out.
+Everything here reads the typed document of :mod:`gptoss_modal.bench.schema` (what
+:meth:`gptoss_modal.bench.results.BenchRun.to_doc` makes and ``--json`` writes), so a table, a
+comparison or a plot can be made again from a saved file (``gptoss-modal bench compare A.json
+B.json``, read by :func:`gptoss_modal.bench.schema.read_run`). Pure: documents in, strings out.
 """
 
 from __future__ import annotations
 
-import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Final, Literal
 
-from gptoss_modal._exceptions import ConfigError
+from gptoss_modal.bench.schema import RunDoc, SummaryDoc
 from gptoss_modal.bench.stats import LATENCY_METRICS
 
 __all__ = [
     "COMPARED",
     "Change",
     "compare_runs",
-    "read_run",
     "render_budgets",
     "render_comparison",
     "render_run",
 ]
 
-SCHEMA: Final = "gptoss-modal-bench/1"
-# What a comparison shows: (label, path into a level summary, which direction is better).
-COMPARED: Final[tuple[tuple[str, tuple[str, ...], Literal["higher", "lower"]], ...]] = (
-    ("output tokens/s", ("output_tokens_per_s",), "higher"),
-    ("requests/s", ("requests_per_s",), "higher"),
-    ("goodput/s", ("goodput", "per_s"), "higher"),
-    ("error rate", ("error_rate",), "lower"),
+Better = Literal["higher", "lower"]
+Measure = Callable[[SummaryDoc], float | None]
+
+
+def _latency(metric: str, stat: str) -> Measure:
+    def measure(s: SummaryDoc) -> float | None:
+        dist = s.latency_ms.get(metric)
+        return None if dist is None else dist.stat(stat)
+
+    return measure
+
+
+def _goodput_per_s(s: SummaryDoc) -> float | None:
+    return None if s.goodput is None else s.goodput.per_s
+
+
+def _acceptance_rate(s: SummaryDoc) -> float | None:
+    return None if s.spec_decode is None else s.spec_decode.acceptance_rate
+
+
+def _acceptance_length(s: SummaryDoc) -> float | None:
+    return None if s.spec_decode is None else s.spec_decode.acceptance_length
+
+
+# What a comparison shows: (label, how to read it from a level summary, which way is better).
+COMPARED: Final[tuple[tuple[str, Measure, Better], ...]] = (
+    ("output tokens/s", lambda s: s.output_tokens_per_s, "higher"),
+    ("requests/s", lambda s: s.requests_per_s, "higher"),
+    ("goodput/s", _goodput_per_s, "higher"),
+    ("error rate", lambda s: s.error_rate, "lower"),
     *(
-        (f"{metric} {stat} ms", ("latency_ms", metric, stat), "lower")
+        (f"{metric} {stat} ms", _latency(metric, stat), "lower")
         for metric in ("ttft_chunk", "ttft", "ttft_content", "tpot", "itl", "e2e")
         for stat in ("p50", "p99")
     ),
-    ("acceptance rate", ("spec_decode", "acceptance_rate"), "higher"),
-    ("acceptance length", ("spec_decode", "acceptance_length"), "higher"),
+    ("acceptance rate", _acceptance_rate, "higher"),
+    ("acceptance length", _acceptance_length, "higher"),
 )
 SAME_WITHIN: Final = 0.01  # a relative change smaller than 1% is reported as "same"
-
-
-def read_run(path: str | Path) -> dict[str, Any]:
-    """A run's JSON document; :class:`ConfigError` when the file is not one."""
-    where = str(path)
-    allowed = "a JSON file written by gptoss-modal bench --json"
-    try:
-        with open(path, encoding="utf-8") as handle:
-            doc = json.load(handle)
-    except OSError as exc:
-        raise ConfigError(where, where, f"{allowed} ({exc.strerror})") from exc
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(where, where, f"{allowed} (not JSON: {exc})") from exc
-    if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
-        found = doc.get("schema") if isinstance(doc, dict) else type(doc).__name__
-        raise ConfigError(f"{where}: schema", found, f"{allowed} (schema {SCHEMA})")
-    levels = doc.get("levels")
-    if not isinstance(levels, list) or not all(
-        isinstance(level, dict) and isinstance(level.get("summary"), dict) for level in levels
-    ):
-        raise ConfigError(f"{where}: levels", levels, f"{allowed} (a list of level summaries)")
-    return doc
-
-
-def _get(summary: Mapping[str, Any], path: Sequence[str]) -> float | None:
-    value: Any = summary
-    for key in path:
-        if not isinstance(value, Mapping):
-            return None
-        value = value.get(key)
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return float(value)
 
 
 def _num(value: float | None, digits: int = 1) -> str:
     if value is None or math.isnan(value):
         return "-"
     return f"{value:,.{digits}f}"
+
+
+def _percent(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0%}"
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]], left: int = 1) -> list[str]:
@@ -98,38 +90,50 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]], left: int = 1) 
     return [line(header), line(["-" * w for w in widths]), *(line(r) for r in rows)]
 
 
-def render_run(doc: Mapping[str, Any]) -> str:
-    """The run's tables: throughput per level, then each latency's distribution per level."""
-    summaries = [level["summary"] for level in doc.get("levels", [])]
-    out: list[str] = []
-    settings = doc.get("settings", {})
-    out.append(
-        f"{settings.get('url')}  model {settings.get('model')}  "
-        f"in {settings.get('input_tokens')} / out {settings.get('output_tokens')} tokens"
-        f"{'' if doc.get('fixed_output', True) else ' (not fixed)'}  "
-        f"reasoning {settings.get('reasoning_effort')}  seed {settings.get('seed')}"
+def _header(doc: RunDoc) -> str:
+    settings = doc.settings
+    return (
+        f"{settings.url}  model {settings.model}  "
+        f"in {settings.input_tokens} / out {settings.output_tokens} tokens"
+        f"{'' if doc.fixed_output else ' (not fixed)'}  "
+        f"reasoning {settings.reasoning_effort}  seed {settings.seed}"
     )
-    out.append("")
+
+
+def _throughput_row(s: SummaryDoc) -> list[str]:
+    spec = s.spec_decode
+    goodput = s.goodput
+    return [
+        s.level.label,
+        str(s.completed),
+        str(s.failed),
+        _num(s.output_tokens_per_s),
+        _num(s.requests_per_s, 2),
+        "-" if goodput is None else f"{_num(goodput.per_s, 2)} ({_percent(goodput.fraction)})",
+        _num(spec.acceptance_rate if spec else None, 3),
+        _num(spec.acceptance_length if spec else None, 2),
+        f"{s.client.cpu_fraction:.0%}" + (" !" if s.client.client_bound else ""),
+    ]
+
+
+def _latency_rows(s: SummaryDoc) -> list[list[str]]:
     rows = []
-    for s in summaries:
-        spec = s.get("spec_decode") or {}
-        goodput = s.get("goodput")
-        rows.append(
-            [
-                s["level"]["label"],
-                str(s["completed"]),
-                str(s["failed"]),
-                _num(s.get("output_tokens_per_s")),
-                _num(s.get("requests_per_s"), 2),
-                "-"
-                if goodput is None
-                else f"{_num(goodput['per_s'], 2)} ({goodput['fraction']:.0%})",
-                _num(spec.get("acceptance_rate"), 3),
-                _num(spec.get("acceptance_length"), 2),
-                f"{s['client']['cpu_fraction']:.0%}"
-                + (" !" if s["client"]["client_bound"] else ""),
-            ]
-        )
+    label = s.level.label
+    for metric in LATENCY_METRICS:
+        dist = s.latency_ms.get(metric)
+        if dist is None and metric in ("queue", "ttft_content"):
+            continue
+        name = metric if metric != "itl" or s.itl_per_token else "itl (chunk)"
+        stats = [_num(dist.stat(k) if dist else None) for k in ("mean", "p50", "p90", "p95", "p99")]
+        rows.append([label, name, *stats])
+        label = ""
+    return rows
+
+
+def render_run(doc: RunDoc) -> str:
+    """The run's tables: throughput per level, then each latency's distribution per level."""
+    summaries = [level.summary for level in doc.levels]
+    out = [_header(doc), ""]
     out += _table(
         [
             "level",
@@ -142,24 +146,12 @@ def render_run(doc: Mapping[str, Any]) -> str:
             "accept len",
             "client CPU",
         ],
-        rows,
+        [_throughput_row(s) for s in summaries],
     )
     out.append("")
-    rows = []
-    for s in summaries:
-        label = s["level"]["label"]
-        for metric in LATENCY_METRICS:
-            dist = s["latency_ms"].get(metric)
-            if dist is None and metric in ("queue", "ttft_content"):
-                continue
-            name = metric if metric != "itl" or s.get("itl_per_token", True) else "itl (chunk)"
-            stats = [
-                _num(dist.get(k) if dist else None) for k in ("mean", "p50", "p90", "p95", "p99")
-            ]
-            rows.append([label, name, *stats])
-            label = ""
+    rows = [row for s in summaries for row in _latency_rows(s)]
     out += _table(["level", "latency (ms)", "mean", "p50", "p90", "p95", "p99"], rows, left=2)
-    errors = [(s["level"]["label"], s["errors"]) for s in summaries if s.get("errors")]
+    errors = [(s.level.label, s.errors) for s in summaries if s.errors]
     if errors:
         out.append("")
         out.append("errors by kind:")
@@ -173,31 +165,26 @@ def render_run(doc: Mapping[str, Any]) -> str:
     return "\n".join(out)
 
 
-def render_budgets(doc: Mapping[str, Any]) -> str:
+def render_budgets(doc: RunDoc) -> str:
     """One line per budget check, and a verdict; empty when the run had no budgets."""
-    info = doc.get("budgets")
+    info = doc.budgets
     if not info:
         return ""
-    out = [
-        f"budgets [{info.get('section')}]" + (f" ({info['source']})" if info.get("source") else "")
-    ]
+    out = [f"budgets [{info.section}]" + (f" ({info.source})" if info.source else "")]
     failed = total = 0
-    for level in doc.get("levels", []):
-        s = level["summary"]
-        budgets = s.get("budgets")
-        if not budgets:
+    for level in doc.levels:
+        s = level.summary
+        if not s.budgets:
             continue
-        for check in budgets["checks"]:
+        for check in s.budgets.checks:
             total += 1
-            failed += not check["passed"]
-            sign = "<=" if check["kind"] == "max" else ">="
-            verdict = "PASS" if check["passed"] else "FAIL"
-            measured = (
-                _num(check["measured"], 3) if check["measured"] is not None else "not measured"
-            )
+            failed += not check.passed
+            sign = "<=" if check.kind == "max" else ">="
+            verdict = "PASS" if check.passed else "FAIL"
+            measured = _num(check.measured, 3) if check.measured is not None else "not measured"
             out.append(
-                f"  {verdict}  {s['level']['label']:<14} {check['key']:<26} {measured} "
-                f"(limit {sign} {check['limit']:g})"
+                f"  {verdict}  {s.level.label:<14} {check.key:<26} {measured} "
+                f"(limit {sign} {check.limit:g})"
             )
     if total == 0:
         out.append("  no budget applies to these levels")
@@ -218,7 +205,7 @@ class Change:
     metric: str
     a: float | None
     b: float | None
-    better: Literal["higher", "lower"]
+    better: Better
 
     @property
     def relative(self) -> float | None:
@@ -241,24 +228,22 @@ class Change:
         return "better" if improved else "worse"
 
 
-def compare_runs(a: Mapping[str, Any], b: Mapping[str, Any]) -> tuple[list[Change], list[str]]:
+def compare_runs(a: RunDoc, b: RunDoc) -> tuple[list[Change], list[str]]:
     """Every compared metric of every level the two runs share, and the levels only one has."""
-    a_levels = {lv["summary"]["level"]["label"]: lv["summary"] for lv in a.get("levels", [])}
-    b_levels = {lv["summary"]["level"]["label"]: lv["summary"] for lv in b.get("levels", [])}
+    a_levels = {lv.summary.level.label: lv.summary for lv in a.levels}
+    b_levels = {lv.summary.level.label: lv.summary for lv in b.levels}
     changes = [
-        Change(label, name, _get(a_levels[label], path), _get(b_levels[label], path), better)
+        Change(label, name, measure(a_levels[label]), measure(b_levels[label]), better)
         for label in a_levels
         if label in b_levels
-        for name, path, better in COMPARED
+        for name, measure, better in COMPARED
     ]
     unmatched = [f"{label} only in A" for label in a_levels if label not in b_levels]
     unmatched += [f"{label} only in B" for label in b_levels if label not in a_levels]
     return [c for c in changes if c.a is not None or c.b is not None], unmatched
 
 
-def render_comparison(
-    a: Mapping[str, Any], b: Mapping[str, Any], a_name: str = "A", b_name: str = "B"
-) -> str:
+def render_comparison(a: RunDoc, b: RunDoc, a_name: str = "A", b_name: str = "B") -> str:
     """The change of each metric from run A to run B, per level."""
     changes, unmatched = compare_runs(a, b)
     rows = []
@@ -277,8 +262,8 @@ def render_comparison(
         )
         previous = change.level
     out = [
-        f"A = {a_name} ({a.get('started_at', '?')})",
-        f"B = {b_name} ({b.get('started_at', '?')})",
+        f"A = {a_name} ({a.started_at or '?'})",
+        f"B = {b_name} ({b.started_at or '?'})",
         "",
     ]
     out += _table(["level", "metric", "A", "B", "change", ""], rows, left=2)

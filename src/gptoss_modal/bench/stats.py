@@ -1,6 +1,6 @@
-"""The load benchmark's statistics, pure: percentiles, the metric definitions, goodput, budgets.
+"""The load benchmark's statistics, pure: percentiles, the metric definitions and goodput.
 
-Nothing here does I/O or reads a clock; :mod:`gptoss_modal.bench.run` measures, this module
+Nothing here does I/O or reads a clock; :mod:`gptoss_modal.bench.driver` measures, this module
 computes. ``docs/benchmark.md`` explains every definition with an example.
 
 Percentiles
@@ -33,9 +33,7 @@ successful requests (ITL over their tokens), output tokens/s and requests/s over
 wall time, errors by kind, and goodput: the successful requests that meet every per-request
 limit (:func:`slo_from_limits`).
 
-Budgets (:func:`evaluate_budgets`): ``<metric>_<stat>_ms`` is an upper limit on a latency
-statistic, ``min_<quantity>`` a lower limit, ``max_error_rate`` an upper limit on the failed
-fraction, and ``<metric>_ms`` a per-request limit that only defines goodput.
+Budgets are parsed and checked in :mod:`gptoss_modal.bench.budgets`.
 """
 
 from __future__ import annotations
@@ -45,30 +43,23 @@ from bisect import bisect_right
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import accumulate, pairwise
-from typing import Final, Literal
+from typing import Final
 
 # Bits of StreamTrace.flags: what a chunk carries, defined once by the stream layer.
 from gptoss_modal.stream.chunks import CHUNK_CHOICES, CHUNK_CONTENT, CHUNK_OUTPUT
 
 __all__ = [
-    "BUDGET_KEYS",
     "CHUNK_CHOICES",
     "CHUNK_CONTENT",
     "CHUNK_OUTPUT",
     "LATENCY_METRICS",
-    "LOWER_LIMITS",
     "PERCENTILES",
-    "SLO_KEYS",
     "SLO_METRICS",
     "STATS",
-    "BudgetCheck",
     "Distribution",
     "LevelSummary",
     "RequestMetrics",
     "StreamTrace",
-    "budget_kind",
-    "evaluate_budgets",
-    "measured_values",
     "meets_slo",
     "percentile",
     "request_metrics",
@@ -84,22 +75,6 @@ STATS: Final = ("mean", "p50", "p90", "p95", "p99")
 LATENCY_METRICS: Final = ("ttft_chunk", "ttft", "ttft_content", "tpot", "itl", "e2e", "queue")
 # Latencies that have one value per request, so can be a per-request limit (goodput).
 SLO_METRICS: Final = ("ttft_chunk", "ttft", "ttft_content", "tpot", "e2e")
-# Quantities a budget can ask to be at least some value (``min_<name>``).
-LOWER_LIMITS: Final = (
-    "output_tokens_per_s",
-    "requests_per_s",
-    "goodput_per_s",
-    "goodput_fraction",
-    "stream_tokens_per_s",
-    "acceptance_rate",
-    "acceptance_length",
-)
-SLO_KEYS: Final = frozenset(f"{m}_ms" for m in SLO_METRICS)
-BUDGET_KEYS: Final = frozenset(
-    [f"{m}_{s}_ms" for m in LATENCY_METRICS for s in STATS]
-    + [f"min_{q}" for q in LOWER_LIMITS]
-    + ["max_error_rate"]
-)
 
 
 _MS: Final = 1000.0
@@ -287,52 +262,82 @@ class RequestMetrics:
         return value
 
 
+@dataclass(slots=True)
+class _Stamps:
+    """When a trace's first chunk, first output, first content and last choice arrived."""
+
+    first_chunk: float | None = None
+    first_output: float | None = None
+    first_content: float | None = None
+    last_generated: float | None = None
+
+    @classmethod
+    def of(cls, arrivals: Sequence[float], flags: Sequence[int]) -> _Stamps:
+        stamps = cls()
+        for arrival, bits in zip(arrivals, flags, strict=True):
+            if bits & CHUNK_CHOICES:
+                if stamps.first_chunk is None:
+                    stamps.first_chunk = arrival
+                stamps.last_generated = arrival
+            if bits & CHUNK_OUTPUT and stamps.first_output is None:
+                stamps.first_output = arrival
+            if bits & CHUNK_CONTENT and stamps.first_content is None:
+                stamps.first_content = arrival
+        return stamps
+
+
+def _itl_per_token(
+    arrivals: Sequence[float], usage: Sequence[int | None]
+) -> tuple[list[float], list[int]]:
+    """Per-token ITLs and the tokens sharing each, from the running usage counts."""
+    values: list[float] = []
+    weights: list[int] = []
+    # Chunks that carry tokens are those whose running count went up; the first of them holds
+    # the first token (and any hidden ones before it), so gaps start after it.
+    previous_count = 0
+    previous_at: float | None = None
+    for arrival, count in zip(arrivals, usage, strict=True):
+        if count is None or count <= previous_count:
+            continue
+        if previous_at is not None:
+            added = count - previous_count
+            values.append((arrival - previous_at) / added)
+            weights.append(added)
+        previous_count, previous_at = count, arrival
+    return values, weights
+
+
+def _itl_per_chunk(
+    arrivals: Sequence[float], flags: Sequence[int]
+) -> tuple[list[float], list[int]]:
+    """Gaps between chunks that carried text, one each (no per-chunk token counts)."""
+    stamps = [a for a, bits in zip(arrivals, flags, strict=True) if bits & CHUNK_OUTPUT]
+    values = [b - a for a, b in pairwise(stamps)]
+    return values, [1] * len(values)
+
+
+def _output_tokens(trace: StreamTrace) -> tuple[int, bool]:
+    """The output tokens, and whether they came from the server's usage."""
+    if trace.completion_tokens is not None:
+        return trace.completion_tokens, True
+    usage_counts = [u for u in trace.usage_tokens if u is not None]
+    if usage_counts:
+        return max(usage_counts), True
+    return sum(1 for bits in trace.flags if bits & CHUNK_OUTPUT), False
+
+
 def request_metrics(trace: StreamTrace) -> RequestMetrics:
     """The metric definitions (see the module docstring) applied to one request's trace."""
     sent, arrivals, usage, flags = trace.sent, trace.arrivals, trace.usage_tokens, trace.flags
-    first_chunk = first_output = first_content = last_generated = None
-    for arrival, bits in zip(arrivals, flags, strict=True):
-        if bits & CHUNK_CHOICES:
-            if first_chunk is None:
-                first_chunk = arrival
-            last_generated = arrival
-        if bits & CHUNK_OUTPUT and first_output is None:
-            first_output = arrival
-        if bits & CHUNK_CONTENT and first_content is None:
-            first_content = arrival
-
+    stamps = _Stamps.of(arrivals, flags)
     per_token = bool(arrivals) and all(
         u is not None for u, bits in zip(usage, flags, strict=True) if bits & CHUNK_CHOICES
     )
-    itl_values: list[float] = []
-    itl_weights: list[int] = []
-    if per_token:
-        # Chunks that carry tokens are those whose running count went up; the first of them
-        # holds the first token (and any hidden ones before it), so gaps start after it.
-        previous_count = 0
-        previous_at: float | None = None
-        for arrival, count in zip(arrivals, usage, strict=True):
-            if count is None or count <= previous_count:
-                continue
-            if previous_at is not None:
-                added = count - previous_count
-                itl_values.append((arrival - previous_at) / added)
-                itl_weights.append(added)
-            previous_count, previous_at = count, arrival
-    else:
-        stamps = [a for a, bits in zip(arrivals, flags, strict=True) if bits & CHUNK_OUTPUT]
-        itl_values = [b - a for a, b in pairwise(stamps)]
-        itl_weights = [1] * len(itl_values)
-
-    usage_counts = [u for u in usage if u is not None]
-    if trace.completion_tokens is not None:
-        output_tokens, from_usage = trace.completion_tokens, True
-    elif usage_counts:
-        output_tokens, from_usage = max(usage_counts), True
-    else:
-        output_tokens = sum(1 for bits in flags if bits & CHUNK_OUTPUT)
-        from_usage = False
-
+    itl_values, itl_weights = (
+        _itl_per_token(arrivals, usage) if per_token else _itl_per_chunk(arrivals, flags)
+    )
+    output_tokens, from_usage = _output_tokens(trace)
+    first_chunk, last_generated = stamps.first_chunk, stamps.last_generated
     tpot = None
     if output_tokens > 1 and first_chunk is not None and last_generated is not None:
         tpot = (last_generated - first_chunk) / (output_tokens - 1)
@@ -342,8 +347,8 @@ def request_metrics(trace: StreamTrace) -> RequestMetrics:
 
     return RequestMetrics(
         ttft_chunk_s=since(first_chunk),
-        ttft_s=since(first_output),
-        ttft_content_s=since(first_content),
+        ttft_s=since(stamps.first_output),
+        ttft_content_s=since(stamps.first_content),
         tpot_s=tpot,
         e2e_s=since(arrivals[-1]) if arrivals else None,
         output_tokens=output_tokens,
@@ -469,82 +474,3 @@ def summarize_level(
         goodput_fraction=fraction,
         slo_s=dict(slo_s or {}),
     )
-
-
-# --- budgets -----------------------------------------------------------------------------------
-
-
-def measured_values(
-    summary: LevelSummary,
-    *,
-    acceptance_rate: float | None = None,
-    acceptance_length: float | None = None,
-) -> dict[str, float | None]:
-    """Every quantity a budget can name, as measured (``None`` where nothing was measured).
-
-    Latency statistics are in milliseconds under ``<metric>_<stat>_ms``; the lower-limit
-    quantities under their own names; the failed fraction as ``error_rate``.
-    """
-    values: dict[str, float | None] = {}
-    for metric in LATENCY_METRICS:
-        dist = summary.latency.get(metric)
-        for stat in STATS:
-            values[f"{metric}_{stat}_ms"] = None if dist is None else dist.stat(stat) * _MS
-    values["output_tokens_per_s"] = summary.output_tokens_per_s if summary.completed else None
-    values["requests_per_s"] = summary.requests_per_s if summary.completed else None
-    values["goodput_per_s"] = summary.goodput_per_s
-    values["goodput_fraction"] = summary.goodput_fraction
-    stream = summary.stream_tokens_per_s
-    values["stream_tokens_per_s"] = None if stream is None else stream.p50
-    values["acceptance_rate"] = acceptance_rate
-    values["acceptance_length"] = acceptance_length
-    values["error_rate"] = summary.error_rate if summary.requests else None
-    return values
-
-
-def budget_kind(key: str) -> tuple[str, Literal["max", "min"]]:
-    """The measured quantity a budget key limits, and whether it is an upper or lower limit.
-
-    Raises ``KeyError`` for a key that is not a budget (see :data:`BUDGET_KEYS`).
-    """
-    if key not in BUDGET_KEYS:
-        raise KeyError(key)
-    if key.startswith("min_"):
-        return key[4:], "min"
-    if key.startswith("max_"):
-        return key[4:], "max"
-    return key, "max"
-
-
-@dataclass(frozen=True, slots=True)
-class BudgetCheck:
-    """One budget held against what was measured (``measured`` None: nothing to measure)."""
-
-    key: str
-    limit: float
-    measured: float | None
-    kind: Literal["max", "min"]
-
-    @property
-    def passed(self) -> bool:
-        """Measured and on the right side of the limit (equal to it passes)."""
-        if self.measured is None or math.isnan(self.measured):
-            return False
-        return self.measured <= self.limit if self.kind == "max" else self.measured >= self.limit
-
-
-def evaluate_budgets(
-    limits: Mapping[str, float], measured: Mapping[str, float | None]
-) -> list[BudgetCheck]:
-    """Each budget in ``limits`` checked against ``measured`` (:func:`measured_values`).
-
-    Per-request limits (``<metric>_ms``) define goodput and are not checked here. A budget on
-    something that was not measured (no successful request, no spec-decode counters) fails.
-    """
-    checks: list[BudgetCheck] = []
-    for key, limit in limits.items():
-        if key in SLO_KEYS:
-            continue
-        quantity, kind = budget_kind(key)
-        checks.append(BudgetCheck(key, limit, measured.get(quantity), kind))
-    return checks

@@ -15,10 +15,16 @@ import argparse
 import asyncio
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gptoss_modal.cli import EXIT_FAILURE, EXIT_OK
 from gptoss_modal.cli._options import request_headers
+
+if TYPE_CHECKING:
+    from gptoss_modal.bench.budgets import Budgets
+    from gptoss_modal.bench.run import AllRequestsFailed
+    from gptoss_modal.bench.settings import BenchSettings
+    from gptoss_modal.stream.client import HealthProgress
 
 API_KEY_ENV = "GPTOSS_API_KEY"
 EPILOG = """\
@@ -126,7 +132,8 @@ def run(args: argparse.Namespace) -> int:
 
 def compare(args: argparse.Namespace) -> int:
     """Print the change of each metric from run A to run B (and plot both with --plot)."""
-    from gptoss_modal.bench.report import read_run, render_comparison
+    from gptoss_modal.bench.report import render_comparison
+    from gptoss_modal.bench.schema import read_run
 
     a_path, b_path = args.files
     a, b = read_run(a_path), read_run(b_path)
@@ -140,34 +147,13 @@ def compare(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def bench(args: argparse.Namespace) -> int:
-    """Run the benchmark; the exit code says whether every budget held."""
-    from gptoss_modal.bench.budgets import load_budgets
-    from gptoss_modal.bench.report import render_run
-    from gptoss_modal.bench.run import (
-        AllRequestsFailed,
-        BenchSettings,
-        Progress,
-        SilentProgress,
-        TerminalProgress,
-        load_prompts,
-        parse_duration,
-        parse_levels,
-        run_benchmark,
-    )
+def _settings(args: argparse.Namespace) -> BenchSettings:
+    """The run's settings from the flags (a ConfigError naming the flag for a bad one)."""
+    from gptoss_modal.bench.prompts import load_prompts
+    from gptoss_modal.bench.settings import BenchSettings, parse_duration, parse_levels
 
-    # Everything that can be wrong with the flags and files fails now, before a long run.
-    if args.plot:
-        from gptoss_modal.bench.plot import require_matplotlib
-
-        require_matplotlib()
-    budgets = load_budgets(args.budgets).section(args.gpu) if args.budgets else None
-    if args.gpu and not args.budgets:
-        from gptoss_modal._exceptions import ConfigError
-
-        raise ConfigError("--gpu", args.gpu, "used only with --budgets FILE.toml")
     prompts = load_prompts(args.prompts) if args.prompts else None
-    settings = BenchSettings(
+    return BenchSettings(
         url=args.url,
         model=args.model or None,
         api_key=args.api_key or os.environ.get(API_KEY_ENV) or None,
@@ -187,9 +173,51 @@ def bench(args: argparse.Namespace) -> int:
         stall_timeout_s=parse_duration(args.stall_timeout, "--stall-timeout"),
         scrape_metrics=not args.no_metrics,
     )
+
+
+def _budgets(args: argparse.Namespace) -> Budgets | None:
+    """The budgets section the run is held to (``--budgets`` and ``--gpu``), if any."""
+    from gptoss_modal.bench.budgets import load_budgets
+
+    budgets = load_budgets(args.budgets).section(args.gpu) if args.budgets else None
+    if args.gpu and not args.budgets:
+        from gptoss_modal._exceptions import ConfigError
+
+        raise ConfigError("--gpu", args.gpu, "used only with --budgets FILE.toml")
+    return budgets
+
+
+def _all_failed(args: argparse.Namespace, exc: AllRequestsFailed) -> int:
+    """Write and print what an all-failed run has; exit 1."""
+    from gptoss_modal.bench.report import render_run
+
+    if args.json:
+        exc.run.write_json(args.json)
+        print(f"json: {args.json}", file=sys.stderr)
+    print(render_run(exc.run.to_doc(records=False)))
+    for warning in exc.run.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    print(f"\ngptoss-modal bench: error: {exc}", file=sys.stderr)
+    return EXIT_FAILURE
+
+
+def bench(args: argparse.Namespace) -> int:
+    """Run the benchmark; the exit code says whether every budget held."""
+    from gptoss_modal.bench.progress import Progress, SilentProgress
+    from gptoss_modal.bench.report import render_run
+    from gptoss_modal.bench.run import AllRequestsFailed, run_benchmark
+    from gptoss_modal.display import TerminalProgress
+
+    # Everything that can be wrong with the flags and files fails now, before a long run.
+    if args.plot:
+        from gptoss_modal.bench.plot import require_matplotlib
+
+        require_matplotlib()
+    budgets = _budgets(args)
+    settings = _settings(args)
     progress: Progress = SilentProgress() if args.quiet else TerminalProgress(sys.stderr)
 
-    def on_health(state: Any) -> None:
+    def on_health(state: HealthProgress) -> None:
         # The first failed check, then every 20th (about every 100 s once the backoff is full).
         if not args.quiet and not state.healthy and state.attempts % 20 == 1:
             print(
@@ -203,15 +231,8 @@ def bench(args: argparse.Namespace) -> int:
             run_benchmark(settings, budgets=budgets, progress=progress, on_health=on_health)
         )
     except AllRequestsFailed as exc:
-        if args.json:
-            exc.run.write_json(args.json)
-            print(f"json: {args.json}", file=sys.stderr)
-        print(render_run(exc.run.to_json(records=False)))
-        for warning in exc.run.warnings:
-            print(f"warning: {warning}", file=sys.stderr)
-        print(f"\ngptoss-modal bench: error: {exc}", file=sys.stderr)
-        return EXIT_FAILURE
-    doc = result.to_json(records=False)
+        return _all_failed(args, exc)
+    doc = result.to_doc(records=False)
     print(render_run(doc))
     for warning in result.warnings:
         print(f"warning: {warning}", file=sys.stderr)

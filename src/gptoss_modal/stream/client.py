@@ -84,6 +84,7 @@ HEALTH_FIRST_DELAY_S: Final = 0.25  # the wait after the first failed check, gro
 HEALTH_MAX_DELAY_S: Final = 5.0  # ...up to this
 HEALTH_BACKOFF: Final = 1.5
 _ERROR_BODY_LIMIT_BYTES: Final = 64 * 1024
+METRICS_BODY_LIMIT_BYTES: Final = 16 * 1024 * 1024  # vLLM's /metrics is ~100 KB
 # /health answers that mean "the URL or the credentials are wrong", not "still starting".
 _FATAL_HEALTH_STATUSES: Final = frozenset({400, 401, 403, 404, 405})
 
@@ -313,6 +314,37 @@ class Client:
         """Stream a chat completion to its end and return the result (``stream_chat`` options)."""
         async with self.stream_chat(messages, **options) as stream:
             return await stream.collect()
+
+    async def fetch_metrics(self, *, timeout_s: float = 10.0) -> str:
+        """``GET /metrics``: the server's Prometheus text, on this client's connections.
+
+        Raises the client's errors (:class:`HTTPStatusError` for a non-200 answer,
+        :class:`ConnectError`, :class:`TimeoutError`, ...), and :class:`StreamError` for a body
+        over :data:`METRICS_BODY_LIMIT_BYTES`.
+        """
+        url = f"{self.base_url}/metrics"
+        limits = aiohttp.ClientTimeout(total=timeout_s, sock_connect=self.connect_timeout_s)
+        try:
+            async with self._http().get(
+                url, timeout=limits, headers={"Accept": "text/plain"}
+            ) as response:
+                if response.status != 200:
+                    body = await response.content.read(_ERROR_BODY_LIMIT_BYTES)
+                    raise _status_error(
+                        response.status, response.reason, body, url, self._credentials
+                    )
+                data = bytearray()
+                async for piece in response.content.iter_any():
+                    data += piece
+                    if len(data) > METRICS_BODY_LIMIT_BYTES:
+                        raise StreamError(
+                            f"{url} sent more than {METRICS_BODY_LIMIT_BYTES} bytes of metrics"
+                        )
+        except _LOWER_LEVEL_ERRORS as exc:
+            raise _translate(
+                exc, url=url, timeout_s=timeout_s, stall_timeout_s=None, partial=None
+            ) from exc
+        return data.decode("utf-8", "replace")
 
 
 class ChatStream:

@@ -1,4 +1,5 @@
-"""The budgets TOML: sections per GPU, limits per level, and typed errors for anything else."""
+"""The budgets TOML (sections per GPU, limits per level, typed errors for anything else) and
+the checks of a level's limits against what it measured."""
 
 from __future__ import annotations
 
@@ -11,8 +12,19 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gptoss_modal import ConfigError
-from gptoss_modal.bench.budgets import Budgets, load_budgets, parse_budgets
-from gptoss_modal.bench.stats import BUDGET_KEYS, SLO_KEYS
+from gptoss_modal.bench.budgets import (
+    BUDGET_KEYS,
+    SLO_KEYS,
+    BudgetCheck,
+    Budgets,
+    budget_kind,
+    evaluate_budgets,
+    load_budgets,
+    measured_values,
+    parse_budgets,
+)
+from gptoss_modal.bench.stats import summarize_level
+from tests.unit.bench.test_stats import metrics
 
 ROOT = Path(__file__).resolve().parents[3]
 EXAMPLE = ROOT / "budgets.example.toml"
@@ -163,3 +175,46 @@ def test_any_unknown_key_is_refused(limits: dict[str, float], bad: str) -> None:
     with pytest.raises(ConfigError) as info:
         parse_budgets(data)
     assert info.value.field == f"gpu.concurrency.1.{bad}"
+
+
+# --- checks -----------------------------------------------------------------------------------
+
+
+def test_budget_keys_name_their_direction() -> None:
+    """Latency keys are upper limits, min_ keys lower limits, max_error_rate an upper limit."""
+    assert budget_kind("ttft_p95_ms") == ("ttft_p95_ms", "max")
+    assert budget_kind("min_output_tokens_per_s") == ("output_tokens_per_s", "min")
+    assert budget_kind("max_error_rate") == ("error_rate", "max")
+    with pytest.raises(KeyError):
+        budget_kind("ttft_p42_ms")
+
+
+def test_every_budget_key_names_a_measured_value() -> None:
+    """Each budget key limits something measured_values reports."""
+    values = measured_values(summarize_level([metrics()], {}, duration_s=1.0))
+    assert {budget_kind(k)[0] for k in BUDGET_KEYS} <= set(values)
+
+
+def test_budgets_pass_and_fail_against_measurements() -> None:
+    """An upper limit holds at or below it, a lower limit at or above it."""
+    measured = {"ttft_p95_ms": 250.0, "output_tokens_per_s": 900.0, "error_rate": 0.0}
+    checks = evaluate_budgets(
+        {"ttft_p95_ms": 250, "min_output_tokens_per_s": 1000, "max_error_rate": 0.01}, measured
+    )
+    assert [(c.key, c.passed) for c in checks] == [
+        ("ttft_p95_ms", True),
+        ("min_output_tokens_per_s", False),
+        ("max_error_rate", True),
+    ]
+
+
+def test_a_budget_on_something_unmeasured_fails() -> None:
+    """No spec-decode counters, no successes: a budget on them fails rather than passing."""
+    (check,) = evaluate_budgets({"min_acceptance_rate": 0.5}, {"acceptance_rate": None})
+    assert check == BudgetCheck("min_acceptance_rate", 0.5, None, "min")
+    assert not check.passed
+
+
+def test_per_request_limits_are_not_level_checks() -> None:
+    """ttft_ms defines goodput only; it is not reported as a pass/fail budget."""
+    assert evaluate_budgets({"ttft_ms": 100}, {}) == []

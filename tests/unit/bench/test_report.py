@@ -3,50 +3,49 @@ and the `gptoss-modal bench` command's exit codes (everything here runs without 
 
 from __future__ import annotations
 
-import copy
-import json
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from gptoss_modal import ConfigError
 from gptoss_modal.bench.budgets import parse_budgets
 from gptoss_modal.bench.report import (
     Change,
     compare_runs,
-    read_run,
     render_budgets,
     render_comparison,
     render_run,
 )
+from gptoss_modal.bench.schema import RunDoc, decode_run, encode_run
+from gptoss_modal.bench.settings import Level
 from gptoss_modal.bench.stats import LATENCY_METRICS
 from gptoss_modal.cli import main
-from tests.unit.bench.test_run import ScriptedClient, run
+from tests.unit.bench.scripted import ScriptedClient, run
 
 
 @pytest.fixture
-async def doc() -> dict[str, Any]:
+async def doc() -> RunDoc:
     """A two-level run on the scripted server, with budgets, as its JSON document."""
     budgets = parse_budgets(
         {"g": {"source": "unit test", "all": {"tpot_p50_ms": 11, "min_output_tokens_per_s": 1e9}}}
     ).section("g")
-    from gptoss_modal.bench.run import Level
-
     result = await run(ScriptedClient(), levels=(Level(1), Level(4)), budgets=budgets)
-    document: dict[str, Any] = json.loads(json.dumps(result.to_json()))
-    return document
+    return decode_run(encode_run(result.to_doc()))  # as read back from a file
+
+
+def copied(doc: RunDoc) -> RunDoc:
+    """A deep copy of a document, to change without touching the original."""
+    return decode_run(encode_run(doc))
 
 
 @pytest.fixture
-def saved(tmp_path: Path, doc: dict[str, Any]) -> Path:
+def saved(tmp_path: Path, doc: RunDoc) -> Path:
     path = tmp_path / "a.json"
-    path.write_text(json.dumps(doc))
+    path.write_bytes(encode_run(doc))
     return path
 
 
-def test_the_table_shows_each_level_and_each_latency(doc: dict[str, Any]) -> None:
+def test_the_table_shows_each_level_and_each_latency(doc: RunDoc) -> None:
     """Every level gets a throughput row and a row per latency metric it measured."""
     text = render_run(doc)
     for label in ("c=1", "c=4"):
@@ -56,7 +55,7 @@ def test_the_table_shows_each_level_and_each_latency(doc: dict[str, Any]) -> Non
     assert "queue" not in text  # closed loop: no client queueing to show
 
 
-def test_budget_lines_say_pass_or_fail_with_the_limit(doc: dict[str, Any]) -> None:
+def test_budget_lines_say_pass_or_fail_with_the_limit(doc: RunDoc) -> None:
     """Each check is a PASS or FAIL line with what was measured and the limit; then a verdict."""
     text = render_budgets(doc)
     assert "budgets [g] (unit test)" in text
@@ -66,13 +65,13 @@ def test_budget_lines_say_pass_or_fail_with_the_limit(doc: dict[str, Any]) -> No
     assert text.splitlines()[-1] == "budgets FAILED: 2 of 4 checks"
 
 
-def test_errors_are_listed_by_kind(doc: dict[str, Any]) -> None:
+def test_errors_are_listed_by_kind(doc: RunDoc) -> None:
     """A level with failures lists them by kind under the tables."""
-    doc["levels"][0]["summary"]["errors"] = {"http_503": 2}
+    doc.levels[0].summary.errors = {"http_503": 2}
     assert "c=1: http_503 x2" in render_run(doc)
 
 
-def test_a_run_compared_with_itself_is_the_same(doc: dict[str, Any]) -> None:
+def test_a_run_compared_with_itself_is_the_same(doc: RunDoc) -> None:
     """Comparing a run with itself reports no change anywhere."""
     changes, unmatched = compare_runs(doc, doc)
     assert unmatched == []
@@ -80,22 +79,24 @@ def test_a_run_compared_with_itself_is_the_same(doc: dict[str, Any]) -> None:
     assert {c.verdict for c in changes} <= {"same", "-"}
 
 
-def test_comparison_knows_which_direction_is_better(doc: dict[str, Any]) -> None:
+def test_comparison_knows_which_direction_is_better(doc: RunDoc) -> None:
     """Lower latency and higher throughput are better; the opposite is worse."""
-    b = copy.deepcopy(doc)
-    summary = b["levels"][0]["summary"]
-    summary["latency_ms"]["ttft"]["p50"] *= 0.5
-    summary["output_tokens_per_s"] *= 0.5
+    b = copied(doc)
+    summary = b.levels[0].summary
+    ttft = summary.latency_ms["ttft"]
+    assert ttft is not None
+    ttft.p50 *= 0.5
+    summary.output_tokens_per_s *= 0.5
     changes = {(c.level, c.metric): c for c in compare_runs(doc, b)[0]}
     assert changes[("c=1", "ttft p50 ms")].verdict == "better"
     assert changes[("c=1", "ttft p50 ms")].relative == pytest.approx(-0.5)
     assert changes[("c=1", "output tokens/s")].verdict == "worse"
 
 
-def test_levels_in_only_one_run_are_named(doc: dict[str, Any]) -> None:
+def test_levels_in_only_one_run_are_named(doc: RunDoc) -> None:
     """A level present in one run only is listed as not compared."""
-    b = copy.deepcopy(doc)
-    b["levels"] = b["levels"][:1]
+    b = copied(doc)
+    b.levels = b.levels[:1]
     text = render_comparison(doc, b)
     assert "not compared: c=4 only in A" in text
 
@@ -108,27 +109,13 @@ def test_a_change_from_zero_has_no_ratio() -> None:
     assert Change("c=1", "error rate", 0.0, 0.0, "lower").verdict == "same"
 
 
-@pytest.mark.parametrize(
-    ("content", "message"),
-    [("not json", "not JSON"), ('{"schema": "other"}', "schema"), ("[1]", "schema")],
-)
-def test_reading_something_that_is_not_a_run_is_a_config_error(
-    tmp_path: Path, content: str, message: str
-) -> None:
-    """Only a gptoss-modal bench JSON file is read; anything else says what it expected."""
-    path = tmp_path / "x.json"
-    path.write_text(content)
-    with pytest.raises(ConfigError, match=message):
-        read_run(path)
-
-
-def test_every_latency_metric_is_in_the_json(doc: dict[str, Any]) -> None:
+def test_every_latency_metric_is_in_the_json(doc: RunDoc) -> None:
     """The JSON summary has an entry per latency metric (None where not measured)."""
-    summary = doc["levels"][0]["summary"]
-    assert list(summary["latency_ms"]) == list(LATENCY_METRICS)
+    summary = doc.levels[0].summary
+    assert list(summary.latency_ms) == list(LATENCY_METRICS)
 
 
-def test_the_plot_is_a_png(tmp_path: Path, doc: dict[str, Any]) -> None:
+def test_the_plot_is_a_png(tmp_path: Path, doc: RunDoc) -> None:
     """plot_runs writes a PNG of one or two runs."""
     pytest.importorskip("matplotlib")
     from gptoss_modal.bench.plot import plot_runs

@@ -1,4 +1,4 @@
-"""The benchmark's pure statistics: percentiles, metric definitions, goodput and budgets."""
+"""The benchmark's pure statistics: percentiles, metric definitions and goodput."""
 
 from __future__ import annotations
 
@@ -11,19 +11,15 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
+from gptoss_modal.bench.budgets import measured_values
 from gptoss_modal.bench.stats import (
-    BUDGET_KEYS,
     CHUNK_CHOICES,
     CHUNK_CONTENT,
     CHUNK_OUTPUT,
     LATENCY_METRICS,
-    BudgetCheck,
     Distribution,
     RequestMetrics,
     StreamTrace,
-    budget_kind,
-    evaluate_budgets,
-    measured_values,
     meets_slo,
     percentile,
     request_metrics,
@@ -454,46 +450,3 @@ def test_level_summary_of_only_failures_has_no_latencies() -> None:
     values = measured_values(summary)
     assert values["output_tokens_per_s"] is None
     assert values["ttft_p50_ms"] is None
-
-
-# --- budgets -----------------------------------------------------------------------------------
-
-
-def test_budget_keys_name_their_direction() -> None:
-    """Latency keys are upper limits, min_ keys lower limits, max_error_rate an upper limit."""
-    assert budget_kind("ttft_p95_ms") == ("ttft_p95_ms", "max")
-    assert budget_kind("min_output_tokens_per_s") == ("output_tokens_per_s", "min")
-    assert budget_kind("max_error_rate") == ("error_rate", "max")
-    with pytest.raises(KeyError):
-        budget_kind("ttft_p42_ms")
-
-
-def test_every_budget_key_names_a_measured_value() -> None:
-    """Each budget key limits something measured_values reports."""
-    values = measured_values(summarize_level([metrics()], {}, duration_s=1.0))
-    assert {budget_kind(k)[0] for k in BUDGET_KEYS} <= set(values)
-
-
-def test_budgets_pass_and_fail_against_measurements() -> None:
-    """An upper limit holds at or below it, a lower limit at or above it."""
-    measured = {"ttft_p95_ms": 250.0, "output_tokens_per_s": 900.0, "error_rate": 0.0}
-    checks = evaluate_budgets(
-        {"ttft_p95_ms": 250, "min_output_tokens_per_s": 1000, "max_error_rate": 0.01}, measured
-    )
-    assert [(c.key, c.passed) for c in checks] == [
-        ("ttft_p95_ms", True),
-        ("min_output_tokens_per_s", False),
-        ("max_error_rate", True),
-    ]
-
-
-def test_a_budget_on_something_unmeasured_fails() -> None:
-    """No spec-decode counters, no successes: a budget on them fails rather than passing."""
-    (check,) = evaluate_budgets({"min_acceptance_rate": 0.5}, {"acceptance_rate": None})
-    assert check == BudgetCheck("min_acceptance_rate", 0.5, None, "min")
-    assert not check.passed
-
-
-def test_per_request_limits_are_not_level_checks() -> None:
-    """ttft_ms defines goodput only; it is not reported as a pass/fail budget."""
-    assert evaluate_budgets({"ttft_ms": 100}, {}) == []

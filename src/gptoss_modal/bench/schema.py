@@ -1,0 +1,278 @@
+"""The benchmark's result JSON, written once as typed structs that encode and decode it.
+
+A run's document (:class:`RunDoc`, schema :data:`SCHEMA`) holds the settings (never the API
+key or headers), whether output lengths were fixed, the chat template's token count, the
+budgets verdict, warnings, and per level a ``summary`` (:class:`SummaryDoc`, latencies in
+milliseconds) and, unless left out, ``requests``: one :class:`RequestDoc` per measured request
+with its chunks' arrival times, token counts and flags. ``docs/benchmark.md`` describes it.
+
+The field order here is the key order on disk. Unknown keys are ignored when reading, so a
+file from a newer writer of the same schema still reads; a file of another schema does not.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Final, Literal
+
+import msgspec
+
+from gptoss_modal._exceptions import ConfigError
+
+__all__ = [
+    "SCHEMA",
+    "BudgetCheckDoc",
+    "BudgetsDoc",
+    "ChunksDoc",
+    "ClientDoc",
+    "DistributionDoc",
+    "GoodputDoc",
+    "LevelBudgetsDoc",
+    "LevelDoc",
+    "LevelEntryDoc",
+    "RequestDoc",
+    "RunDoc",
+    "SettingsDoc",
+    "SpecDecodeDoc",
+    "SummaryDoc",
+    "ToolDoc",
+    "decode_run",
+    "encode_run",
+    "read_run",
+]
+
+SCHEMA: Final = "gptoss-modal-bench/1"
+_ALLOWED: Final = "a JSON file written by gptoss-modal bench --json"
+
+
+class _Doc(msgspec.Struct, kw_only=True):
+    """Keyword-only, so the field order (the key order on disk) can mix defaults freely."""
+
+
+class LevelDoc(_Doc):
+    """A load level: its label, concurrency (or cap) and open-loop rate."""
+
+    label: str
+    concurrency: int | None
+    rate: float | None
+
+
+class SettingsDoc(_Doc):
+    """What the run was asked to do; ``api_key`` is ``"set"`` or null, never the key."""
+
+    url: str
+    model: str | None
+    levels: list[LevelDoc]
+    requests: int | None
+    duration_s: float | None
+    input_tokens: int
+    output_tokens: int
+    fixed_output: bool
+    reasoning_effort: str | None
+    prompts: str | None
+    seed: int
+    warmup: int | None
+    api_key: Literal["set"] | None
+
+
+class DistributionDoc(_Doc):
+    """A latency's (or a rate's) distribution: its count and statistics, in the doc's unit."""
+
+    count: int
+    mean: float
+    p50: float
+    p90: float
+    p95: float
+    p99: float
+    min: float
+    max: float
+
+    def stat(self, name: str) -> float | None:
+        """One statistic by name (``mean``, ``p50``, ...); ``None`` for an unknown name."""
+        value = getattr(self, name, None)
+        return float(value) if isinstance(value, (int, float)) else None
+
+
+class GoodputDoc(_Doc):
+    """The requests within every per-request limit (limits in milliseconds)."""
+
+    requests: int
+    per_s: float | None
+    fraction: float | None
+    limits_ms: dict[str, float]
+
+
+class SpecDecodeDoc(_Doc):
+    """Speculative decoding over the level, from the ``/metrics`` counters."""
+
+    drafts: float
+    draft_tokens: float
+    accepted: float
+    acceptance_rate: float | None
+    acceptance_length: float | None
+    per_position: list[float]
+
+
+class ClientDoc(_Doc):
+    """The benchmark's own CPU use during the level."""
+
+    cpu_s: float
+    cpu_fraction: float
+    client_bound: bool
+
+
+class BudgetCheckDoc(_Doc):
+    """One budget held against what was measured."""
+
+    key: str
+    limit: float
+    measured: float | None
+    kind: Literal["max", "min"]
+    passed: bool
+
+
+class LevelBudgetsDoc(_Doc):
+    """A level's limits, whether they held, and each check."""
+
+    limits: dict[str, float]
+    held: bool | None
+    checks: list[BudgetCheckDoc]
+
+
+class SummaryDoc(_Doc):
+    """Everything the tables show for one level (latencies in milliseconds)."""
+
+    level: LevelDoc
+    requests: int
+    completed: int
+    failed: int
+    errors: dict[str, int]
+    error_rate: float
+    duration_s: float
+    input_tokens: int
+    output_tokens: int
+    output_tokens_per_s: float
+    requests_per_s: float
+    goodput: GoodputDoc | None
+    latency_ms: dict[str, DistributionDoc | None]
+    itl_per_token: bool
+    stream_tokens_per_s: DistributionDoc | None
+    spec_decode: SpecDecodeDoc | None
+    server_ms: dict[str, float]
+    client: ClientDoc
+    warmup_errors: dict[str, int]
+    warnings: list[str]
+    budgets: LevelBudgetsDoc | None
+
+
+class ChunksDoc(_Doc):
+    """A request's chunks: arrival (ms from the send), running tokens, and flag bits."""
+
+    t_ms: list[float]
+    tokens: list[int | None]
+    flags: list[int]
+
+
+class RequestDoc(_Doc):
+    """One measured request: its outcome, latencies in milliseconds and its chunks."""
+
+    level: str
+    index: int
+    ok: bool
+    error_kind: str | None
+    error: str | None
+    response_id: str | None
+    finish_reason: str | None
+    prompt_tokens: int | None
+    output_tokens: int | None
+    tokens_from_usage: bool | None
+    queue_ms: float | None
+    response_ms: float | None
+    ttft_chunk_ms: float | None
+    ttft_ms: float | None
+    ttft_content_ms: float | None
+    tpot_ms: float | None
+    e2e_ms: float | None
+    failed_after_ms: float | None
+    itl_per_token: bool | None
+    chunks: ChunksDoc
+
+
+class LevelEntryDoc(_Doc, kw_only=True):
+    """A level in the document: its summary, and its records unless they were left out."""
+
+    summary: SummaryDoc
+    requests: list[RequestDoc] | msgspec.UnsetType = msgspec.UNSET
+
+
+class ToolDoc(_Doc):
+    """What wrote the document."""
+
+    name: str
+    version: str
+
+
+class BudgetsDoc(_Doc):
+    """The budgets section the run was held to, and whether every level's budgets held."""
+
+    section: str
+    source: str | None
+    held: bool | None
+
+
+class RunDoc(_Doc, kw_only=True):
+    """A whole run's document, as ``--json`` writes it."""
+
+    schema: str = SCHEMA
+    tool: ToolDoc
+    started_at: str
+    finished_at: str
+    settings: SettingsDoc
+    fixed_output: bool
+    template_tokens: int | None
+    budgets: BudgetsDoc | None
+    warnings: list[str]
+    levels: list[LevelEntryDoc]
+
+
+class _Head(msgspec.Struct):
+    schema: str
+
+
+_encoder: Final = msgspec.json.Encoder()
+_head_decoder: Final = msgspec.json.Decoder(_Head)
+_run_decoder: Final = msgspec.json.Decoder(RunDoc)
+
+
+def encode_run(doc: RunDoc) -> bytes:
+    """The document as compact JSON."""
+    return _encoder.encode(doc)
+
+
+def decode_run(data: bytes | str, where: str = "<run>") -> RunDoc:
+    """A run's document from its JSON; :class:`ConfigError` naming the field that is wrong."""
+    try:
+        head = _head_decoder.decode(data)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"{where}: schema", str(exc), f"{_ALLOWED} (schema {SCHEMA})") from exc
+    except msgspec.DecodeError as exc:
+        raise ConfigError(where, where, f"{_ALLOWED} (not JSON: {exc})") from exc
+    if head.schema != SCHEMA:
+        raise ConfigError(f"{where}: schema", head.schema, f"{_ALLOWED} (schema {SCHEMA})")
+    try:
+        return _run_decoder.decode(data)
+    except msgspec.ValidationError as exc:
+        # msgspec ends its message with "- at `$.levels[0]...`": name that field.
+        detail, _, at = str(exc).rpartition(" - at ")
+        field = at.strip("`").removeprefix("$.") if at else "document"
+        raise ConfigError(f"{where}: {field}", detail or str(exc), _ALLOWED) from exc
+
+
+def read_run(path: str | Path) -> RunDoc:
+    """A run's document from a file; :class:`ConfigError` when the file is not one."""
+    where = str(path)
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise ConfigError(where, where, f"{_ALLOWED} ({exc.strerror})") from exc
+    return decode_run(data, where)
