@@ -15,13 +15,15 @@ The hierarchy::
     ├── UpstreamError               vLLM reported an error inside a 200 stream (message, type, code)
     ├── TransportError              talking to the server failed
     │   ├── ConnectError            the connection could not be made
-    │   ├── TimeoutError            (also a builtins.TimeoutError) something took too long
+    │   ├── TimeoutException        (also a builtins.TimeoutError) something took too long
     │   │   ├── ConnectTimeout      connecting took too long
     │   │   ├── StallTimeout        no bytes arrived for too long mid-response
     │   │   └── HealthTimeout       the server did not become healthy in time
     │   └── HTTPStatusError         a non-2xx reply; carries status and vLLM's error JSON
     │       └── AuthenticationError 401: the API key is missing or wrong
     ├── BenchmarkError              a benchmark run could not produce results
+    │   ├── AllRequestsFailed       not one measured request succeeded (carries the run)
+    │   └── MetricsFormatError      ``/metrics`` is not the Prometheus text format
     ├── PreflightError              the model, revision or draft cannot be read on the Hub
     └── VllmStartupError            vLLM exited (or never opened its port) while starting;
                                     carries its exit code and last log lines, secrets redacted
@@ -33,9 +35,13 @@ in a long generation never throws the text away.
 from __future__ import annotations
 
 import builtins
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # for a type only: the bench is imported where it runs
+    from gptoss_modal.bench.results import BenchRun
 
 __all__ = [
+    "AllRequestsFailed",
     "AuthenticationError",
     "BenchmarkError",
     "ChunkParseError",
@@ -47,11 +53,12 @@ __all__ = [
     "HTTPStatusError",
     "HealthTimeout",
     "IncompleteStreamError",
+    "MetricsFormatError",
     "PreflightError",
     "SSEDecodeError",
     "StallTimeout",
     "StreamError",
-    "TimeoutError",
+    "TimeoutException",
     "TransportError",
     "UpstreamError",
     "VllmStartupError",
@@ -144,19 +151,19 @@ class ConnectError(TransportError):
     """The TCP/TLS connection could not be made (refused, DNS, reset before a reply)."""
 
 
-class TimeoutError(TransportError, builtins.TimeoutError):
+class TimeoutException(TransportError, builtins.TimeoutError):
     """Something took longer than its limit."""
 
 
-class ConnectTimeout(TimeoutError):
+class ConnectTimeout(TimeoutException):
     """Connecting took longer than the connect timeout."""
 
 
-class StallTimeout(TimeoutError):
+class StallTimeout(TimeoutException):
     """No bytes arrived for longer than the stall timeout in the middle of a response."""
 
 
-class HealthTimeout(TimeoutError):
+class HealthTimeout(TimeoutException):
     """``/health`` did not answer 200 within the wait; carries the last status seen."""
 
     def __init__(self, message: str, *, url: str | None = None, last_status: str | None = None):
@@ -192,6 +199,18 @@ class AuthenticationError(HTTPStatusError):
 
 class BenchmarkError(GptossModalError):
     """A benchmark run could not produce results (for example every request failed)."""
+
+
+class AllRequestsFailed(BenchmarkError):
+    """Not one measured request succeeded; ``run`` holds every failed request's record."""
+
+    def __init__(self, message: str, run: BenchRun) -> None:
+        super().__init__(message)
+        self.run = run
+
+
+class MetricsFormatError(BenchmarkError):
+    """``/metrics`` answered something that is not the Prometheus text format."""
 
 
 class PreflightError(GptossModalError):

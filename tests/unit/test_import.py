@@ -71,7 +71,7 @@ NAMES_0_1_0 = [
     "StallTimeout",
     "StreamEnd",
     "StreamError",
-    "TimeoutError",
+    "TimeoutException",
     "ToolCall",
     "ToolCallDelta",
     "TransportError",

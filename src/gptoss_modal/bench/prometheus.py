@@ -27,7 +27,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
 
-from gptoss_modal._exceptions import BenchmarkError
+from gptoss_modal._exceptions import MetricsFormatError
 
 __all__ = [
     "ACCEPTED",
@@ -53,10 +53,6 @@ _LABEL_NAME: Final = re.compile(r"\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*=\s*\"")
 _ESCAPES: Final = {"\\": "\\", '"': '"', "n": "\n"}
 _SPECIAL_VALUES: Final = {"nan": math.nan, "+inf": math.inf, "inf": math.inf, "-inf": -math.inf}
 _PREVIEW_CHARS: Final = 120
-
-
-class MetricsFormatError(BenchmarkError):
-    """``/metrics`` answered something that is not the Prometheus text format."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,7 +20,7 @@ from gptoss_modal._exceptions import (
     IncompleteStreamError,
     StallTimeout,
     StreamError,
-    TimeoutError,
+    TimeoutException,
     TransportError,
     UpstreamError,
 )
@@ -35,11 +35,11 @@ from gptoss_modal.stream.accumulator import ChatResult
 __all__ = ["RequestRecord", "error_kind", "record_request"]
 
 _MS: Final = 1000.0
-# Failure classes by their kind, most specific first (a ConnectTimeout is also a TimeoutError).
+# Failure classes by their kind, most specific first (a ConnectTimeout is also a TimeoutException).
 _KINDS: Final[tuple[tuple[type[BaseException], str], ...]] = (
     (ConnectTimeout, "connect_timeout"),
     (StallTimeout, "stall_timeout"),
-    (TimeoutError, "timeout"),
+    (TimeoutException, "timeout"),
     (ConnectError, "connect"),
     (IncompleteStreamError, "incomplete_stream"),
     (ChunkParseError, "malformed_chunk"),

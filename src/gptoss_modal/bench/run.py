@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Final
 
-from gptoss_modal._exceptions import BenchmarkError, GptossModalError
+from gptoss_modal._exceptions import AllRequestsFailed, BenchmarkError, GptossModalError
 from gptoss_modal.bench.budgets import Budgets
 from gptoss_modal.bench.driver import BenchClient, Driver, MetricsScraper, Sender, probe
 from gptoss_modal.bench.loads import load_pattern
@@ -35,14 +35,6 @@ if TYPE_CHECKING:
 __all__ = ["AllRequestsFailed", "run_benchmark"]
 
 CONNECTIONS_SPARE: Final = 8  # connections beyond the largest level's slots (probe, scrapes)
-
-
-class AllRequestsFailed(BenchmarkError):
-    """Not one measured request succeeded; ``run`` holds every failed request's record."""
-
-    def __init__(self, message: str, run: BenchRun) -> None:
-        super().__init__(message)
-        self.run = run
 
 
 def _now_iso() -> str:

@@ -140,7 +140,29 @@ def check_repo(
         gated = bool(info.gated)
         if gated:
             _auth_check(api, repo.repo_id, token=token or False, timeout_s=timeout_s)
-    except GatedRepoError:  # before RepositoryNotFoundError: it is a subclass
+    except (HfHubHTTPError, OfflineModeIsEnabled) as exc:
+        return _refused(repo, exc, token=token)
+    # The Hub client raises many unrelated types when the network is down (requests, httpx,
+    # OSError, timeouts); every one means the same thing here, so one blind catch, not a list.
+    except Exception as exc:  # noqa: BLE001  (no network, DNS, TLS, timeouts: it could not tell)
+        return RepoCheck(
+            repo, "unreachable", f"could not reach the Hub ({type(exc).__name__}); not checked"
+        )
+    if (gated or info.private) and not container_has_token:
+        kind = "gated" if gated else "private"
+        return RepoCheck(
+            repo,
+            "no_container_token",
+            f"readable here, but {kind}: the container needs a token too (put HF_TOKEN in a "
+            "Modal Secret and set hf_secret_name)",
+            info.sha,
+        )
+    return RepoCheck(repo, "ok", _found(repo, info.sha), info.sha)
+
+
+def _refused(repo: HubRepo, exc: Exception, *, token: str | None) -> RepoCheck:
+    """What a refusal from the Hub (or offline mode) says about the repo."""
+    if isinstance(exc, GatedRepoError):  # before RepositoryNotFoundError: it is a subclass
         how = (
             "your token has not been granted access: accept the terms on "
             f"https://huggingface.co/{repo.repo_id}"
@@ -149,48 +171,36 @@ def check_repo(
             f"its terms on https://huggingface.co/{repo.repo_id}"
         )
         return RepoCheck(repo, "gated", how)
-    except RevisionNotFoundError:
+    if isinstance(exc, RevisionNotFoundError):
         return RepoCheck(
             repo,
             "wrong_revision",
             f"the repo exists but has no revision {repo.revision!r} (a typo, or a rewritten "
             "history: pin a commit from its history)",
         )
-    except DisabledRepoError:
+    if isinstance(exc, DisabledRepoError):
         return RepoCheck(repo, "not_found", "the repo has been disabled on the Hub")
-    except RepositoryNotFoundError:
+    if isinstance(exc, RepositoryNotFoundError):
         private = "" if token else " (or it is private: log in with a token that can read it)"
         return RepoCheck(repo, "not_found", f"no such repo on the Hub{private}; check the name")
-    except HfHubHTTPError as exc:
-        status = exc.response.status_code if exc.response is not None else None
-        if status == 401:
-            return RepoCheck(
-                repo, "bad_token", "the Hub rejected your token (HF_TOKEN or hf auth login)"
-            )
-        return RepoCheck(repo, "unreachable", f"the Hub answered HTTP {status}; not checked")
-    except OfflineModeIsEnabled:
+    if isinstance(exc, OfflineModeIsEnabled):
         return RepoCheck(repo, "unreachable", "HF_HUB_OFFLINE is set; not checked")
-    except Exception as exc:  # no network, DNS, TLS, timeouts: the check could not tell
+    response = getattr(exc, "response", None)
+    status = response.status_code if response is not None else None
+    if status == 401:
         return RepoCheck(
-            repo, "unreachable", f"could not reach the Hub ({type(exc).__name__}); not checked"
+            repo, "bad_token", "the Hub rejected your token (HF_TOKEN or hf auth login)"
         )
-    sha = info.sha
-    if (gated or info.private) and not container_has_token:
-        kind = "gated" if gated else "private"
-        return RepoCheck(
-            repo,
-            "no_container_token",
-            f"readable here, but {kind}: the container needs a token too (put HF_TOKEN in a "
-            "Modal Secret and set hf_secret_name)",
-            sha,
-        )
+    return RepoCheck(repo, "unreachable", f"the Hub answered HTTP {status}; not checked")
+
+
+def _found(repo: HubRepo, sha: str | None) -> str:
+    """How a readable repo's revision was found: pinned, default branch, or a moving ref."""
     if repo.revision is None:
-        detail = f"found (default branch at {_short(sha)})"
-    elif _FULL_SHA.match(repo.revision):
-        detail = "found at the pinned commit"
-    else:
-        detail = f"found; {repo.revision!r} is a branch or tag, now at {_short(sha)} (not pinned)"
-    return RepoCheck(repo, "ok", detail, sha)
+        return f"found (default branch at {_short(sha)})"
+    if _FULL_SHA.match(repo.revision):
+        return "found at the pinned commit"
+    return f"found; {repo.revision!r} is a branch or tag, now at {_short(sha)} (not pinned)"
 
 
 def run_preflight(

@@ -42,7 +42,7 @@ from gptoss_modal._exceptions import (
     HTTPStatusError,
     IncompleteStreamError,
     StreamError,
-    TimeoutError,
+    TimeoutException,
     TransportError,
     UpstreamError,
 )
@@ -319,7 +319,7 @@ class Client:
         """``GET /metrics``: the server's Prometheus text, on this client's connections.
 
         Raises the client's errors (:class:`HTTPStatusError` for a non-200 answer,
-        :class:`ConnectError`, :class:`TimeoutError`, ...), and :class:`StreamError` for a body
+        :class:`ConnectError`, :class:`TimeoutException`, ...), and :class:`StreamError` for a body
         over :data:`METRICS_BODY_LIMIT_BYTES`.
         """
         url = f"{self.base_url}/metrics"
@@ -519,7 +519,7 @@ def _count_server_errors(so_far: int, status: int | None) -> int:
 def worth_waiting(error: BaseException) -> bool:
     """Whether a failed request may succeed once the server has started: a refused or dropped
     connection or a timeout, but not a host that does not resolve or a failed TLS handshake."""
-    return isinstance(error, (ConnectError, TimeoutError)) and not isinstance(
+    return isinstance(error, (ConnectError, TimeoutException)) and not isinstance(
         error.__cause__, _PERMANENT_CONNECT_ERRORS
     )
 

@@ -27,7 +27,7 @@ from gptoss_modal._exceptions import (
     HTTPStatusError,
     IncompleteStreamError,
     StallTimeout,
-    TimeoutError,
+    TimeoutException,
     TransportError,
 )
 
@@ -81,7 +81,9 @@ def _translated(
             f"no bytes from {url} for {stall_timeout_s} s {where}", url=url, partial=partial
         )
     if isinstance(exc, asyncio.TimeoutError):  # a request's total time limit
-        return TimeoutError(f"{url} did not answer within {timeout_s} s", url=url, partial=partial)
+        return TimeoutException(
+            f"{url} did not answer within {timeout_s} s", url=url, partial=partial
+        )
     if isinstance(exc, aiohttp.ClientConnectorDNSError):
         reason = exc.os_error.strerror or str(exc.os_error) or type(exc.os_error).__name__
         return ConnectError(
