@@ -46,6 +46,7 @@ from itertools import accumulate, pairwise
 from typing import Final
 
 # Bits of StreamTrace.flags: what a chunk carries, defined once by the stream layer.
+from gptoss_modal.stream.accumulator import time_per_output_token_s
 from gptoss_modal.stream.chunks import CHUNK_CHOICES, CHUNK_CONTENT, CHUNK_OUTPUT
 
 __all__ = [
@@ -338,9 +339,7 @@ def request_metrics(trace: StreamTrace) -> RequestMetrics:
     )
     output_tokens, from_usage = _output_tokens(trace)
     first_chunk, last_generated = stamps.first_chunk, stamps.last_generated
-    tpot = None
-    if output_tokens > 1 and first_chunk is not None and last_generated is not None:
-        tpot = (last_generated - first_chunk) / (output_tokens - 1)
+    tpot = time_per_output_token_s(output_tokens, first_chunk, last_generated)  # as chat's
 
     def since(t: float | None) -> float | None:
         return None if t is None else t - sent
