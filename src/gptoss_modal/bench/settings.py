@@ -7,11 +7,11 @@ run with a :class:`ConfigError` naming the flag.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, TypeVar
 
+from gptoss_modal._duration import parse_duration
 from gptoss_modal._exceptions import ConfigError
 from gptoss_modal.bench.schema import LevelDoc, SettingsDoc
 
@@ -28,19 +28,7 @@ __all__ = [
 DEFAULT_REQUESTS_PER_SLOT: Final = 4  # requests per level = 4 x concurrency (at least 8)...
 MIN_DEFAULT_REQUESTS: Final = 8
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m|h)?\s*$")
-_UNIT_S: Final = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
-
 _Number = TypeVar("_Number", int, float)
-
-
-def parse_duration(text: str, field_name: str = "--duration") -> float:
-    """Seconds from ``90``, ``90s``, ``1.5m``, ``2h`` or ``500ms``; :class:`ConfigError` if not."""
-    match = _DURATION.match(text)
-    seconds = float(match.group(1)) * _UNIT_S[match.group(2)] if match else 0.0
-    if not match or seconds <= 0:
-        raise ConfigError(field_name, text, "a positive duration such as 90, 90s, 1.5m, 2h, 500ms")
-    return seconds
 
 
 @dataclass(frozen=True)

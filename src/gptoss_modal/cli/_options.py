@@ -7,6 +7,7 @@ import os
 import re
 from collections.abc import Mapping, Sequence
 
+from gptoss_modal._duration import parse_duration as duration_seconds
 from gptoss_modal._exceptions import ConfigError
 
 # RFC 9110's token: what a header name may be made of.
@@ -63,18 +64,17 @@ def request_headers(values: Sequence[str], env: Mapping[str, str]) -> dict[str, 
 
 
 API_KEY_ENV = "GPTOSS_API_KEY"
-_UNITS_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "": 1.0}
-_DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m|h|)")
 
 
 def parse_duration(text: str) -> float:
-    """Seconds in ``90``, ``90s``, ``1.5m``, ``30m``, ``2h`` or ``500ms``."""
-    match = _DURATION.fullmatch(text.strip().lower())
-    if match is None:
+    """An argparse ``type`` for durations (:func:`gptoss_modal._duration.parse_duration`; zero
+    allowed: ``--wait 0`` means do not wait); argparse turns the error into a usage message."""
+    try:
+        return duration_seconds(text, "duration", allow_zero=True)
+    except ConfigError:
         raise argparse.ArgumentTypeError(
             f"{text!r} is not a duration: use a number with s, m, h or ms (e.g. 90s, 30m)"
-        )
-    return float(match[1]) * _UNITS_S[match[2]]
+        ) from None
 
 
 def add_key_option(parser: argparse.ArgumentParser) -> None:
