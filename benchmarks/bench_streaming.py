@@ -27,6 +27,7 @@ import asyncio
 import codecs
 import functools
 import json
+import math
 import os
 import random
 import statistics
@@ -37,7 +38,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 # --- the workload: vLLM 0.13.0's chunks for a gpt-oss answer ---------------------------------
 
@@ -48,6 +49,11 @@ WORDS = (
     "the", "user", "asks", "about", "stream", "tokens", "and", "so", "we", "answer", "in",
     "short", "sentences", ",", ".", " because", "reasoning", "model", "fast", "decode",
 )  # fmt: skip
+
+
+def _ratio(a: float, b: float) -> float:
+    """a / b, or infinity when a peer got nothing through (a starved run must not crash)."""
+    return a / b if b > 0 else math.inf
 
 
 def _dumps(value: Any) -> str:
@@ -67,7 +73,7 @@ def vllm_events(count: int, seed: int = 0) -> list[bytes]:
     for i in range(tokens):
         word = " " + rng.choice(WORDS)
         if i < tokens * 2 // 5:
-            delta = {"reasoning": word, "reasoning_content": word}
+            delta: dict[str, str | None] = {"reasoning": word, "reasoning_content": word}
         else:
             delta = {"content": word, "reasoning_content": None}
         events.append(head + ',"choices":[{"index":0,"delta":' + _dumps(delta)
@@ -131,6 +137,10 @@ def bench_json(repeats: int) -> float:
 
     class Slots:
         __slots__ = ("content", "finish_reason", "reasoning", "usage")
+        content: Any
+        finish_reason: Any
+        reasoning: Any
+        usage: Any
 
     def build(obj: dict[str, Any]) -> Slots:  # what a hand-written typed layer costs
         chunk = Slots()
@@ -455,12 +465,13 @@ class _OpenAI(_Contender):
             base_url=f"{url}/v1",
             api_key="none",
             max_retries=0,
-            http_client=httpx.AsyncClient(limits=limits, timeout=None),  # noqa: S113 - streams
+            # typed as Any: openai's stubs name their own vendored httpx's client type
+            http_client=cast(Any, httpx.AsyncClient(limits=limits, timeout=None)),  # noqa: S113
         )
 
     async def worker(self) -> None:
         while True:
-            stream = await self.client.chat.completions.create(
+            stream: Any = await self.client.chat.completions.create(
                 model=MODEL,
                 messages=MESSAGES,  # type: ignore[arg-type]
                 stream=True,
@@ -637,7 +648,7 @@ def bench_end_to_end(
                     rows.append([
                         f"{concurrency:>3} x {name}",
                         f"{run.chunks_per_s:,.0f}",
-                        f"{ours / run.chunks_per_s:.2f}",
+                        f"{_ratio(ours, run.chunks_per_s):.2f}",
                         f"{run.chunks_per_s / max(run.client_cpu, 0.01):,.0f}",
                         f"{run.client_cpu:.0%}",
                         f"{run.server_cpu:.0%}",
@@ -682,12 +693,12 @@ def check_targets(
         ours = rate(_Ours.name)
         need_sdk, need_lines = (30.0, 3.0) if concurrency <= 64 else (2.0, 2.0)
         checks = [
-            ("ours / openai SDK", ours / rate(_OpenAI.name), need_sdk, False),
-            ("ours / aiohttp line loop", ours / rate(_AiohttpLines.name), need_lines, False),
-            ("ours / raw read rate", ours / rate(_RawRead.name), 0.7, True),
+            ("ours / openai SDK", _ratio(ours, rate(_OpenAI.name)), need_sdk, False),
+            ("ours / aiohttp line loop", _ratio(ours, rate(_AiohttpLines.name)), need_lines, False),
+            ("ours / raw read rate", _ratio(ours, rate(_RawRead.name)), 0.7, True),
             (
                 "ours / raw, vLLM-like server",
-                rate(_Ours.name, 1) / rate(_RawRead.name, 1),
+                _ratio(rate(_Ours.name, 1), rate(_RawRead.name, 1)),
                 0.7,
                 True,
             ),

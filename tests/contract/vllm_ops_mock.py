@@ -211,7 +211,7 @@ class _ScriptedEngine:
     async def get_tokenizer(self) -> Any:
         return SimpleNamespace()
 
-    def generate(self, engine_request: Any, sampling_params: Any, request_id: str, **_: Any):
+    def generate(self, engine_request: Any, sampling_params: Any, request_id: str, **_: Any) -> Any:
         from vllm.v1.engine import FinishReason
         from vllm.v1.engine.output_processor import RequestState
 
@@ -225,8 +225,8 @@ class _ScriptedEngine:
             prompt=None,
             prompt_token_ids=[0] * script["prompt_tokens"],
             prompt_embeds=None,
-            logprobs_processor=_Logprobs(),  # type: ignore[arg-type]
-            detokenizer=_Detokenizer(),  # type: ignore[arg-type]
+            logprobs_processor=_Logprobs(),
+            detokenizer=_Detokenizer(),
             max_tokens_param=sampling_params.max_tokens,
             arrival_time=0.0,
             queue=None,
@@ -236,7 +236,7 @@ class _ScriptedEngine:
         reasons = {"stop": FinishReason.STOP, "length": FinishReason.LENGTH}
         steps: list[list[int]] = script["steps"]
 
-        async def run():
+        async def run() -> Any:
             for number, step in enumerate(steps):
                 last = number == len(steps) - 1
                 state.detokenizer.output_token_ids.extend(step)

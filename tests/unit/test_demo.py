@@ -54,7 +54,12 @@ def test_the_demo_chat_gets_through_a_cold_start(capsys: pytest.CaptureFixture[s
 def test_demo_bench_passes_bench_options_through(monkeypatch: pytest.MonkeyPatch) -> None:
     """Options after `demo bench` (such as --json) reach `gptoss-modal bench` unchanged."""
     seen: list[list[str]] = []
-    monkeypatch.setattr(demo, "run_bench", lambda extra: seen.append(list(extra)) or 0)
+
+    def run_bench(extra: list[str]) -> int:
+        seen.append(list(extra))
+        return 0
+
+    monkeypatch.setattr(demo, "run_bench", run_bench)
     assert demo.main(["bench", "--json", "run.json", "--plot", "run.png"]) == 0
     assert seen == [["--json", "run.json", "--plot", "run.png"]]
 
