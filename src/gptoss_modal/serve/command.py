@@ -1,53 +1,30 @@
 """The ``vllm serve`` argv and environment for a ServeConfig, and the way back.
 
-Pure and deterministic: no shell strings, no I/O, no vLLM import. The flag order follows the
-seed deployment so the default command can be compared with it token for token.
+Pure and deterministic: no shell strings, no I/O, no vLLM import. Both directions read the one
+flag table, ``serve.flags.FLAGS``, whose order follows the seed deployment so the default command
+can be compared with it token for token.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
 from gptoss_modal._exceptions import CommandParseError, ConfigError
 from gptoss_modal.serve.config import SPECULATIVE_METHOD, GPUSpec, ServeConfig
-from gptoss_modal.serve.flags import OPTIONS
+from gptoss_modal.serve.flags import BY_SPELLING, FLAGS, OPTIONS, Flag
 from gptoss_modal.serve.presets import BLACKWELL_ENV
 
 __all__ = ["build_vllm_command", "parse_vllm_command", "vllm_env"]
-
-TOOL_CALL_PARSER = "openai"  # vLLM's parser for gpt-oss's harmony tool calls
 
 
 def build_vllm_command(config: ServeConfig) -> list[str]:
     """The exact ``vllm serve`` argv for ``config`` (resolved first)."""
     c = config.resolved()
     cmd = ["vllm", "serve", c.model]
-    if c.revision is not None:
-        cmd += ["--revision", c.revision]
-    if c.served_model_names is not None:
-        cmd += ["--served-model-name", *c.served_model_names]
-    cmd += ["--host", c.host, "--port", str(c.port)]
-    # Explicit both ways: the default flipped to on in vLLM 0.14.
-    cmd += ["--async-scheduling" if c.async_scheduling else "--no-async-scheduling"]
-    # Eager mode skips torch.compile and CUDA graph capture: boots in a fraction of the time.
-    cmd += ["--enforce-eager" if c.fast_boot else "--no-enforce-eager"]
-    cmd += ["--tensor-parallel-size", str(c.tensor_parallel_size)]
-    compilation = _compilation_config(c)
-    if compilation:
-        cmd += ["--compilation-config", json.dumps(compilation)]
-    if c.speculative:
-        cmd += ["--speculative-config", json.dumps(_speculative_config(c))]
-    cmd += _valued("--stream-interval", c.stream_interval)
-    cmd += _valued("--kv-cache-dtype", c.kv_cache_dtype)
-    cmd += _valued("--max-cudagraph-capture-size", c.max_cudagraph_capture_size)
-    cmd += _valued("--max-num-batched-tokens", c.max_num_batched_tokens)
-    cmd += _valued("--max-model-len", c.max_model_len)
-    cmd += _valued("--max-num-seqs", c.max_num_seqs)
-    cmd += _valued("--gpu-memory-utilization", c.gpu_memory_utilization)
-    if c.tool_calling:
-        cmd += ["--tool-call-parser", TOOL_CALL_PARSER, "--enable-auto-tool-choice"]
+    for row in FLAGS:
+        cmd += _write(row, c)
     cmd += list(c.extra_args)
     return cmd
 
@@ -59,8 +36,25 @@ def vllm_env(config: ServeConfig) -> dict[str, str]:
     return {}
 
 
-def _valued(flag: str, value: int | float | str | None) -> list[str]:
-    return [] if value is None else [flag, str(value)]
+def _write(row: Flag, c: ServeConfig) -> list[str]:
+    """The tokens one flag of the table contributes for ``c`` (none when it is left unset)."""
+    if row.kind == "json":
+        data = _JSON_WRITERS[row.flag](c)
+        return [row.flag, json.dumps(data)] if data else []
+    value = getattr(c, row.attr)
+    if row.kind == "switch":
+        assert row.off is not None
+        return [row.flag if value else row.off]
+    if row.kind == "present":
+        return [row.flag] if value else []
+    if row.kind == "const":
+        assert row.const is not None
+        return [row.flag, row.const] if value else []
+    if value is None:
+        return []
+    if row.kind == "names":
+        return [row.flag, *value]
+    return [row.flag, str(value)]
 
 
 def _compilation_config(c: ServeConfig) -> dict[str, Any]:
@@ -76,6 +70,8 @@ def _compilation_config(c: ServeConfig) -> dict[str, Any]:
 
 
 def _speculative_config(c: ServeConfig) -> dict[str, Any]:
+    if not c.speculative:
+        return {}
     return {
         "model": c.speculative_model,
         "num_speculative_tokens": c.num_speculative_tokens,
@@ -83,26 +79,13 @@ def _speculative_config(c: ServeConfig) -> dict[str, Any]:
     }
 
 
-# ---- the way back -------------------------------------------------------------------------
+_JSON_WRITERS: dict[str, Callable[[ServeConfig], dict[str, Any]]] = {
+    "--compilation-config": _compilation_config,
+    "--speculative-config": _speculative_config,
+}
 
-_SWITCHES: dict[str, tuple[str, bool]] = {
-    "--async-scheduling": ("async_scheduling", True),
-    "--no-async-scheduling": ("async_scheduling", False),
-    "--enforce-eager": ("fast_boot", True),
-    "--no-enforce-eager": ("fast_boot", False),
-}
-_VALUED: dict[str, tuple[str, type]] = {
-    "--revision": ("revision", str),
-    "--host": ("host", str),
-    "--port": ("port", int),
-    "--stream-interval": ("stream_interval", int),
-    "--kv-cache-dtype": ("kv_cache_dtype", str),
-    "--max-cudagraph-capture-size": ("max_cudagraph_capture_size", int),
-    "--max-num-batched-tokens": ("max_num_batched_tokens", int),
-    "--max-model-len": ("max_model_len", int),
-    "--max-num-seqs": ("max_num_seqs", int),
-    "--gpu-memory-utilization": ("gpu_memory_utilization", float),
-}
+
+# ---- the way back -------------------------------------------------------------------------
 
 
 def parse_vllm_command(
@@ -125,52 +108,22 @@ def parse_vllm_command(
         raise CommandParseError("argv", tokens[:3], "'vllm serve MODEL ...'")
     values: dict[str, Any] = {"model": tokens[2], "profile": None, "speculative": False}
     seen: set[str] = set()
-    tp = 1
     i = 3
     while i < len(tokens):
-        flag = tokens[i]
-        if flag not in _SWITCHES and flag not in _VALUED and flag not in _OTHER_KNOWN:
+        found = BY_SPELLING.get(tokens[i])
+        if found is None:
             values["extra_args"] = tuple(tokens[i:])
             break
-        dest = OPTIONS[flag].dest
+        dest = OPTIONS[tokens[i]].dest
         if dest in seen:
-            raise CommandParseError("argv", flag, "each option at most once")
+            raise CommandParseError("argv", tokens[i], "each option at most once")
         seen.add(dest)
-        i += 1
-        if flag in _SWITCHES:
-            name, switch = _SWITCHES[flag]
-            values[name] = switch
-            continue
-        if flag == "--enable-auto-tool-choice":
-            values["tool_calling"] = True
-            continue
-        if flag == "--served-model-name":
-            names = []
-            while i < len(tokens) and not tokens[i].startswith("-"):
-                names.append(tokens[i])
-                i += 1
-            values["served_model_names"] = tuple(names)
-            continue
-        if i >= len(tokens):
-            raise CommandParseError("argv", flag, f"{flag} followed by a value")
-        text = tokens[i]
-        i += 1
-        if flag in _VALUED:
-            name, kind = _VALUED[flag]
-            values[name] = _convert(flag, text, kind)
-        elif flag == "--tensor-parallel-size":
-            tp = _convert(flag, text, int)
-        elif flag == "--compilation-config":
-            values.update(_read_compilation(text))
-        elif flag == "--speculative-config":
-            values.update(_read_speculative(text))
-        elif flag == "--tool-call-parser" and text != TOOL_CALL_PARSER:
-            raise CommandParseError(flag, text, f"'{TOOL_CALL_PARSER}' (gpt-oss's parser)")
+        i = _read(*found, tokens, i + 1, values)
     if ("tool_call_parser" in seen) != ("enable_auto_tool_choice" in seen):
         raise CommandParseError(
             "argv", "tool calling", "--tool-call-parser openai with --enable-auto-tool-choice"
         )
-    values["gpu"] = _gpu_for(tp, env, gpu)
+    values["gpu"] = _gpu_for(values.pop("tensor_parallel_size", 1), env, gpu)
     if max_inputs != "tied":
         values["max_inputs"] = max_inputs
     else:
@@ -186,16 +139,36 @@ def parse_vllm_command(
     return config
 
 
-_OTHER_KNOWN = frozenset(
-    {
-        "--served-model-name",
-        "--tensor-parallel-size",
-        "--compilation-config",
-        "--speculative-config",
-        "--tool-call-parser",
-        "--enable-auto-tool-choice",
-    }
-)
+_CONVERTERS: dict[str, type] = {"str": str, "int": int, "float": float}
+
+
+def _read(row: Flag, switch: bool, tokens: list[str], i: int, values: dict[str, Any]) -> int:
+    """Read one flag's value(s) from ``tokens[i:]`` into ``values``; return the next index."""
+    if row.kind == "switch":
+        values[row.attr] = switch
+        return i
+    if row.kind == "present":
+        values[row.attr] = True
+        return i
+    if row.kind == "names":
+        names = []
+        while i < len(tokens) and not tokens[i].startswith("-"):
+            names.append(tokens[i])
+            i += 1
+        values[row.attr] = tuple(names)
+        return i
+    if i >= len(tokens):
+        raise CommandParseError("argv", row.flag, f"{row.flag} followed by a value")
+    text = tokens[i]
+    if row.kind == "json":
+        values.update(_JSON_READERS[row.flag](text))
+    elif row.kind == "const":
+        if text != row.const:
+            raise CommandParseError(row.flag, text, f"'{row.const}' (gpt-oss's parser)")
+        values[row.attr] = True
+    else:
+        values[row.attr] = _convert(row.flag, text, _CONVERTERS[row.kind])
+    return i + 1
 
 
 def _convert(flag: str, text: str, kind: type) -> Any:
@@ -239,6 +212,12 @@ def _read_speculative(text: str) -> dict[str, Any]:
         "speculative_model": data["model"],
         "num_speculative_tokens": data["num_speculative_tokens"],
     }
+
+
+_JSON_READERS: dict[str, Callable[[str], dict[str, Any]]] = {
+    "--compilation-config": _read_compilation,
+    "--speculative-config": _read_speculative,
+}
 
 
 def _gpu_for(tp: int, env: Mapping[str, str] | None, gpu: str | None) -> str:

@@ -176,6 +176,10 @@ class ServeConfig:
         check_range(
             "num_speculative_tokens", self.num_speculative_tokens, 1, MAX_SPECULATIVE_TOKENS
         )
+        self._check_sizes()
+        self._check_names()
+
+    def _check_sizes(self) -> None:
         if self.kv_cache_dtype is not None and self.kv_cache_dtype not in KV_CACHE_DTYPES:
             raise ConfigError(
                 "kv_cache_dtype", self.kv_cache_dtype, f"one of {', '.join(KV_CACHE_DTYPES)}"
@@ -191,6 +195,8 @@ class ServeConfig:
             raise ConfigError(
                 "gpu_memory_utilization", self.gpu_memory_utilization, "a fraction in (0, 1]"
             )
+
+    def _check_names(self) -> None:
         if not self.host or any(c.isspace() for c in self.host):
             raise ConfigError("host", self.host, "an address such as 0.0.0.0")
         if self.served_model_names is not None:

@@ -1,6 +1,8 @@
-"""Which ``vllm serve`` flags exist, which ones the config owns, and checks on ``extra_args``.
+"""The one table of ``vllm serve`` flags a ServeConfig sets, and the checks on ``extra_args``.
 
-The option table is vLLM 0.13.0's own (``_vllm_options``), so a typo or a flag renamed by vLLM
+``FLAGS`` is read three ways: the builder writes argv from it (in its order, the seed's), the
+parser reads argv back with it, and ``extra_args`` may not set any parser destination it names.
+The option table is vLLM 0.13.0's own (``serve/options``), so a typo or a flag renamed by vLLM
 is caught here, at config time, instead of as an engine crash twenty minutes into a cold start.
 """
 
@@ -8,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 from gptoss_modal._exceptions import ConfigError
 from gptoss_modal.serve.options.v0_13_0 import OPTION_GROUPS, VLLM_VERSION
@@ -29,30 +32,87 @@ for _dest, _spellings, _arity, _choices in OPTION_GROUPS:
     for _spelling in _spellings:
         OPTIONS[_spelling] = _option
 
+# How a flag carries its setting:
+# "str" / "int" / "float": one value, passed when the attribute is not None;
+# "switch": always passed, as ``flag`` (True) or ``off`` (False);
+# "present": a bare flag, passed when the attribute is true;
+# "const": ``flag const``, passed when the attribute is true;
+# "names": one or more values; "json": a JSON sub-config made from several fields.
+FlagKind = Literal["str", "int", "float", "switch", "present", "const", "names", "json"]
+
+
+@dataclass(frozen=True)
+class Flag:
+    """One ``vllm serve`` flag the config sets: where its value comes from and how it is written."""
+
+    flag: str  # the spelling the builder writes and the parser reads
+    attr: str  # the ServeConfig attribute (or, for "json", the sub-config) it carries
+    kind: FlagKind
+    off: str | None = None  # a switch's spelling for False
+    const: str | None = None  # a "const" flag's only value
+    owner: str | None = None  # the field(s) to name in errors, when not ``attr``
+
+    @property
+    def owned_by(self) -> str:
+        """The config field(s) a user sets instead of passing this flag."""
+        return self.owner or self.attr
+
+
+TOOL_CALL_PARSER = "openai"  # vLLM's parser for gpt-oss's harmony tool calls
+_TOOLS = "tool_calling"
+
+FLAGS: tuple[Flag, ...] = (
+    Flag("--revision", "revision", "str"),
+    Flag("--served-model-name", "served_model_names", "names"),
+    Flag("--host", "host", "str"),
+    Flag("--port", "port", "int"),
+    # Explicit both ways: the default flipped to on in vLLM 0.14.
+    Flag("--async-scheduling", "async_scheduling", "switch", off="--no-async-scheduling"),
+    # Eager mode skips torch.compile and CUDA graph capture: boots in a fraction of the time.
+    Flag("--enforce-eager", "fast_boot", "switch", off="--no-enforce-eager"),
+    Flag(
+        "--tensor-parallel-size",
+        "tensor_parallel_size",
+        "int",
+        owner="gpu (the GPU count is the tensor-parallel size)",
+    ),
+    Flag(
+        "--compilation-config",
+        "compilation_config",
+        "json",
+        owner="fuse_allreduce_rms / eliminate_noops",
+    ),
+    Flag(
+        "--speculative-config",
+        "speculative_config",
+        "json",
+        owner="speculative / speculative_model / num_speculative_tokens",
+    ),
+    Flag("--stream-interval", "stream_interval", "int"),
+    Flag("--kv-cache-dtype", "kv_cache_dtype", "str"),
+    Flag("--max-cudagraph-capture-size", "max_cudagraph_capture_size", "int"),
+    Flag("--max-num-batched-tokens", "max_num_batched_tokens", "int"),
+    Flag("--max-model-len", "max_model_len", "int"),
+    Flag("--max-num-seqs", "max_num_seqs", "int"),
+    Flag("--gpu-memory-utilization", "gpu_memory_utilization", "float"),
+    Flag("--tool-call-parser", _TOOLS, "const", const=TOOL_CALL_PARSER),
+    Flag("--enable-auto-tool-choice", _TOOLS, "present"),
+)
+
+# Every spelling the parser back reads, with the row and the value a switch spelling means.
+BY_SPELLING: dict[str, tuple[Flag, bool]] = {
+    **{row.flag: (row, True) for row in FLAGS},
+    **{row.off: (row, False) for row in FLAGS if row.off is not None},
+}
+
 # Parser destinations the ServeConfig sets, with the field to use instead. Extra arguments may
 # not set these: two sources for one value is how a deployment ends up running something else
 # than its config says.
 OWNED_DESTS: dict[str, str] = {
+    # The model is vLLM's positional argument (``model_tag``), also spelt ``--model``.
     "model": "model",
     "model_tag": "model",
-    "revision": "revision",
-    "served_model_name": "served_model_names",
-    "host": "host",
-    "port": "port",
-    "async_scheduling": "async_scheduling",
-    "enforce_eager": "fast_boot",
-    "tensor_parallel_size": "gpu (the GPU count is the tensor-parallel size)",
-    "compilation_config": "fuse_allreduce_rms / eliminate_noops",
-    "speculative_config": "speculative / speculative_model / num_speculative_tokens",
-    "stream_interval": "stream_interval",
-    "kv_cache_dtype": "kv_cache_dtype",
-    "max_cudagraph_capture_size": "max_cudagraph_capture_size",
-    "max_num_batched_tokens": "max_num_batched_tokens",
-    "max_model_len": "max_model_len",
-    "max_num_seqs": "max_num_seqs",
-    "gpu_memory_utilization": "gpu_memory_utilization",
-    "tool_call_parser": "tool_calling",
-    "enable_auto_tool_choice": "tool_calling",
+    **{OPTIONS[row.flag].dest: row.owned_by for row in FLAGS},
     # Not config fields, but never allowed on argv: a key on the command line shows up in
     # process listings and logs (the app passes it as VLLM_API_KEY), and a YAML config file
     # would override the config behind our back.
@@ -95,16 +155,7 @@ def validate_extra_args(args: Sequence[str], *, field: str = "extra_args") -> tu
                 field, token, "each extra argument starts with a vllm serve option such as --seed"
             )
         name, has_inline, inline = token.partition("=")
-        option = OPTIONS.get(name)
-        if option is None:
-            raise ConfigError(
-                field, token, f"an option vllm serve {VLLM_VERSION} accepts{_suggest(name)}"
-            )
-        if option.dest in SECRET_DESTS:
-            # Name the option, never echo what followed it: that is the secret.
-            raise ConfigError(field, name, f"not in extra_args: use {OWNED_DESTS[option.dest]}")
-        if option.dest in OWNED_DESTS:
-            raise ConfigError(field, token, f"not in extra_args: set {OWNED_DESTS[option.dest]}")
+        option = _unowned_option(field, token, name)
         values: list[str] = [inline] if has_inline else []
         i += 1
         if not has_inline:
@@ -113,6 +164,21 @@ def validate_extra_args(args: Sequence[str], *, field: str = "extra_args") -> tu
                 i += 1
         _check_arity(field, token, option, values)
     return tokens
+
+
+def _unowned_option(field: str, token: str, name: str) -> VllmOption:
+    """The option ``name`` spells, if vLLM has it and the config does not own it."""
+    option = OPTIONS.get(name)
+    if option is None:
+        raise ConfigError(
+            field, token, f"an option vllm serve {VLLM_VERSION} accepts{_suggest(name)}"
+        )
+    if option.dest in SECRET_DESTS:
+        # Name the option, never echo what followed it: that is the secret.
+        raise ConfigError(field, name, f"not in extra_args: use {OWNED_DESTS[option.dest]}")
+    if option.dest in OWNED_DESTS:
+        raise ConfigError(field, token, f"not in extra_args: set {OWNED_DESTS[option.dest]}")
+    return option
 
 
 def _looks_like_option(token: str) -> bool:

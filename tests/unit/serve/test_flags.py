@@ -3,9 +3,18 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
 
-from gptoss_modal import ConfigError
-from gptoss_modal.serve.flags import owned_field, validate_extra_args
+from gptoss_modal import ConfigError, ServeConfig, build_vllm_command
+from gptoss_modal.serve.flags import (
+    BY_SPELLING,
+    FLAGS,
+    OPTIONS,
+    OWNED_DESTS,
+    owned_field,
+    validate_extra_args,
+)
+from tests.strategies import serve_configs
 
 
 @pytest.mark.parametrize(
@@ -85,3 +94,19 @@ def test_credentials_are_refused_without_echoing_them(args: list[str]) -> None:
         validate_extra_args(args)
     assert "SECRET" not in str(err.value)
     assert "Modal Secret" in str(err.value)
+
+
+def test_every_table_flag_is_a_vllm_option_the_config_owns() -> None:
+    """Each row of the one flag table is a real option whose destination extra_args may not set."""
+    for row in FLAGS:
+        for spelling in (row.flag, row.off):
+            if spelling is not None:
+                assert OWNED_DESTS[OPTIONS[spelling].dest] == row.owned_by
+
+
+@given(serve_configs())
+def test_builder_writes_only_flags_from_the_table(config: ServeConfig) -> None:
+    """Every option the builder writes before extra_args is a spelling of the one table."""
+    argv = build_vllm_command(config)
+    modelled = argv[3 : len(argv) - len(config.extra_args)]
+    assert {t for t in modelled if t.startswith("--")} <= set(BY_SPELLING)
