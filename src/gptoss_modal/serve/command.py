@@ -12,77 +12,24 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
 from gptoss_modal._exceptions import CommandParseError, ConfigError
-from gptoss_modal.serve.config import SPECULATIVE_METHOD, GPUSpec, ServeConfig
-from gptoss_modal.serve.flags import BY_SPELLING, FLAGS, OPTIONS, Flag
-from gptoss_modal.serve.presets import BLACKWELL_ENV
+from gptoss_modal.serve.config import GPUSpec, ServeConfig
+from gptoss_modal.serve.flags import BY_SPELLING, ENV_VARS, Flag
+from gptoss_modal.serve.options import DEFAULT_VLLM_VERSION, VllmVersion, option_table
+from gptoss_modal.serve.recipes import RECIPES, SPECULATIVE_METHOD
+from gptoss_modal.serve.render import render_env, render_flags
 
 __all__ = ["build_vllm_command", "parse_vllm_command", "vllm_env"]
 
 
 def build_vllm_command(config: ServeConfig) -> list[str]:
-    """The exact ``vllm serve`` argv for ``config`` (resolved first)."""
+    """The exact ``vllm serve`` argv for ``config`` (resolved first) in its vLLM version."""
     c = config.resolved()
-    cmd = ["vllm", "serve", c.model]
-    for row in FLAGS:
-        cmd += _write(row, c)
-    cmd += list(c.extra_args)
-    return cmd
+    return ["vllm", "serve", c.model, *render_flags(c), *c.extra_args]
 
 
 def vllm_env(config: ServeConfig) -> dict[str, str]:
-    """Environment variables vLLM needs for this config's GPU (only where they belong)."""
-    if config.gpu_spec.preset.arch == "blackwell":
-        return dict(BLACKWELL_ENV)
-    return {}
-
-
-def _write(row: Flag, c: ServeConfig) -> list[str]:
-    """The tokens one flag of the table contributes for ``c`` (none when it is left unset)."""
-    if row.kind == "json":
-        data = _JSON_WRITERS[row.flag](c)
-        return [row.flag, json.dumps(data)] if data else []
-    value = getattr(c, row.attr)
-    if row.kind == "switch":
-        assert row.off is not None
-        return [row.flag if value else row.off]
-    if row.kind == "present":
-        return [row.flag] if value else []
-    if row.kind == "const":
-        assert row.const is not None
-        return [row.flag, row.const] if value else []
-    if value is None:
-        return []
-    if row.kind == "names":
-        return [row.flag, *value]
-    return [row.flag, str(value)]
-
-
-def _compilation_config(c: ServeConfig) -> dict[str, Any]:
-    passes = {
-        name: value
-        for name, value in (
-            ("fuse_allreduce_rms", c.fuse_allreduce_rms),
-            ("eliminate_noops", c.eliminate_noops),
-        )
-        if value is not None
-    }
-    return {"pass_config": passes} if passes else {}
-
-
-def _speculative_config(c: ServeConfig) -> dict[str, Any]:
-    if not c.speculative:
-        return {}
-    return {
-        "model": c.speculative_model,
-        "num_speculative_tokens": c.num_speculative_tokens,
-        "method": SPECULATIVE_METHOD,
-    }
-
-
-_JSON_WRITERS: dict[str, Callable[[ServeConfig], dict[str, Any]]] = {
-    "--compilation-config": _compilation_config,
-    "--speculative-config": _speculative_config,
-}
+    """The ``VLLM_*`` variables ``config`` needs in its vLLM version (only where they belong)."""
+    return render_env(config.resolved())
 
 
 # ---- the way back -------------------------------------------------------------------------
@@ -94,27 +41,36 @@ def parse_vllm_command(
     *,
     gpu: str | None = None,
     max_inputs: int | Literal["tied"] | None = "tied",
+    vllm_version: VllmVersion = DEFAULT_VLLM_VERSION,
 ) -> ServeConfig:
     """Read an argv made by :func:`build_vllm_command` back into an explicit ServeConfig.
 
-    The GPU type is not on vLLM's command line (vLLM reads it off the hardware), so pass
-    ``gpu``; without it a Blackwell environment means B200. Its count must equal the tensor
-    parallel size. ``max_inputs`` (Modal's concurrency, not a vLLM flag) is by default
-    ``"tied"`` to the CUDA graph capture size, as resolution ties them. Flags after the first
-    one the config does not model are kept, in order, as ``extra_args``.
+    Neither the vLLM version nor the GPU type is on vLLM's command line, so pass
+    ``vllm_version`` (default: the package's) and ``gpu``; without ``gpu`` the MXFP8 MoE
+    kernel (Blackwell-only) means B200. Its count must equal the tensor parallel size.
+    ``max_inputs`` (Modal's concurrency, not a vLLM flag) is by default ``"tied"`` to the CUDA
+    graph capture size, as resolution ties them. Flags after the first one the config does not
+    model are kept, in order, as ``extra_args``.
     """
     tokens = list(argv)
     if tokens[:2] != ["vllm", "serve"] or len(tokens) < 3 or tokens[2].startswith("-"):
         raise CommandParseError("argv", tokens[:3], "'vllm serve MODEL ...'")
-    values: dict[str, Any] = {"model": tokens[2], "profile": None, "speculative": False}
+    values: dict[str, Any] = {
+        "model": tokens[2],
+        "profile": None,
+        "speculative": False,
+        "vllm_version": vllm_version,
+        "mxfp8_moe": False,
+    }
+    options = option_table(vllm_version).options
     seen: set[str] = set()
     i = 3
     while i < len(tokens):
         found = BY_SPELLING.get(tokens[i])
-        if found is None:
+        if found is None or tokens[i] not in options:
             values["extra_args"] = tuple(tokens[i:])
             break
-        dest = OPTIONS[tokens[i]].dest
+        dest = options[tokens[i]].dest
         if dest in seen:
             raise CommandParseError("argv", tokens[i], "each option at most once")
         seen.add(dest)
@@ -123,7 +79,8 @@ def parse_vllm_command(
         raise CommandParseError(
             "argv", "tool calling", "--tool-call-parser openai with --enable-auto-tool-choice"
         )
-    values["gpu"] = _gpu_for(values.pop("tensor_parallel_size", 1), env, gpu)
+    from_env = _read_env(env, vllm_version, values) if env is not None else set()
+    values["gpu"] = _gpu_for(values.pop("tensor_parallel_size", 1), values["mxfp8_moe"], gpu)
     if max_inputs != "tied":
         values["max_inputs"] = max_inputs
     else:
@@ -131,12 +88,40 @@ def parse_vllm_command(
     try:
         config = ServeConfig(**values)
     except ConfigError as exc:
+        if exc.field in from_env:  # the variable was wrong, not the field someone typed
+            raise CommandParseError("env", dict(env or {}), exc.allowed) from exc
         raise CommandParseError(exc.field, exc.value, exc.allowed, source="argv") from exc
     if env is not None and dict(env) != vllm_env(config):
         raise CommandParseError(
             "env", dict(env), f"the environment for {config.gpu}: {vllm_env(config)}"
         )
     return config
+
+
+def _read_env(env: Mapping[str, str], version: VllmVersion, values: dict[str, Any]) -> set[str]:
+    """Read the config's ``VLLM_*`` variables into ``values``; return the fields they set."""
+    recipe = RECIPES[version]
+    known = {var.name: var for var in ENV_VARS}
+    fields: set[str] = set()
+    for name, text in env.items():
+        if name in recipe.mxfp8_moe_env and recipe.mxfp8_moe_via == "env":
+            values["mxfp8_moe"] = text == recipe.mxfp8_moe_env[name]
+            fields.add("mxfp8_moe")
+        elif name in known:
+            var = known[name]
+            values[var.attr] = text == "1" if var.kind == "one" else text
+            fields.add(var.attr)
+        else:
+            raise CommandParseError(
+                "env", name, f"a variable the config sets in vLLM {version}: {_env_names(version)}"
+            )
+    return fields
+
+
+def _env_names(version: VllmVersion) -> str:
+    recipe = RECIPES[version]
+    names = [*recipe.mxfp8_moe_env, *(var.name for var in ENV_VARS)]
+    return ", ".join(n for n in names if n in option_table(version).env_vars)
 
 
 _CONVERTERS: dict[str, type] = {"str": str, "int": int, "float": float}
@@ -199,6 +184,16 @@ def _read_compilation(text: str) -> dict[str, Any]:
     return {name: passes.get(name) for name in known}
 
 
+def _read_quantization(text: str) -> dict[str, Any]:
+    data = _read_json("--quantization-config", text)
+    mxfp8 = {"moe": {"activation": "mxfp8"}}
+    if data != mxfp8:
+        raise CommandParseError(
+            "--quantization-config", text, f"{json.dumps(mxfp8)} (only mxfp8_moe is modelled)"
+        )
+    return {"mxfp8_moe": True}
+
+
 def _read_speculative(text: str) -> dict[str, Any]:
     data = _read_json("--speculative-config", text)
     if set(data) != {"model", "num_speculative_tokens", "method"}:
@@ -217,12 +212,13 @@ def _read_speculative(text: str) -> dict[str, Any]:
 _JSON_READERS: dict[str, Callable[[str], dict[str, Any]]] = {
     "--compilation-config": _read_compilation,
     "--speculative-config": _read_speculative,
+    "--quantization-config": _read_quantization,
 }
 
 
-def _gpu_for(tp: int, env: Mapping[str, str] | None, gpu: str | None) -> str:
+def _gpu_for(tp: int, mxfp8_moe: bool, gpu: str | None) -> str:
     if gpu is None:
-        if env is not None and all(env.get(k) == v for k, v in BLACKWELL_ENV.items()):
+        if mxfp8_moe:  # the kernel exists only on Blackwell
             return f"B200:{tp}"
         raise CommandParseError("gpu", None, "the GPU type: it is not on vLLM's command line")
     spec = GPUSpec.parse(gpu)
