@@ -6,7 +6,9 @@ batching every question through one process keeps the contract suite fast.
 
 Requests: ``{"op": NAME, ...}``. Answers: ``{"ok": true, ...}`` or ``{"ok": false, "error": str}``.
 Extra ops live in ``vllm_ops_*.py`` files beside this one, each exposing ``OPS = {name: func}``.
-This file is never imported by the test process: it runs only under vLLM's interpreter.
+This file is never imported by the test process: it runs only under vLLM's interpreter, any
+supported version (0.13.0 or 0.33.0); an ops file that does not import under the running version
+is skipped, and asking for one of its ops says why.
 """
 
 from __future__ import annotations
@@ -108,7 +110,55 @@ def op_parse_serve(req: dict[str, Any]) -> dict[str, Any]:
         "args": _jsonable(vars(args)),
         "unknown_speculative_keys": unknown_spec_keys,
         "speculative_methods": spec_methods,
+        "sub_config_errors": _sub_config_errors(args),
     }
+
+
+def _sub_config_errors(args: argparse.Namespace) -> list[str]:
+    """Validate each JSON sub-config with this vLLM's own config classes; the errors found.
+
+    The parser already builds ``CompilationConfig`` (pydantic, extra keys forbidden). The
+    speculative JSON is a plain dict until the engine starts (and ``SpeculativeConfig``'s
+    post-init fetches the draft from the Hub), so each key's value is validated against the
+    class's field type instead. ``--quantization-config`` (0.24+) is validated as a whole.
+    """
+    import typing
+
+    import pydantic
+
+    errors: list[str] = []
+    spec = args.speculative_config or {}
+    hints = typing.get_type_hints(vllm.config.SpeculativeConfig)
+    for key, value in spec.items():
+        if key not in hints:
+            continue  # reported as unknown_speculative_keys
+        try:
+            pydantic.TypeAdapter(hints[key]).validate_python(value)
+        except pydantic.ValidationError as exc:
+            errors.append(f"speculative_config.{key}: {exc}")
+    quantization = getattr(args, "quantization_config", None)
+    if isinstance(quantization, dict):
+        from vllm.config.quantization import QuantizationConfigArgs
+
+        try:
+            pydantic.TypeAdapter(QuantizationConfigArgs).validate_python(quantization)
+        except pydantic.ValidationError as exc:
+            errors.append(f"quantization_config: {exc}")
+    return errors
+
+
+def op_kv_cache_dtypes(_: dict[str, Any]) -> dict[str, Any]:
+    """The KV cache dtypes this vLLM's cache config accepts."""
+    from vllm.config.cache import CacheDType
+
+    return {"dtypes": sorted(_literal_strings(CacheDType))}
+
+
+def op_env_vars(_: dict[str, Any]) -> dict[str, Any]:
+    """The ``VLLM_*`` variables this vLLM reads."""
+    import vllm.envs
+
+    return {"names": sorted(vllm.envs.environment_variables)}
 
 
 def _literal_strings(hint: Any) -> set[str]:
@@ -183,6 +233,8 @@ OPS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "serve_options": op_serve_options,
     "serve_option_groups": op_serve_option_groups,
     "validate": op_validate,
+    "kv_cache_dtypes": op_kv_cache_dtypes,
+    "env_vars": op_env_vars,
 }
 
 
