@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, reject, settings
 
 from gptoss_modal import ConfigError, ServeConfig, build_vllm_command, vllm_env
-from gptoss_modal.serve.options import VLLM_VERSIONS, option_table
+from gptoss_modal.serve.options import VLLM_VERSIONS, VllmVersion, option_table
 from gptoss_modal.serve.presets import GPUS, KV_CACHE_DTYPES, PROFILES
 from tests.contract._oracle import VllmOracle
 from tests.strategies import serve_configs
@@ -44,6 +44,11 @@ V0_33_ONLY: dict[str, dict[str, Any]] = {
     "startup plan and date": {"startup_plan": True, "system_start_date": "2025-08-05"},
     "moe backend by extra args": {"extra_args": ("--moe-backend", "flashinfer_trtllm")},
 }
+
+
+def _version(oracle: VllmOracle) -> VllmVersion:
+    """The oracle's vLLM version, as one of ours (the oracle only runs supported versions)."""
+    return next(v for v in VLLM_VERSIONS if v == oracle.version)
 
 
 def assert_vllm_accepts(vllm: VllmOracle, config: ServeConfig) -> dict[str, Any]:
@@ -112,13 +117,13 @@ def assert_vllm_accepts(vllm: VllmOracle, config: ServeConfig) -> dict[str, Any]
 def test_each_oracle_runs_its_version(vllm_each: VllmOracle) -> None:
     """Each contract run is checked against a version that has a generated option table."""
     assert vllm_each.version in VLLM_VERSIONS
-    assert option_table(vllm_each.version).version == vllm_each.version  # type: ignore[arg-type]
+    assert option_table(_version(vllm_each)).version == vllm_each.version
 
 
 @pytest.mark.parametrize("name", list(MATRIX))
 def test_matrix_commands_parse_with_their_vllm(vllm_each: VllmOracle, name: str) -> None:
     """Model x GPU x profile, and the edge cases: each version's parser reads our values."""
-    assert_vllm_accepts(vllm_each, ServeConfig(**MATRIX[name], vllm_version=vllm_each.version))
+    assert_vllm_accepts(vllm_each, ServeConfig(**MATRIX[name], vllm_version=_version(vllm_each)))
 
 
 @pytest.mark.parametrize("name", list(SEED_MATRIX))
@@ -133,7 +138,7 @@ def test_0_33_only_settings_parse_with_0_33_and_are_refused_on_0_13(
 ) -> None:
     """What only 0.33.0 has parses there, and the builder refuses it for 0.13.0."""
     assert_vllm_accepts(vllm_oracle_for("0.33.0"), ServeConfig(**V0_33_ONLY[name]))
-    with pytest.raises(ConfigError, match="0.33.0"):
+    with pytest.raises(ConfigError, match=r"0\.33\.0"):
         ServeConfig(**V0_33_ONLY[name], vllm_version="0.13.0")
 
 
@@ -148,7 +153,7 @@ def test_default_is_0_33_and_parses_there(vllm_oracle_for: Any) -> None:
 def test_drawn_configs_parse_with_their_vllm(vllm_each: VllmOracle, config: ServeConfig) -> None:
     """Hypothesis-drawn configs across the whole space parse with each version's parser."""
     try:
-        config = config.replace(vllm_version=vllm_each.version)
+        config = config.replace(vllm_version=_version(vllm_each))
     except ConfigError:
         reject()  # e.g. an extra argument the other version lacks
     assert_vllm_accepts(vllm_each, config)
@@ -157,7 +162,7 @@ def test_drawn_configs_parse_with_their_vllm(vllm_each: VllmOracle, config: Serv
 def test_a_flag_only_in_the_other_version_is_refused_by_both(vllm_each: VllmOracle) -> None:
     """Each switch that only the other version has is refused by our builder and by this
     version's own parser, so the builder never lets a foreign flag through."""
-    here = option_table(vllm_each.version).options  # type: ignore[arg-type]
+    here = option_table(_version(vllm_each)).options
     foreign = sorted(
         spelling
         for version in VLLM_VERSIONS
@@ -165,15 +170,15 @@ def test_a_flag_only_in_the_other_version_is_refused_by_both(vllm_each: VllmOrac
         if spelling not in here and option.arity == "0" and spelling.startswith("--")
     )
     assert foreign
-    base = build_vllm_command(ServeConfig(vllm_version=vllm_each.version))  # type: ignore[arg-type]
+    base = build_vllm_command(ServeConfig(vllm_version=_version(vllm_each)))
     accepted: list[str] = []
     for spelling in foreign:
         with pytest.raises(ConfigError, match="exists in vLLM"):
-            ServeConfig(vllm_version=vllm_each.version, extra_args=(spelling,))  # type: ignore[arg-type]
+            ServeConfig(vllm_version=_version(vllm_each), extra_args=(spelling,))
         # argparse would take it as an abbreviation of a longer option: only ours refuses it.
-        if not any(other.startswith(spelling) for other in here):
-            if vllm_each.parse_serve([*base, spelling])["ok"]:
-                accepted.append(spelling)
+        abbreviation = any(other.startswith(spelling) for other in here)
+        if not abbreviation and vllm_each.parse_serve([*base, spelling])["ok"]:
+            accepted.append(spelling)
     # 0.33.0's parser still takes the old "--no-X" form of its "--X" switches without listing
     # it; the builder refuses it anyway (it takes the spellings of the version's own table).
     assert all(s.startswith("--no-") and "--" + s.removeprefix("--no-") in here for s in accepted)
@@ -188,7 +193,7 @@ def _mutate(argv: list[str], flag: str, change: Any) -> list[str]:
 
 def test_a_renamed_flag_fails_the_contract(vllm_each: VllmOracle) -> None:
     """A flag vLLM does not know (here a renamed one) is rejected by vLLM's parser."""
-    config = ServeConfig(vllm_version=vllm_each.version)  # type: ignore[arg-type]
+    config = ServeConfig(vllm_version=_version(vllm_each))
     argv = [
         "--max-batched-tokens" if t == "--max-num-batched-tokens" else t
         for t in build_vllm_command(config)
@@ -200,7 +205,7 @@ def test_a_renamed_flag_fails_the_contract(vllm_each: VllmOracle) -> None:
 
 def test_vllm_accepts_abbreviations_so_extra_args_must_not(vllm_each: VllmOracle) -> None:
     """argparse takes unambiguous prefixes (--max-num-seq), so our own check demands full names."""
-    config = ServeConfig(vllm_version=vllm_each.version)  # type: ignore[arg-type]
+    config = ServeConfig(vllm_version=_version(vllm_each))
     argv = [*build_vllm_command(config), "--max-num-seq", "8"]
     assert vllm_each.parse_serve(argv)["ok"]
     with pytest.raises(ConfigError, match="did you mean --max-num-seqs"):
@@ -210,7 +215,7 @@ def test_vllm_accepts_abbreviations_so_extra_args_must_not(vllm_each: VllmOracle
 def test_a_renamed_compilation_key_fails_the_contract(vllm_each: VllmOracle) -> None:
     """A pass_config key vLLM does not know is a parse error (pydantic forbids extras)."""
     argv = _mutate(
-        build_vllm_command(ServeConfig(vllm_version=vllm_each.version)),  # type: ignore[arg-type]
+        build_vllm_command(ServeConfig(vllm_version=_version(vllm_each))),
         "--compilation-config",
         lambda text: text.replace("fuse_allreduce_rms", "fuse_allreduce_rmsnorm"),
     )
@@ -222,7 +227,7 @@ def test_a_renamed_compilation_key_fails_the_contract(vllm_each: VllmOracle) -> 
 def test_a_renamed_speculative_key_fails_the_contract(vllm_each: VllmOracle) -> None:
     """Unknown speculative keys are checked against the class (0.13.0 ignores them)."""
     argv = _mutate(
-        build_vllm_command(ServeConfig(vllm_version=vllm_each.version)),  # type: ignore[arg-type]
+        build_vllm_command(ServeConfig(vllm_version=_version(vllm_each))),
         "--speculative-config",
         lambda text: text.replace("num_speculative_tokens", "num_speculative_token"),
     )
@@ -233,7 +238,7 @@ def test_a_renamed_speculative_key_fails_the_contract(vllm_each: VllmOracle) -> 
 def test_a_bad_speculative_value_fails_the_contract(vllm_each: VllmOracle) -> None:
     """A speculative value of the wrong type fails that version's SpeculativeConfig field."""
     argv = _mutate(
-        build_vllm_command(ServeConfig(vllm_version=vllm_each.version)),  # type: ignore[arg-type]
+        build_vllm_command(ServeConfig(vllm_version=_version(vllm_each))),
         "--speculative-config",
         lambda text: text.replace(
             '"num_speculative_tokens": 3', '"num_speculative_tokens": "x"'
@@ -266,7 +271,7 @@ def test_a_bad_choice_fails_the_contract(vllm: VllmOracle) -> None:
 
 def test_option_table_matches_vllm(vllm_each: VllmOracle) -> None:
     """Each generated table (options, VLLM_* variables, KV dtypes) equals its vLLM's own."""
-    table = option_table(vllm_each.version)  # type: ignore[arg-type]
+    table = option_table(_version(vllm_each))
     groups = vllm_each.call("serve_option_groups")["groups"]
     live = sorted(
         (g["dest"], tuple(g["options"]), g["arity"], tuple(g["choices"]) if g["choices"] else None)
@@ -287,7 +292,7 @@ def test_kv_cache_choices_match_vllm(vllm: VllmOracle) -> None:
 
 def test_json_sub_configs_are_valid_json(vllm_each: VllmOracle) -> None:
     """The compilation config vLLM built from our JSON carries both fused passes."""
-    config = ServeConfig(vllm_version=vllm_each.version)  # type: ignore[arg-type]
+    config = ServeConfig(vllm_version=_version(vllm_each))
     verdict = assert_vllm_accepts(vllm_each, config)
     passes = verdict["args"]["compilation_config"]["pass_config"]
     assert (passes["eliminate_noops"], passes["fuse_allreduce_rms"]) == (True, True)

@@ -120,9 +120,9 @@ def test_owned_options_are_refused_in_every_version(version: str) -> None:
 
 def test_a_flag_of_the_other_version_names_that_version() -> None:
     """--swap-space (0.13.0 only) and --moe-backend (0.33.0 only) say where they exist."""
-    with pytest.raises(ConfigError, match="exists in vLLM 0.13.0"):
+    with pytest.raises(ConfigError, match=r"exists in vLLM 0\.13\.0"):
         validate_extra_args(["--swap-space", "4"], version="0.33.0")
-    with pytest.raises(ConfigError, match="exists in vLLM 0.33.0"):
+    with pytest.raises(ConfigError, match=r"exists in vLLM 0\.33\.0"):
         validate_extra_args(["--moe-backend", "triton"], version="0.13.0")
     assert validate_extra_args(["--moe-backend", "triton"], version="0.33.0")
 
