@@ -9,13 +9,15 @@ PY := $(VENV)/bin/python
 UV := $(VENV)/bin/uv
 LOCK := requirements/dev.lock
 UV_VERSION := 0.13.8
-# The vLLM venv is ~11 GB, so it lives in a cache outside the clone and is built once.
-VLLM_VERSION ?= 0.13.0
+# Each supported vLLM gets its own venv (~11 GB each), in a cache outside the clone, built once
+# from its hashed lock; the contract tests ask every one of them.
+VLLM_VERSIONS := 0.13.0 0.33.0
+# One version, for `make options` and `make lock-vllm` (default: the package's default).
+VLLM_VERSION ?= 0.33.0
 GPTOSS_CACHE_DIR ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/gptoss-modal
-VLLM_VENV ?= $(GPTOSS_CACHE_DIR)/vllm-$(VLLM_VERSION)
-export VLLM_VENV VLLM_VERSION GPTOSS_CACHE_DIR
+export GPTOSS_CACHE_DIR
 
-.PHONY: help install lock vllm-venv test unit contract lint format bench e2e deploy demo demo-bench clean
+.PHONY: help install lock lock-vllm vllm-venv options test unit contract lint format bench e2e deploy demo demo-bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -29,15 +31,28 @@ $(VENV)/.installed: pyproject.toml $(LOCK)
 
 install: $(VENV)/.installed ## create .venv from the pinned lock file
 
-lock: ## re-pin every dependency (requirements/dev.lock and the vLLM venv lock)
+lock: ## re-pin every dependency (requirements/dev.lock, each vLLM venv lock, each image lock)
 	$(VENV)/bin/uv pip compile --quiet --python-version 3.11 --universal --extra dev --extra plot \
 		--generate-hashes pyproject.toml -o $(LOCK)
+	for v in $(VLLM_VERSIONS); do $(MAKE) --no-print-directory lock-vllm VLLM_VERSION=$$v; done
+
+lock-vllm: ## re-pin one vLLM: its venv lock (py3.11) and its Modal image lock (image's Python)
 	echo "vllm==$(VLLM_VERSION)" | $(VENV)/bin/uv pip compile --quiet --python-version 3.11 \
 		--python-platform x86_64-manylinux_2_28 --generate-hashes - \
 		-o requirements/vllm-$(VLLM_VERSION).lock
+	$(PY) scripts/image-requirements.py $(VLLM_VERSION) | $(VENV)/bin/uv pip compile --quiet \
+		--python-version $$($(PY) scripts/image-requirements.py --python $(VLLM_VERSION)) \
+		--python-platform x86_64-manylinux_2_28 \
+		--generate-hashes - -o requirements/image-vllm-$(VLLM_VERSION).lock
 
-vllm-venv: $(VENV)/.installed ## build (once) the cached venv with vllm==$(VLLM_VERSION) for contract tests
-	UV=$(UV) PYTHON=$(PYTHON) bash scripts/vllm-venv.sh
+vllm-venv: $(VENV)/.installed ## build (once) the cached venv of every supported vLLM
+	for v in $(VLLM_VERSIONS); do \
+		VLLM_VERSION=$$v UV=$(UV) PYTHON=$(PYTHON) bash scripts/vllm-venv.sh; done
+
+options: $(VENV)/.installed ## regenerate serve/options/v<VLLM_VERSION>.py from that vLLM's parser
+	$(GPTOSS_CACHE_DIR)/vllm-$(VLLM_VERSION)/bin/python scripts/vllm-options.py \
+		> src/gptoss_modal/serve/options/v$(subst .,_,$(VLLM_VERSION)).py
+	$(VENV)/bin/ruff format --quiet src/gptoss_modal/serve/options/
 
 test: $(VENV)/.installed vllm-venv ## unit + contract tests (what CI runs); the vLLM checks are required here
 	GPTOSS_REQUIRE_VLLM=1 $(PY) -m pytest tests/unit tests/contract -m "not e2e" -q

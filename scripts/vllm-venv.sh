@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
-# Create (once) the cached virtualenv holding vLLM, used only by the contract tests that
-# check our argv and wire format against vLLM's own parser and pydantic models.
+# Create (once) the cached virtualenv holding one vLLM version ($VLLM_VERSION), used only by the
+# contract tests that check our argv and wire format against that vLLM's own parser and models.
+# `make vllm-venv` runs it once per supported version.
 # It lives outside the clone because it takes ~8 minutes and ~11 GB to build, and is installed
 # from a hashed lock file so every machine checks against the same vLLM, torch and pydantic.
 set -euo pipefail
 
 VLLM_VERSION="${VLLM_VERSION:-0.13.0}"
 CACHE_ROOT="${GPTOSS_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/gptoss-modal}"
-VENV="${VLLM_VENV:-$CACHE_ROOT/vllm-$VLLM_VERSION}"
+VENV="$CACHE_ROOT/vllm-$VLLM_VERSION"
 UV="${UV:-uv}"
 LOCK="$(cd "$(dirname "$0")/.." && pwd)/requirements/vllm-$VLLM_VERSION.lock"
 

@@ -13,14 +13,19 @@ from typing import Any
 ORACLE_SCRIPT = Path(__file__).with_name("vllm_oracle.py")
 
 
-def vllm_venv_python() -> Path | None:
-    """The cached vLLM venv's interpreter, if that venv was completely built."""
+SEED_VLLM_VERSION = "0.13.0"  # the version the 0.13.0-only suites (wire format, mock) ask
+
+
+def vllm_venv_python(version: str | None = None) -> Path | None:
+    """The cached venv's interpreter for ``version`` (default: ``$VLLM_VERSION`` or 0.13.0), if
+    that venv was completely built. ``$VLLM_VENV`` overrides the path for ``$VLLM_VERSION``."""
+    wanted = version or os.environ.get("VLLM_VERSION") or SEED_VLLM_VERSION
     venv = os.environ.get("VLLM_VENV")
-    if not venv:
+    if not venv or wanted != os.environ.get("VLLM_VERSION", SEED_VLLM_VERSION):
         cache = os.environ.get("GPTOSS_CACHE_DIR") or str(
             Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "gptoss-modal"
         )
-        venv = str(Path(cache) / f"vllm-{os.environ.get('VLLM_VERSION', '0.13.0')}")
+        venv = str(Path(cache) / f"vllm-{wanted}")
     python = Path(venv) / "bin" / "python"
     if (Path(venv) / ".complete").exists() and python.exists():
         return python

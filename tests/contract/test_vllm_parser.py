@@ -1,4 +1,5 @@
-"""Every command we build parses with vLLM 0.13.0's own `vllm serve` parser, value for value."""
+"""Every command we build parses with its own vLLM's `vllm serve` parser, value for value, and
+each generated option table equals its version's parser (both 0.13.0 and 0.33.0)."""
 
 from __future__ import annotations
 
@@ -6,38 +7,61 @@ import json
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, given, reject, settings
 
-from gptoss_modal import ConfigError, ServeConfig, build_vllm_command
-from gptoss_modal.serve.options.v0_13_0 import OPTION_GROUPS, VLLM_VERSION
+from gptoss_modal import ConfigError, ServeConfig, build_vllm_command, vllm_env
+from gptoss_modal.serve.options import VLLM_VERSIONS, VllmVersion, option_table
 from gptoss_modal.serve.presets import GPUS, KV_CACHE_DTYPES, PROFILES
 from tests.contract._oracle import VllmOracle
 from tests.strategies import serve_configs
 
 pytestmark = pytest.mark.vllm
 
-MATRIX: dict[str, ServeConfig] = {
-    "default (the seed)": ServeConfig(),
-    "120b on B200": ServeConfig(model="120b"),
-    "120b on one H100": ServeConfig(model="120b", gpu="H100:1"),
-    "120b on 8 H100": ServeConfig(model="120b", gpu="H100:8"),
-    "120b on 2 A100-40GB": ServeConfig(model="120b", gpu="A100-40GB:2"),
-    "tool calling, fast boot": ServeConfig(tool_calling=True, fast_boot=True),
-    "no speculative, no async": ServeConfig(speculative=False, async_scheduling=False),
-    "extra args": ServeConfig(extra_args=("--seed", "3", "--enable-prefix-caching")),
-    **{f"gpu {gpu}": ServeConfig(gpu=f"{gpu}:2") for gpu in GPUS},
-    **{f"profile {p}": ServeConfig(profile=p) for p in PROFILES},
+# Model x GPU x profile, built for each version (the seed profile only for 0.13.0, its own).
+RECIPE_GPUS = ("B200:1", "H200:1", "H100:1", "H100:8")
+MATRIX: dict[str, dict[str, Any]] = {
+    **{
+        f"{model} on {gpu}, {profile}": {"model": model, "gpu": gpu, "profile": profile}
+        for model in ("20b", "120b")
+        for gpu in RECIPE_GPUS
+        for profile in PROFILES
+        if profile != "seed"
+    },
+    "120b on 2 A100-40GB": {"model": "120b", "gpu": "A100-40GB:2"},
+    "tool calling, fast boot": {"tool_calling": True, "fast_boot": True},
+    "no speculative, no async": {"speculative": False, "async_scheduling": False},
+    "extra args": {"extra_args": ("--seed", "3", "--enable-prefix-caching")},
+    **{f"gpu {gpu}": {"gpu": f"{gpu}:2"} for gpu in GPUS},
+}
+SEED_MATRIX: dict[str, dict[str, Any]] = {
+    f"seed, {model} on {gpu}": {"model": model, "gpu": gpu, "profile": "seed"}
+    for model in ("20b", "120b")
+    for gpu in RECIPE_GPUS
+}
+# What only vLLM 0.33.0 can express, each checked by its parser.
+V0_33_ONLY: dict[str, dict[str, Any]] = {
+    "per-request metrics": {"per_request_metrics": True},
+    "startup plan and date": {"startup_plan": True, "system_start_date": "2025-08-05"},
+    "moe backend by extra args": {"extra_args": ("--moe-backend", "flashinfer_trtllm")},
 }
 
 
+def _version(oracle: VllmOracle) -> VllmVersion:
+    """The oracle's vLLM version, as one of ours (the oracle only runs supported versions)."""
+    return next(v for v in VLLM_VERSIONS if v == oracle.version)
+
+
 def assert_vllm_accepts(vllm: VllmOracle, config: ServeConfig) -> dict[str, Any]:
-    """vLLM parses the built argv, knows every speculative key, and reads our values back."""
+    """vLLM parses the built argv, knows every sub-config key, and reads our values back."""
     argv = build_vllm_command(config)
     verdict = vllm.parse_serve(argv)
     assert verdict["ok"], f"vLLM {vllm.version} rejected {argv}: {verdict['error']}"
     assert verdict["unknown_speculative_keys"] == [], verdict["unknown_speculative_keys"]
+    assert verdict["sub_config_errors"] == [], verdict["sub_config_errors"]
     args = verdict["args"]
     c = config.resolved()
+    assert c.vllm_version == vllm.version
+    assert set(vllm_env(config)) <= set(vllm.call("env_vars")["names"])
     assert args["model"] == c.model
     assert args["revision"] == c.revision
     assert args["served_model_name"] == list(c.served_model_names or []) or (
@@ -75,25 +99,89 @@ def assert_vllm_accepts(vllm: VllmOracle, config: ServeConfig) -> dict[str, Any]
         assert args["speculative_config"] is None
     assert bool(args["enable_auto_tool_choice"]) is c.tool_calling
     assert args["tool_call_parser"] == ("openai" if c.tool_calling else None)
+    if c.vllm_version == "0.33.0":
+        # The parser builds QuantizationConfigArgs: mxfp8 is fp8 e4m3 in groups of 32.
+        quantization = args["quantization_config"]
+        if c.mxfp8_moe:
+            activation = quantization["moe"]["activation"]
+            assert (activation["dtype"], activation["scale"]["group_shape"]) == (
+                "torch.float8_e4m3fn",
+                [1, 32],
+            )
+        else:
+            assert quantization is None
+        assert args["enable_per_request_metrics"] is c.per_request_metrics
     return verdict
 
 
-def test_oracle_runs_the_pinned_vllm(vllm: VllmOracle) -> None:
-    """The contract is checked against the vLLM version the option table was taken from."""
-    assert vllm.version == VLLM_VERSION
+def test_each_oracle_runs_its_version(vllm_each: VllmOracle) -> None:
+    """Each contract run is checked against a version that has a generated option table."""
+    assert vllm_each.version in VLLM_VERSIONS
+    assert option_table(_version(vllm_each)).version == vllm_each.version
 
 
 @pytest.mark.parametrize("name", list(MATRIX))
-def test_matrix_commands_parse_with_vllm(vllm: VllmOracle, name: str) -> None:
-    """Default, 120b, every GPU type and profile: vLLM parses the argv and reads our values."""
-    assert_vllm_accepts(vllm, MATRIX[name])
+def test_matrix_commands_parse_with_their_vllm(vllm_each: VllmOracle, name: str) -> None:
+    """Model x GPU x profile, and the edge cases: each version's parser reads our values."""
+    assert_vllm_accepts(vllm_each, ServeConfig(**MATRIX[name], vllm_version=_version(vllm_each)))
+
+
+@pytest.mark.parametrize("name", list(SEED_MATRIX))
+def test_seed_profile_parses_with_vllm_0_13(vllm: VllmOracle, name: str) -> None:
+    """The seed profile (vLLM 0.13.0) on every recipe GPU parses with vLLM 0.13.0."""
+    assert_vllm_accepts(vllm, ServeConfig(**SEED_MATRIX[name]))
+
+
+@pytest.mark.parametrize("name", list(V0_33_ONLY))
+def test_0_33_only_settings_parse_with_0_33_and_are_refused_on_0_13(
+    vllm_oracle_for: Any, name: str
+) -> None:
+    """What only 0.33.0 has parses there, and the builder refuses it for 0.13.0."""
+    assert_vllm_accepts(vllm_oracle_for("0.33.0"), ServeConfig(**V0_33_ONLY[name]))
+    with pytest.raises(ConfigError, match=r"0\.33\.0"):
+        ServeConfig(**V0_33_ONLY[name], vllm_version="0.13.0")
+
+
+def test_default_is_0_33_and_parses_there(vllm_oracle_for: Any) -> None:
+    """The default config is a vLLM 0.33.0 command, accepted by 0.33.0's parser."""
+    assert ServeConfig().resolved().vllm_version == "0.33.0"
+    assert_vllm_accepts(vllm_oracle_for("0.33.0"), ServeConfig())
 
 
 @settings(max_examples=40, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(config=serve_configs())
-def test_drawn_configs_parse_with_vllm(vllm: VllmOracle, config: ServeConfig) -> None:
-    """Hypothesis-drawn configs across the whole space all parse with vLLM's parser."""
-    assert_vllm_accepts(vllm, config)
+def test_drawn_configs_parse_with_their_vllm(vllm_each: VllmOracle, config: ServeConfig) -> None:
+    """Hypothesis-drawn configs across the whole space parse with each version's parser."""
+    try:
+        config = config.replace(vllm_version=_version(vllm_each))
+    except ConfigError:
+        reject()  # e.g. an extra argument the other version lacks
+    assert_vllm_accepts(vllm_each, config)
+
+
+def test_a_flag_only_in_the_other_version_is_refused_by_both(vllm_each: VllmOracle) -> None:
+    """Each switch that only the other version has is refused by our builder and by this
+    version's own parser, so the builder never lets a foreign flag through."""
+    here = option_table(_version(vllm_each)).options
+    foreign = sorted(
+        spelling
+        for version in VLLM_VERSIONS
+        for spelling, option in option_table(version).options.items()
+        if spelling not in here and option.arity == "0" and spelling.startswith("--")
+    )
+    assert foreign
+    base = build_vllm_command(ServeConfig(vllm_version=_version(vllm_each)))
+    accepted: list[str] = []
+    for spelling in foreign:
+        with pytest.raises(ConfigError, match="exists in vLLM"):
+            ServeConfig(vllm_version=_version(vllm_each), extra_args=(spelling,))
+        # argparse would take it as an abbreviation of a longer option: only ours refuses it.
+        abbreviation = any(other.startswith(spelling) for other in here)
+        if not abbreviation and vllm_each.parse_serve([*base, spelling])["ok"]:
+            accepted.append(spelling)
+    # 0.33.0's parser still takes the old "--no-X" form of its "--X" switches without listing
+    # it; the builder refuses it anyway (it takes the spellings of the version's own table).
+    assert all(s.startswith("--no-") and "--" + s.removeprefix("--no-") in here for s in accepted)
 
 
 def _mutate(argv: list[str], flag: str, change: Any) -> list[str]:
@@ -103,77 +191,109 @@ def _mutate(argv: list[str], flag: str, change: Any) -> list[str]:
     return out
 
 
-def test_a_renamed_flag_fails_the_contract(vllm: VllmOracle) -> None:
+def test_a_renamed_flag_fails_the_contract(vllm_each: VllmOracle) -> None:
     """A flag vLLM does not know (here a renamed one) is rejected by vLLM's parser."""
+    config = ServeConfig(vllm_version=_version(vllm_each))
     argv = [
         "--max-batched-tokens" if t == "--max-num-batched-tokens" else t
-        for t in build_vllm_command(ServeConfig())
+        for t in build_vllm_command(config)
     ]
-    verdict = vllm.parse_serve(argv)
+    verdict = vllm_each.parse_serve(argv)
     assert not verdict["ok"]
     assert "--max-batched-tokens" in verdict["error"]
 
 
-def test_vllm_accepts_abbreviations_so_extra_args_must_not(vllm: VllmOracle) -> None:
+def test_vllm_accepts_abbreviations_so_extra_args_must_not(vllm_each: VllmOracle) -> None:
     """argparse takes unambiguous prefixes (--max-num-seq), so our own check demands full names."""
-    argv = [*build_vllm_command(ServeConfig()), "--max-num-seq", "8"]
-    assert vllm.parse_serve(argv)["ok"]
+    config = ServeConfig(vllm_version=_version(vllm_each))
+    argv = [*build_vllm_command(config), "--max-num-seq", "8"]
+    assert vllm_each.parse_serve(argv)["ok"]
     with pytest.raises(ConfigError, match="did you mean --max-num-seqs"):
-        ServeConfig(extra_args=("--max-num-seq", "8"))
+        config.replace(extra_args=("--max-num-seq", "8"))
 
 
-def test_a_renamed_compilation_key_fails_the_contract(vllm: VllmOracle) -> None:
+def test_a_renamed_compilation_key_fails_the_contract(vllm_each: VllmOracle) -> None:
     """A pass_config key vLLM does not know is a parse error (pydantic forbids extras)."""
     argv = _mutate(
-        build_vllm_command(ServeConfig()),
+        build_vllm_command(ServeConfig(vllm_version=_version(vllm_each))),
         "--compilation-config",
         lambda text: text.replace("fuse_allreduce_rms", "fuse_allreduce_rmsnorm"),
     )
-    verdict = vllm.parse_serve(argv)
+    verdict = vllm_each.parse_serve(argv)
     assert not verdict["ok"]
     assert "fuse_allreduce_rmsnorm" in verdict["error"]
 
 
-def test_a_renamed_speculative_key_fails_the_contract(vllm: VllmOracle) -> None:
-    """0.13.0 ignores unknown speculative keys, so the contract checks them against the class."""
+def test_a_renamed_speculative_key_fails_the_contract(vllm_each: VllmOracle) -> None:
+    """Unknown speculative keys are checked against the class (0.13.0 ignores them)."""
     argv = _mutate(
-        build_vllm_command(ServeConfig()),
+        build_vllm_command(ServeConfig(vllm_version=_version(vllm_each))),
         "--speculative-config",
         lambda text: text.replace("num_speculative_tokens", "num_speculative_token"),
     )
-    verdict = vllm.parse_serve(argv)
+    verdict = vllm_each.parse_serve(argv)
     assert verdict["unknown_speculative_keys"] == ["num_speculative_token"]
-    with pytest.raises(AssertionError):
-        assert verdict["unknown_speculative_keys"] == []
+
+
+def test_a_bad_speculative_value_fails_the_contract(vllm_each: VllmOracle) -> None:
+    """A speculative value of the wrong type fails that version's SpeculativeConfig field."""
+    argv = _mutate(
+        build_vllm_command(ServeConfig(vllm_version=_version(vllm_each))),
+        "--speculative-config",
+        lambda text: text.replace(
+            '"num_speculative_tokens": 3', '"num_speculative_tokens": "x"'
+        ).replace('"num_speculative_tokens": 7', '"num_speculative_tokens": "x"'),
+    )
+    verdict = vllm_each.parse_serve(argv)
+    assert verdict["ok"]
+    assert any("num_speculative_tokens" in e for e in verdict["sub_config_errors"])
+
+
+def test_a_bad_quantization_config_fails_the_contract(vllm_oracle_for: Any) -> None:
+    """An activation name vLLM 0.33.0 does not know fails its QuantizationConfigArgs."""
+    oracle = vllm_oracle_for("0.33.0")
+    argv = _mutate(
+        build_vllm_command(ServeConfig()),
+        "--quantization-config",
+        lambda t: t.replace("mxfp8", "mxfp9"),
+    )
+    verdict = oracle.parse_serve(argv)
+    assert not verdict["ok"]
+    assert "mxfp9" in verdict["error"]
 
 
 def test_a_bad_choice_fails_the_contract(vllm: VllmOracle) -> None:
-    """A --kv-cache-dtype outside vLLM's choices is rejected."""
-    argv = _mutate(build_vllm_command(ServeConfig()), "--kv-cache-dtype", lambda _: "fp4")
+    """A --kv-cache-dtype outside vLLM 0.13.0's parser choices is rejected."""
+    config = ServeConfig(profile="seed")
+    argv = _mutate(build_vllm_command(config), "--kv-cache-dtype", lambda _: "fp4")
     assert not vllm.parse_serve(argv)["ok"]
 
 
-def test_option_snapshot_matches_vllm(vllm: VllmOracle) -> None:
-    """The bundled option table (used to validate extra_args) equals vLLM's parser."""
-    groups = vllm.call("serve_option_groups")["groups"]
+def test_option_table_matches_vllm(vllm_each: VllmOracle) -> None:
+    """Each generated table (options, VLLM_* variables, KV dtypes) equals its vLLM's own."""
+    table = option_table(_version(vllm_each))
+    groups = vllm_each.call("serve_option_groups")["groups"]
     live = sorted(
         (g["dest"], tuple(g["options"]), g["arity"], tuple(g["choices"]) if g["choices"] else None)
         for g in groups
     )
-    assert live == sorted(OPTION_GROUPS)
+    generated = sorted({(o.dest, o.spellings, o.arity, o.choices) for o in table.options.values()})
+    assert live == generated
+    assert set(vllm_each.call("env_vars")["names"]) == table.env_vars
+    assert tuple(vllm_each.call("kv_cache_dtypes")["dtypes"]) == table.kv_cache_dtypes
 
 
 def test_kv_cache_choices_match_vllm(vllm: VllmOracle) -> None:
-    """Our allowed KV cache dtypes are exactly vLLM's choices."""
+    """Our allowed KV cache dtypes (those every version takes) are exactly 0.13.0's choices."""
     groups = vllm.call("serve_option_groups")["groups"]
     choices = next(g["choices"] for g in groups if g["dest"] == "kv_cache_dtype")
     assert tuple(choices) == KV_CACHE_DTYPES
 
 
-def test_json_sub_configs_are_valid_json(vllm: VllmOracle) -> None:
+def test_json_sub_configs_are_valid_json(vllm_each: VllmOracle) -> None:
     """The compilation config vLLM built from our JSON carries both fused passes."""
-    verdict = assert_vllm_accepts(vllm, ServeConfig())
+    config = ServeConfig(vllm_version=_version(vllm_each))
+    verdict = assert_vllm_accepts(vllm_each, config)
     passes = verdict["args"]["compilation_config"]["pass_config"]
-    assert json.dumps(passes, sort_keys=True) == json.dumps(
-        {"eliminate_noops": True, "fuse_allreduce_rms": True}, sort_keys=True
-    ) or (passes["eliminate_noops"] and passes["fuse_allreduce_rms"])
+    assert (passes["eliminate_noops"], passes["fuse_allreduce_rms"]) == (True, True)
+    assert json.loads(json.dumps(passes)) == passes

@@ -6,7 +6,9 @@ batching every question through one process keeps the contract suite fast.
 
 Requests: ``{"op": NAME, ...}``. Answers: ``{"ok": true, ...}`` or ``{"ok": false, "error": str}``.
 Extra ops live in ``vllm_ops_*.py`` files beside this one, each exposing ``OPS = {name: func}``.
-This file is never imported by the test process: it runs only under vLLM's interpreter.
+This file is never imported by the test process: it runs only under vLLM's interpreter, any
+supported version (0.13.0 or 0.33.0); an ops file that does not import under the running version
+is skipped, and asking for one of its ops says why.
 """
 
 from __future__ import annotations
@@ -92,7 +94,7 @@ def op_parse_serve(req: dict[str, Any]) -> dict[str, Any]:
             _SERVE.validate(args)
     except SystemExit as exc:
         return {"ok": False, "error": err.getvalue().strip() or f"SystemExit({exc.code})"}
-    except Exception as exc:  # vLLM's own validation errors
+    except Exception as exc:  # noqa: BLE001  (vLLM's validation raises many types; report any)
         return {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
     if getattr(args, "model_tag", None):
         args.model = args.model_tag  # what ServeSubcommand.cmd does before starting
@@ -108,7 +110,55 @@ def op_parse_serve(req: dict[str, Any]) -> dict[str, Any]:
         "args": _jsonable(vars(args)),
         "unknown_speculative_keys": unknown_spec_keys,
         "speculative_methods": spec_methods,
+        "sub_config_errors": _sub_config_errors(args),
     }
+
+
+def _sub_config_errors(args: argparse.Namespace) -> list[str]:
+    """Validate each JSON sub-config with this vLLM's own config classes; the errors found.
+
+    The parser already builds ``CompilationConfig`` (pydantic, extra keys forbidden). The
+    speculative JSON is a plain dict until the engine starts (and ``SpeculativeConfig``'s
+    post-init fetches the draft from the Hub), so each key's value is validated against the
+    class's field type instead. ``--quantization-config`` (0.24+) is validated as a whole.
+    """
+    import typing
+
+    import pydantic
+
+    errors: list[str] = []
+    spec = args.speculative_config or {}
+    hints = typing.get_type_hints(vllm.config.SpeculativeConfig)
+    for key, value in spec.items():
+        if key not in hints:
+            continue  # reported as unknown_speculative_keys
+        try:
+            pydantic.TypeAdapter(hints[key]).validate_python(value)
+        except pydantic.ValidationError as exc:
+            errors.append(f"speculative_config.{key}: {exc}")
+    quantization = getattr(args, "quantization_config", None)
+    if isinstance(quantization, dict):
+        from vllm.config.quantization import QuantizationConfigArgs
+
+        try:
+            pydantic.TypeAdapter(QuantizationConfigArgs).validate_python(quantization)
+        except pydantic.ValidationError as exc:
+            errors.append(f"quantization_config: {exc}")
+    return errors
+
+
+def op_kv_cache_dtypes(_: dict[str, Any]) -> dict[str, Any]:
+    """The KV cache dtypes this vLLM's cache config accepts."""
+    from vllm.config.cache import CacheDType
+
+    return {"dtypes": sorted(_literal_strings(CacheDType))}
+
+
+def op_env_vars(_: dict[str, Any]) -> dict[str, Any]:
+    """The ``VLLM_*`` variables this vLLM reads."""
+    import vllm.envs
+
+    return {"names": sorted(vllm.envs.environment_variables)}
 
 
 def _literal_strings(hint: Any) -> set[str]:
@@ -125,7 +175,7 @@ def _literal_strings(hint: Any) -> set[str]:
 
 def op_serve_options(_: dict[str, Any]) -> dict[str, Any]:
     """Every option string ``vllm serve`` accepts, with whether it takes a value."""
-    serve_parser = _PARSER._subparsers._group_actions[0].choices["serve"]  # type: ignore[union-attr]
+    serve_parser = _PARSER._subparsers._group_actions[0].choices["serve"]
     options: dict[str, int | str | None] = {}
     for action in serve_parser._actions:
         for opt in action.option_strings:
@@ -172,7 +222,7 @@ def op_validate(req: dict[str, Any]) -> dict[str, Any]:
     cls = _protocol_class(req["cls"])
     try:
         obj = cls.model_validate_json(req["json"])
-    except Exception as exc:  # pydantic.ValidationError
+    except Exception as exc:  # noqa: BLE001  (pydantic's errors, or a class's own validators)
         return {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
     return {"ok": True, "dump": obj.model_dump_json(exclude_unset=req.get("exclude_unset", True))}
 
@@ -183,19 +233,38 @@ OPS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "serve_options": op_serve_options,
     "serve_option_groups": op_serve_option_groups,
     "validate": op_validate,
+    "kv_cache_dtypes": op_kv_cache_dtypes,
+    "env_vars": op_env_vars,
 }
+
+
+# Ops files that do not import under this vLLM (they were written against another version's
+# modules), with the reason; asking one of their ops answers with that reason.
+UNAVAILABLE: dict[str, str] = {}
 
 
 def _load_extra_ops() -> None:
     """Ops other contract tests add in ``vllm_ops_*.py`` beside this file."""
     here = os.path.dirname(os.path.abspath(__file__))
     for path in sorted(glob.glob(os.path.join(here, "vllm_ops_*.py"))):
-        spec = importlib.util.spec_from_file_location(os.path.basename(path)[:-3], path)
+        name = os.path.basename(path)[:-3]
+        spec = importlib.util.spec_from_file_location(name, path)
         assert spec
         assert spec.loader
         module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
+        try:
+            spec.loader.exec_module(module)
+        except ImportError as exc:  # a module this vLLM version moved or removed
+            UNAVAILABLE[name] = f"{name} does not import under vLLM {vllm.__version__}: {exc}"
+            continue
         OPS.update(module.OPS)
+
+
+def _answer(req: dict[str, Any]) -> dict[str, Any]:
+    op = req["op"]
+    if op not in OPS and UNAVAILABLE:
+        return {"ok": False, "error": f"unknown op {op!r}", "unavailable": UNAVAILABLE}
+    return OPS[op](req)
 
 
 def main() -> None:
@@ -205,9 +274,8 @@ def main() -> None:
         if not line.strip():
             continue
         try:
-            req = json.loads(line)
-            answer = OPS[req["op"]](req)
-        except Exception as exc:  # report, never die: one bad question must not end the session
+            answer = _answer(json.loads(line))
+        except Exception as exc:  # noqa: BLE001  (report, never die: one bad question must not end the session)
             answer = {
                 "ok": False,
                 "error": f"{type(exc).__name__}: {exc}",

@@ -299,8 +299,8 @@ def test_timeouts_follow_the_settings(monkeypatch: pytest.MonkeyPatch, spy: Spy)
 
 
 def test_concurrency_equals_the_cuda_graph_capture_size(monkeypatch: pytest.MonkeyPatch) -> None:
-    """@modal.concurrent takes as many inputs as CUDA graphs are captured for (32 by default)."""
-    app = import_app(monkeypatch)
+    """@modal.concurrent takes as many inputs as CUDA graphs are captured for (32, seed profile)."""
+    app = import_app(monkeypatch, GPTOSS_PROFILE="seed")
     assert app.serve.info().concurrency_info.max_inputs == 32
     argv = app.DEPLOYMENT.argv
     assert argv[argv.index("--max-cudagraph-capture-size") + 1] == "32"
@@ -308,7 +308,7 @@ def test_concurrency_equals_the_cuda_graph_capture_size(monkeypatch: pytest.Monk
 
 def test_concurrency_follows_max_inputs(monkeypatch: pytest.MonkeyPatch) -> None:
     """GPTOSS_MAX_INPUTS=8 sets both Modal's concurrency and the capture size."""
-    app = import_app(monkeypatch, GPTOSS_MAX_INPUTS="8")
+    app = import_app(monkeypatch, GPTOSS_MAX_INPUTS="8", GPTOSS_PROFILE="seed")
     assert app.serve.info().concurrency_info.max_inputs == 8
     argv = app.DEPLOYMENT.argv
     assert argv[argv.index("--max-cudagraph-capture-size") + 1] == "8"
@@ -373,14 +373,14 @@ def test_autoscaling_defaults_scale_to_zero(monkeypatch: pytest.MonkeyPatch, spy
 def test_the_image_is_cuda_devel_with_pinned_packages(
     monkeypatch: pytest.MonkeyPatch, spy: Spy
 ) -> None:
-    """The image starts from CUDA 12.8 devel with Python 3.12 and pins vLLM and the Hub client."""
+    """The image starts from CUDA 13 devel with Python 3.12 and pins vLLM and the Hub client."""
     import_app(monkeypatch)
     ((args, kwargs),) = spy.named("from_registry")
-    assert args == ("nvidia/cuda:12.8.1-devel-ubuntu22.04",)
+    assert args == ("nvidia/cuda:13.0.1-devel-ubuntu24.04",)
     assert kwargs == {"add_python": "3.12"}
     ((packages, _),) = spy.named("uv_pip_install")
     assert packages == PINNED_PACKAGES
-    assert "vllm==0.13.0" in packages
+    assert "vllm==0.33.0" in packages
 
 
 def test_the_image_bakes_in_the_tiktoken_vocabulary(
@@ -396,7 +396,9 @@ def test_the_image_bakes_in_the_tiktoken_vocabulary(
 
 def test_the_image_env_carries_the_deployment(monkeypatch: pytest.MonkeyPatch, spy: Spy) -> None:
     """The image env holds the builder's GPU variables and the resolved deployment's JSON."""
-    app = import_app(monkeypatch, GPTOSS_GPU="B200:1", GPTOSS_PROFILE="latency")
+    app = import_app(
+        monkeypatch, GPTOSS_GPU="B200:1", GPTOSS_PROFILE="latency", GPTOSS_VLLM_VERSION="0.13.0"
+    )
     ((env,), _) = spy.named("env")[0]
     assert env["VLLM_USE_FLASHINFER_MOE_MXFP4_MXFP8"] == "1"
     assert Deployment.from_json(env[DEPLOYMENT_ENV]) == app.DEPLOYMENT

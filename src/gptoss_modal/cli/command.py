@@ -12,6 +12,7 @@ from typing import Any
 from gptoss_modal.cli import EXIT_OK
 from gptoss_modal.serve.command import build_vllm_command, vllm_env
 from gptoss_modal.serve.config import load_config, parse_overrides
+from gptoss_modal.serve.options import DEFAULT_VLLM_VERSION, VLLM_VERSIONS
 from gptoss_modal.serve.presets import PROFILES
 
 
@@ -27,7 +28,17 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     )
     parser.add_argument("--model", help="openai/gpt-oss-20b (default) or openai/gpt-oss-120b")
     parser.add_argument("--gpu", help="GPU type and count, e.g. B200:1 (default), H100:2")
-    parser.add_argument("--profile", choices=PROFILES, help="tuning profile (default balanced)")
+    parser.add_argument(
+        "--profile",
+        choices=PROFILES,
+        help="tuning profile (default balanced; seed reproduces the seed deployment)",
+    )
+    parser.add_argument(
+        "--vllm",
+        dest="vllm_version",
+        choices=VLLM_VERSIONS,
+        help=f"vLLM version to build for (default {DEFAULT_VLLM_VERSION}; seed pins 0.13.0)",
+    )
     parser.add_argument("--config", metavar="FILE", help="TOML file with a [serve] table")
     parser.add_argument(
         "--set",
@@ -43,7 +54,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
 def run(args: argparse.Namespace) -> int:
     """Resolve the config and print its command."""
     overrides = parse_overrides(args.set)
-    for name in ("model", "gpu", "profile"):
+    for name in ("model", "gpu", "profile", "vllm_version"):
         if getattr(args, name) is not None:
             overrides[name] = getattr(args, name)
     config = load_config(

@@ -5,18 +5,21 @@ turns into a ``modal.Image``."""
 from __future__ import annotations
 
 import shlex
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
 from gptoss_modal.deploy.settings import DEPLOYMENT_ENV, Deployment
 from gptoss_modal.serve.config import ServeConfig
-from gptoss_modal.serve.options.v0_13_0 import VLLM_VERSION
+from gptoss_modal.serve.options import DEFAULT_VLLM_VERSION, VLLM_VERSIONS, VllmVersion
 
 # ---- the Hugging Face repos a deployment reads -------------------------------------------
 
 __all__ = [
+    "IMAGES",
     "PINNED_PACKAGES",
     "HubRepo",
+    "ImagePins",
     "ImageRecipe",
     "hub_repos",
     "image_recipe",
@@ -49,12 +52,42 @@ def hub_repos(config: ServeConfig) -> tuple[HubRepo, ...]:
 
 # ---- the container image ----------------------------------------------------------------
 
-CUDA_BASE_IMAGE = "nvidia/cuda:12.8.1-devel-ubuntu22.04"  # nvcc for FlashInfer's JIT kernels
-PYTHON_VERSION = "3.12"
-# vLLM pinned to the version whose option table the builder validates against. The Hub client
-# stays below 1.0 because vLLM 0.13.0's transformers requires it; hf_transfer speeds up the
-# first download.
-PINNED_PACKAGES = (f"vllm=={VLLM_VERSION}", "huggingface_hub[hf_transfer]==0.36.0")
+
+@dataclass(frozen=True)
+class ImagePins:
+    """One vLLM version's image: a CUDA devel base whose nvcc matches the wheels' CUDA major
+    (FlashInfer compiles kernels at first start), its Python, and exact package pins. The
+    resolution is proven offline by ``requirements/image-vllm-<version>.lock`` (``make lock``:
+    ``uv pip compile`` for this Python on x86_64-manylinux_2_28), which a test checks."""
+
+    base_image: str
+    python_version: str
+    packages: tuple[str, ...]
+    env: Mapping[str, str]  # what the image's Hub client needs
+
+
+IMAGES: dict[VllmVersion, ImagePins] = {
+    # torch 2.9.0 for CUDA 12.8. The Hub client stays below 1.0 because vLLM 0.13.0's
+    # transformers requires it; hf_transfer speeds up the first download.
+    "0.13.0": ImagePins(
+        base_image="nvidia/cuda:12.8.1-devel-ubuntu22.04",
+        python_version="3.12",
+        packages=("vllm==0.13.0", "huggingface_hub[hf_transfer]==0.36.0"),
+        env={"HF_HUB_ENABLE_HF_TRANSFER": "1"},
+    ),
+    # torch 2.14.0 and flashinfer 0.7.2 for CUDA 13 (nvidia-cuda-runtime 13.0): a 13.0 devel
+    # base, the oldest CUDA 13 toolkit, needs the smallest driver (R580). Hub client 1.0+
+    # downloads through hf-xet and no longer reads HF_HUB_ENABLE_HF_TRANSFER.
+    "0.33.0": ImagePins(
+        base_image="nvidia/cuda:13.0.1-devel-ubuntu24.04",
+        python_version="3.12",
+        packages=("vllm==0.33.0", "huggingface_hub==2.4.0"),
+        env={},
+    ),
+}
+assert tuple(IMAGES) == VLLM_VERSIONS, "one image per supported vLLM version"
+# The default version's pins (what `modal deploy` installs without a config).
+PINNED_PACKAGES = IMAGES[DEFAULT_VLLM_VERSION].packages
 PACKAGE_NAME = "gptoss_modal"  # added to the image as local source
 
 # gpt-oss's harmony tokenizer loads the o200k vocabulary by URL at start-up unless
@@ -94,23 +127,25 @@ class ImageRecipe:
 
 
 def image_recipe(deployment: Deployment) -> ImageRecipe:
-    """The image for ``deployment``: pinned packages, the vocabulary, vLLM's GPU environment,
-    and the deployment's JSON (the only deployment-specific layer, so it is last and cheap)."""
+    """The image for ``deployment``'s vLLM version: pinned packages, the vocabulary, vLLM's
+    GPU environment, and the deployment's JSON (the only deployment-specific layer, so it is
+    last and cheap)."""
     fetches = tuple(
         f"python3 -c {shlex.quote(_FETCH_AND_VERIFY)} "
         f"{shlex.quote(TIKTOKEN_BASE_URL + name)} {sha256} {shlex.quote(f'{TIKTOKEN_DIR}/{name}')}"
         for name, sha256 in TIKTOKEN_VOCABULARIES
     )
+    pins = IMAGES[deployment.serve.version]
     env = {
-        "HF_HUB_ENABLE_HF_TRANSFER": "1",
+        **pins.env,
         "TIKTOKEN_ENCODINGS_BASE": TIKTOKEN_DIR,
         **deployment.vllm_env,
         DEPLOYMENT_ENV: deployment.to_json(),
     }
     return ImageRecipe(
-        base_image=CUDA_BASE_IMAGE,
-        python_version=PYTHON_VERSION,
-        packages=PINNED_PACKAGES,
+        base_image=pins.base_image,
+        python_version=pins.python_version,
+        packages=pins.packages,
         build_commands=(f"mkdir -p {TIKTOKEN_DIR}", *fetches),
         env=env,
         local_package=PACKAGE_NAME,

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from gptoss_modal._exceptions import ConfigError
+from gptoss_modal.serve.advisories import advisories
 from gptoss_modal.serve.flags import validate_extra_args
 from gptoss_modal.serve.loading import (
     ENV_PREFIX,
@@ -32,9 +33,14 @@ from gptoss_modal.serve.loading import (
     env_values,
     toml_values,
 )
+from gptoss_modal.serve.options import (
+    DEFAULT_VLLM_VERSION,
+    VLLM_VERSIONS,
+    VllmVersion,
+    option_table,
+)
 from gptoss_modal.serve.presets import (
     GPUS,
-    KV_CACHE_DTYPES,
     MAX_GPUS_PER_CONTAINER,
     MIN_HEADROOM_GIB,
     MODELS,
@@ -46,19 +52,22 @@ from gptoss_modal.serve.presets import (
     VLLM_DEFAULT_GPU_MEMORY_UTILIZATION,
     GPUPreset,
     ModelPreset,
+    Profile,
     ProfileName,
 )
+from gptoss_modal.serve.recipes import RECIPES, SPECULATIVE_METHOD
+from gptoss_modal.serve.render import check_expressible
 
-__all__ = ["ENV_PREFIX", "GPUSpec", "ServeConfig", "load_config"]
+__all__ = ["ENV_PREFIX", "SPECULATIVE_METHOD", "GPUSpec", "ServeConfig", "load_config"]
 
 CONFIG_PATH_ENV = "GPTOSS_CONFIG"  # names the TOML file when no path is given
-SPECULATIVE_METHOD = "eagle3"
 MAX_INPUTS_LIMIT = 1000  # Modal's @modal.concurrent ceiling per container
 MAX_SPECULATIVE_TOKENS = 15  # beyond ~8 drafted tokens EAGLE3 acceptance is close to zero
 
 _REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
 _REVISION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,99}$")
 _SERVED_NAME = re.compile(r"^[^\s-]\S*$")  # a leading "-" would read as a flag
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
 @dataclass(frozen=True)
@@ -136,6 +145,16 @@ class ServeConfig:
     port: int = 8000
     tool_calling: bool = False
     extra_args: tuple[str, ...] = field(default=())
+    # Which vLLM runs it; None: the profile's (``seed`` pins 0.13.0), else the default 0.33.0.
+    vllm_version: VllmVersion | None = None
+    # FlashInfer's MXFP4 x MXFP8 MoE kernel (Blackwell only); None: on exactly on Blackwell.
+    mxfp8_moe: bool | None = None
+    # Server-side TTFT, queue time and ITL in the final usage chunk (vLLM 0.33.0).
+    per_request_metrics: bool = False
+    # VLLM_ENABLE_STARTUP_PLAN: reuse the memory profile saved under the vLLM cache (0.33.0).
+    startup_plan: bool = False
+    # VLLM_SYSTEM_START_DATE: a fixed date in harmony's system prompt, YYYY-MM-DD (0.33.0).
+    system_start_date: str | None = None
 
     # ---- construction -------------------------------------------------------------------
 
@@ -148,16 +167,37 @@ class ServeConfig:
             if isinstance(value, list):
                 set_(self, name, tuple(value))
         check_types(self)  # before anything reads the lists: a str is not a list of str
-        set_(self, "extra_args", validate_extra_args(self.extra_args))
+        self._check_version()
+        set_(self, "extra_args", validate_extra_args(self.extra_args, version=self.version))
         self._check_fields()
         # Resolving checks the combination (memory, tensor parallelism, batching) as well.
         _ = self.resolved_view
 
+    @property
+    def version(self) -> VllmVersion:
+        """The vLLM version this config runs: its own, its profile's, or the default."""
+        pinned = PROFILE_DEFAULTS[self.profile].vllm_version if self.profile else None
+        return self.vllm_version or pinned or DEFAULT_VLLM_VERSION
+
+    def _check_version(self) -> None:
+        if self.vllm_version is not None and self.vllm_version not in VLLM_VERSIONS:
+            raise ConfigError(
+                "vllm_version", self.vllm_version, f"one of {', '.join(VLLM_VERSIONS)}"
+            )
+        if self.profile is not None and self.profile not in PROFILES:
+            raise ConfigError("profile", self.profile, f"one of {', '.join(PROFILES)} or None")
+        pinned = PROFILE_DEFAULTS[self.profile].vllm_version if self.profile else None
+        if pinned and self.vllm_version not in (None, pinned):
+            raise ConfigError(
+                "vllm_version",
+                self.vllm_version,
+                f"{pinned!r} or unset with profile={self.profile!r} (it reproduces a vLLM "
+                f"{pinned} deployment); for another version pick the balanced profile",
+            )
+
     def _check_fields(self) -> None:
         if self.revision is not None and not _REVISION.match(self.revision):
             raise ConfigError("revision", self.revision, "a commit hash, tag or branch name")
-        if self.profile is not None and self.profile not in PROFILES:
-            raise ConfigError("profile", self.profile, f"one of {', '.join(PROFILES)} or None")
         if self.speculative_model is not None and not (
             _REPO_ID.match(self.speculative_model) or self.speculative_model.startswith("/")
         ):
@@ -176,9 +216,16 @@ class ServeConfig:
         check_range(
             "num_speculative_tokens", self.num_speculative_tokens, 1, MAX_SPECULATIVE_TOKENS
         )
-        if self.kv_cache_dtype is not None and self.kv_cache_dtype not in KV_CACHE_DTYPES:
+        self._check_sizes()
+        self._check_names()
+
+    def _check_sizes(self) -> None:
+        dtypes = option_table(self.version).kv_cache_dtypes
+        if self.kv_cache_dtype is not None and self.kv_cache_dtype not in dtypes:
             raise ConfigError(
-                "kv_cache_dtype", self.kv_cache_dtype, f"one of {', '.join(KV_CACHE_DTYPES)}"
+                "kv_cache_dtype",
+                self.kv_cache_dtype,
+                f"one of {', '.join(dtypes)} (vLLM {self.version})",
             )
         check_range("max_inputs", self.max_inputs, 1, MAX_INPUTS_LIMIT)
         check_range("max_cudagraph_capture_size", self.max_cudagraph_capture_size, 1, 2**16)
@@ -191,6 +238,8 @@ class ServeConfig:
             raise ConfigError(
                 "gpu_memory_utilization", self.gpu_memory_utilization, "a fraction in (0, 1]"
             )
+
+    def _check_names(self) -> None:
         if not self.host or any(c.isspace() for c in self.host):
             raise ConfigError("host", self.host, "an address such as 0.0.0.0")
         if self.served_model_names is not None:
@@ -203,6 +252,12 @@ class ServeConfig:
                 )
             if len(set(names)) != len(names):
                 raise ConfigError("served_model_names", names, "names without duplicates")
+        if self.system_start_date is not None:
+            _check_date(self.system_start_date)
+        if self.mxfp8_moe and self.gpu_spec.preset.arch != "blackwell":
+            raise ConfigError(
+                "mxfp8_moe", True, "true only on Blackwell GPUs (B200), the only ones with it"
+            )
 
     # ---- derived views ------------------------------------------------------------------
 
@@ -231,54 +286,10 @@ class ServeConfig:
         return self.resolved_view
 
     def advisories(self) -> tuple[str, ...]:
-        """Known problems this (valid) config runs into on vLLM 0.13.0, worded for a person.
-
-        Not errors: the seed deployment itself triggers the first one. The CLI prints them on
-        stderr and the Modal app at deploy time.
-        """
-        c = self.resolved()
-        notes: list[str] = []
-        multi_token = [
-            reason
-            for reason, active in (
-                (f"stream_interval={c.stream_interval}", (c.stream_interval or 1) > 1),
-                ("speculative decoding", c.speculative),
-            )
-            if active
-        ]
-        if multi_token:
-            notes.append(
-                "vLLM 0.13.0 labels a multi-token streamed batch (here from "
-                + " and ".join(multi_token)
-                + ") with the harmony channel of its last token: text that crosses from "
-                "reasoning into the answer arrives as content, and the answer's last tokens can "
-                "be dropped when a batch ends on <|return|> (vllm-project/vllm#31501, "
-                "vllm-project/recipes#194). Non-streamed replies are unaffected; "
-                "stream_interval=1 with speculative=False avoids it at a throughput cost."
-            )
-        decode_tokens = c.max_inputs * (1 + (c.num_speculative_tokens or 0)) if c.max_inputs else 0
-        capture = c.max_cudagraph_capture_size
-        if not c.fast_boot and capture is not None and capture < decode_tokens:
-            per_step = 1 + (c.num_speculative_tokens or 0)
-            notes.append(
-                f"max_cudagraph_capture_size={capture} counts tokens, and a decode step of "
-                f"{c.max_inputs} requests with {per_step - 1} draft tokens carries "
-                f"{decode_tokens}: steps with more than {capture // per_step} decoding requests "
-                f"run without CUDA graphs. Set max_cudagraph_capture_size={decode_tokens} "
-                "(or use the latency/throughput profiles, which size it in tokens)."
-            )
-        if c.fast_boot:
-            notes.append(
-                "fast_boot runs vLLM eagerly (no torch.compile, no CUDA graphs): minutes faster "
-                "to start, several times slower to decode. Use it while iterating, not in "
-                "production."
-            )
-        if c.speculative and (c.max_num_seqs or 0) > 64:
-            notes.append(
-                f"speculative decoding with max_num_seqs={c.max_num_seqs}: at large batch the "
-                "forward pass is compute-bound and drafting tends to cost more than it saves."
-            )
-        return tuple(notes)
+        """Known problems this (valid) config runs into on its vLLM version, worded for a
+        person. Not errors: the seed profile itself triggers two. The CLI prints them on
+        stderr and the Modal app at deploy time."""
+        return advisories(self.resolved())
 
     # ---- serialisation ------------------------------------------------------------------
 
@@ -332,61 +343,71 @@ class ServeConfig:
 
 
 def _resolve(config: ServeConfig) -> ServeConfig:
-    """Fill every derived field; check the combination fits the GPUs."""
+    """Fill every derived field; check the combination fits the GPUs and the vLLM version."""
+    if config.profile is None:
+        # Even an explicit config names its vLLM and its MoE kernel: both change the argv.
+        blackwell = config.gpu_spec.preset.arch == "blackwell"
+        mxfp8_moe = _first(config.mxfp8_moe, blackwell)
+        same = (config.vllm_version, config.mxfp8_moe) == (config.version, mxfp8_moe)
+        explicit = (
+            config
+            if same
+            else dataclasses.replace(config, vllm_version=config.version, mxfp8_moe=mxfp8_moe)
+        )
+    else:
+        explicit = _apply_profile(config, PROFILE_DEFAULTS[config.profile])
+    _check_combination(explicit, config.model_preset, config.gpu_spec)
+    check_expressible(explicit)
+    return explicit
+
+
+def _apply_profile(config: ServeConfig, profile: Profile) -> ServeConfig:
+    """The explicit config: the user's values, else the profile's and the version's recipe."""
     preset = config.model_preset
     gpu = config.gpu_spec
-    if config.profile is None:
-        explicit = config
-    else:
-        profile = PROFILE_DEFAULTS[config.profile]
-        blackwell = gpu.preset.arch == "blackwell"
-        total_gib = gpu.preset.memory_gib * gpu.count
-        tight = preset.weights_gib / total_gib > TIGHT_MEMORY_SHARE
-        speculative = config.speculative and (
-            profile.speculative
-            or config.speculative_model is not None
-            or config.num_speculative_tokens is not None
-        )
-        max_inputs = _first(config.max_inputs, profile.max_inputs)
-        draft_tokens = (
-            _first(config.num_speculative_tokens, preset.draft_tokens) if speculative else 0
-        )
-        batched = _first(
-            config.max_num_batched_tokens,
-            TIGHT_MAX_NUM_BATCHED_TOKENS if tight else profile.max_num_batched_tokens,
-        )
-        explicit = dataclasses.replace(
-            config,
-            profile=None,
-            revision=_first(config.revision, preset.revision),
-            speculative=speculative,
-            speculative_model=_first(config.speculative_model, preset.draft_model)
-            if speculative
-            else None,
-            num_speculative_tokens=_first(config.num_speculative_tokens, preset.draft_tokens)
-            if speculative
-            else None,
-            # The recipe: fp8 KV cache and the fused passes on Blackwell only (fp8 KV with
-            # FlashInfer on Hopper has open bugs; Ampere has no fp8 attention).
-            kv_cache_dtype=_first(config.kv_cache_dtype, "fp8" if blackwell else "auto"),
-            fuse_allreduce_rms=_first(config.fuse_allreduce_rms, True if blackwell else None),
-            eliminate_noops=_first(config.eliminate_noops, True if blackwell else None),
-            max_inputs=max_inputs,
-            max_cudagraph_capture_size=_first(
-                config.max_cudagraph_capture_size,
-                _capture_size(profile.capture_decode_tokens, max_inputs, draft_tokens, batched),
-            ),
-            max_num_batched_tokens=batched,
-            max_model_len=_first(config.max_model_len, profile.max_model_len),
-            max_num_seqs=_first(config.max_num_seqs, profile.max_num_seqs),
-            gpu_memory_utilization=_first(
-                config.gpu_memory_utilization, TIGHT_GPU_MEMORY_UTILIZATION if tight else None
-            ),
-            stream_interval=_first(config.stream_interval, profile.stream_interval),
-            served_model_names=_first(config.served_model_names, (config.model, "llm")),
-        )
-    _check_combination(explicit, preset, gpu)
-    return explicit
+    draft = RECIPES[config.version].drafts[preset.id]
+    blackwell = gpu.preset.arch == "blackwell"
+    total_gib = gpu.preset.memory_gib * gpu.count
+    tight = preset.weights_gib / total_gib > TIGHT_MEMORY_SHARE
+    speculative = config.speculative and (
+        profile.speculative
+        or config.speculative_model is not None
+        or config.num_speculative_tokens is not None
+    )
+    max_inputs = _first(config.max_inputs, profile.max_inputs)
+    draft_tokens = _first(config.num_speculative_tokens, draft.tokens) if speculative else 0
+    batched = _first(
+        config.max_num_batched_tokens,
+        TIGHT_MAX_NUM_BATCHED_TOKENS if tight else profile.max_num_batched_tokens,
+    )
+    return dataclasses.replace(
+        config,
+        profile=None,
+        vllm_version=config.version,
+        revision=_first(config.revision, preset.revision),
+        speculative=speculative,
+        speculative_model=_first(config.speculative_model, draft.model) if speculative else None,
+        num_speculative_tokens=draft_tokens or None,
+        # The recipe: fp8 KV cache, the MXFP8 MoE kernel and the fused passes on Blackwell only
+        # (fp8 KV with FlashInfer on Hopper has open bugs; Ampere has no fp8 attention).
+        kv_cache_dtype=_first(config.kv_cache_dtype, "fp8" if blackwell else "auto"),
+        mxfp8_moe=_first(config.mxfp8_moe, blackwell),
+        fuse_allreduce_rms=_first(config.fuse_allreduce_rms, True if blackwell else None),
+        eliminate_noops=_first(config.eliminate_noops, True if blackwell else None),
+        max_inputs=max_inputs,
+        max_cudagraph_capture_size=_first(
+            config.max_cudagraph_capture_size,
+            _capture_size(profile.capture_decode_tokens, max_inputs, draft_tokens, batched),
+        ),
+        max_num_batched_tokens=batched,
+        max_model_len=_first(config.max_model_len, profile.max_model_len),
+        max_num_seqs=_first(config.max_num_seqs, profile.max_num_seqs),
+        gpu_memory_utilization=_first(
+            config.gpu_memory_utilization, TIGHT_GPU_MEMORY_UTILIZATION if tight else None
+        ),
+        stream_interval=_first(config.stream_interval, profile.stream_interval),
+        served_model_names=_first(config.served_model_names, (config.model, "llm")),
+    )
 
 
 def _capture_size(decode_tokens: bool, max_inputs: int, draft_tokens: int, batched: int) -> int:
@@ -438,6 +459,17 @@ def _check_combination(config: ServeConfig, preset: ModelPreset, gpu: GPUSpec) -
             config.speculative_model,
             "a draft model and num_speculative_tokens when speculative=True and profile=None",
         )
+
+
+def _check_date(text: str) -> None:
+    import datetime  # only when a date is set
+
+    try:
+        valid = bool(_ISO_DATE.match(text)) and bool(datetime.date.fromisoformat(text))
+    except ValueError:
+        valid = False
+    if not valid:
+        raise ConfigError("system_start_date", text, "an ISO date YYYY-MM-DD, e.g. 2025-08-05")
 
 
 _T = TypeVar("_T")

@@ -1,58 +1,137 @@
-"""Which ``vllm serve`` flags exist, which ones the config owns, and checks on ``extra_args``.
+"""The one table of ``vllm serve`` flags and ``VLLM_*`` variables a ServeConfig sets, and the
+checks on ``extra_args``.
 
-The option table is vLLM 0.13.0's own (``_vllm_options``), so a typo or a flag renamed by vLLM
-is caught here, at config time, instead of as an engine crash twenty minutes into a cold start.
+``FLAGS`` is read three ways: the builder writes argv from it (in its order, the seed's), the
+parser reads argv back with it, and ``extra_args`` may not set any parser destination it names.
+Each vLLM version's own option table (``serve/options``, generated from its parser) says which
+flags exist, so a typo, a flag renamed by vLLM or one from the other version is caught here, at
+config time, instead of as an engine crash twenty minutes into a cold start.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 from gptoss_modal._exceptions import ConfigError
-from gptoss_modal.serve.options.v0_13_0 import OPTION_GROUPS, VLLM_VERSION
+from gptoss_modal.serve.options import (
+    DEFAULT_VLLM_VERSION,
+    VLLM_VERSIONS,
+    VllmOption,
+    VllmVersion,
+    option_table,
+)
+
+# How a flag carries its setting:
+# "str" / "int" / "float": one value, passed when the attribute is not None;
+# "switch": always passed, as ``flag`` (True) or ``off`` (False);
+# "present": a bare flag, passed when the attribute is true;
+# "const": ``flag const``, passed when the attribute is true;
+# "names": one or more values; "json": a JSON sub-config made from several fields.
+FlagKind = Literal["str", "int", "float", "switch", "present", "const", "names", "json"]
 
 
 @dataclass(frozen=True)
-class VllmOption:
-    """One ``vllm serve`` option: its parser destination, spellings, arity and choices."""
+class Flag:
+    """One ``vllm serve`` flag the config sets: where its value comes from and how it is written."""
 
-    dest: str
-    spellings: tuple[str, ...]
-    arity: str  # "0" switch, "1" one value, "+" one or more, "?" zero or one
-    choices: tuple[str, ...] | None
+    flag: str  # the spelling the builder writes and the parser reads
+    attr: str  # the ServeConfig attribute (or, for "json", the sub-config) it carries
+    kind: FlagKind
+    off: str | None = None  # a switch's spelling for False
+    const: str | None = None  # a "const" flag's only value
+    owner: str | None = None  # the field(s) to name in errors, when not ``attr``
+
+    @property
+    def owned_by(self) -> str:
+        """The config field(s) a user sets instead of passing this flag."""
+        return self.owner or self.attr
 
 
-OPTIONS: dict[str, VllmOption] = {}
-for _dest, _spellings, _arity, _choices in OPTION_GROUPS:
-    _option = VllmOption(_dest, _spellings, _arity, _choices)
-    for _spelling in _spellings:
-        OPTIONS[_spelling] = _option
+TOOL_CALL_PARSER = "openai"  # vLLM's parser for gpt-oss's harmony tool calls
+_TOOLS = "tool_calling"
+
+FLAGS: tuple[Flag, ...] = (
+    Flag("--revision", "revision", "str"),
+    Flag("--served-model-name", "served_model_names", "names"),
+    Flag("--host", "host", "str"),
+    Flag("--port", "port", "int"),
+    # Explicit both ways: the default flipped to on in vLLM 0.14.
+    Flag("--async-scheduling", "async_scheduling", "switch", off="--no-async-scheduling"),
+    # Eager mode skips torch.compile and CUDA graph capture: boots in a fraction of the time.
+    Flag("--enforce-eager", "fast_boot", "switch", off="--no-enforce-eager"),
+    Flag(
+        "--tensor-parallel-size",
+        "tensor_parallel_size",
+        "int",
+        owner="gpu (the GPU count is the tensor-parallel size)",
+    ),
+    Flag(
+        "--compilation-config",
+        "compilation_config",
+        "json",
+        owner="fuse_allreduce_rms / eliminate_noops",
+    ),
+    Flag(
+        "--speculative-config",
+        "speculative_config",
+        "json",
+        owner="speculative / speculative_model / num_speculative_tokens",
+    ),
+    Flag("--quantization-config", "quantization_config", "json", owner="mxfp8_moe"),
+    Flag("--stream-interval", "stream_interval", "int"),
+    Flag("--kv-cache-dtype", "kv_cache_dtype", "str"),
+    Flag("--max-cudagraph-capture-size", "max_cudagraph_capture_size", "int"),
+    Flag("--max-num-batched-tokens", "max_num_batched_tokens", "int"),
+    Flag("--max-model-len", "max_model_len", "int"),
+    Flag("--max-num-seqs", "max_num_seqs", "int"),
+    Flag("--gpu-memory-utilization", "gpu_memory_utilization", "float"),
+    Flag("--tool-call-parser", _TOOLS, "const", const=TOOL_CALL_PARSER),
+    Flag("--enable-auto-tool-choice", _TOOLS, "present"),
+    Flag("--enable-per-request-metrics", "per_request_metrics", "present"),
+)
+
+
+@dataclass(frozen=True)
+class EnvVar:
+    """One ``VLLM_*`` variable the config sets ("one": ``1`` when the attribute is true;
+    "str": the attribute's value when not None). The MXFP8 MoE switch is the recipe's."""
+
+    name: str
+    attr: str
+    kind: Literal["one", "str"]
+
+
+ENV_VARS: tuple[EnvVar, ...] = (
+    EnvVar("VLLM_ENABLE_STARTUP_PLAN", "startup_plan", "one"),
+    EnvVar("VLLM_SYSTEM_START_DATE", "system_start_date", "str"),
+)
+
+# Every spelling the parser back reads, with the row and the value a switch spelling means.
+BY_SPELLING: dict[str, tuple[Flag, bool]] = {
+    **{row.flag: (row, True) for row in FLAGS},
+    **{row.off: (row, False) for row in FLAGS if row.off is not None},
+}
+
 
 # Parser destinations the ServeConfig sets, with the field to use instead. Extra arguments may
 # not set these: two sources for one value is how a deployment ends up running something else
 # than its config says.
+def _dest(spelling: str) -> str:
+    """The parser destination of a spelling, from the first version that has it."""
+    return next(
+        option_table(v).options[spelling].dest
+        for v in VLLM_VERSIONS
+        if spelling in option_table(v).options
+    )
+
+
 OWNED_DESTS: dict[str, str] = {
+    # The model is vLLM's positional argument (``model_tag``), also spelt ``--model``.
     "model": "model",
     "model_tag": "model",
-    "revision": "revision",
-    "served_model_name": "served_model_names",
-    "host": "host",
-    "port": "port",
-    "async_scheduling": "async_scheduling",
-    "enforce_eager": "fast_boot",
-    "tensor_parallel_size": "gpu (the GPU count is the tensor-parallel size)",
-    "compilation_config": "fuse_allreduce_rms / eliminate_noops",
-    "speculative_config": "speculative / speculative_model / num_speculative_tokens",
-    "stream_interval": "stream_interval",
-    "kv_cache_dtype": "kv_cache_dtype",
-    "max_cudagraph_capture_size": "max_cudagraph_capture_size",
-    "max_num_batched_tokens": "max_num_batched_tokens",
-    "max_model_len": "max_model_len",
-    "max_num_seqs": "max_num_seqs",
-    "gpu_memory_utilization": "gpu_memory_utilization",
-    "tool_call_parser": "tool_calling",
-    "enable_auto_tool_choice": "tool_calling",
+    **{_dest(row.flag): row.owned_by for row in FLAGS},
     # Not config fields, but never allowed on argv: a key on the command line shows up in
     # process listings and logs (the app passes it as VLLM_API_KEY), and a YAML config file
     # would override the config behind our back.
@@ -68,21 +147,42 @@ SECRET_DESTS = frozenset({"api_key", "hf_token"})
 
 def owned_field(option: str) -> str | None:
     """The config field that owns a flag spelling, or None if extra args may use it."""
-    known = OPTIONS.get(option.split("=", 1)[0])
-    return OWNED_DESTS.get(known.dest) if known else None
+    name = option.split("=", 1)[0]
+    for version in VLLM_VERSIONS:
+        known = option_table(version).options.get(name)
+        if known is not None:
+            return OWNED_DESTS.get(known.dest)
+    return None
 
 
-def _suggest(option: str) -> str:
+def versions_with(spelling: str) -> tuple[VllmVersion, ...]:
+    """The supported vLLM versions whose ``vllm serve`` accepts ``spelling``."""
+    return tuple(v for v in VLLM_VERSIONS if spelling in option_table(v).options)
+
+
+def _suggest(option: str, version: VllmVersion) -> str:
+    others = versions_with(option)
+    if others:
+        return (
+            f"; {option} exists in vLLM {' and '.join(others)}: "
+            f"set vllm_version={others[-1]!r} to use it"
+        )
     import difflib  # only on the error path
 
-    close = difflib.get_close_matches(option, list(OPTIONS), n=3, cutoff=0.75)
+    spellings = list(option_table(version).options)
+    close = difflib.get_close_matches(option, spellings, n=3, cutoff=0.75)
     return f"; did you mean {' or '.join(close)}?" if close else ""
 
 
-def validate_extra_args(args: Sequence[str], *, field: str = "extra_args") -> tuple[str, ...]:
+def validate_extra_args(
+    args: Sequence[str],
+    *,
+    field: str = "extra_args",
+    version: VllmVersion = DEFAULT_VLLM_VERSION,
+) -> tuple[str, ...]:
     """Check extra ``vllm serve`` arguments against vLLM's option table; return them as a tuple.
 
-    Each option must exist in vLLM 0.13.0, must not be owned by a config field, and must get
+    Each option must exist in ``version``, must not be owned by a config field, and must get
     the number of values it takes (``--flag value`` or ``--flag=value``), from its choices when
     vLLM restricts them.
     """
@@ -95,16 +195,7 @@ def validate_extra_args(args: Sequence[str], *, field: str = "extra_args") -> tu
                 field, token, "each extra argument starts with a vllm serve option such as --seed"
             )
         name, has_inline, inline = token.partition("=")
-        option = OPTIONS.get(name)
-        if option is None:
-            raise ConfigError(
-                field, token, f"an option vllm serve {VLLM_VERSION} accepts{_suggest(name)}"
-            )
-        if option.dest in SECRET_DESTS:
-            # Name the option, never echo what followed it: that is the secret.
-            raise ConfigError(field, name, f"not in extra_args: use {OWNED_DESTS[option.dest]}")
-        if option.dest in OWNED_DESTS:
-            raise ConfigError(field, token, f"not in extra_args: set {OWNED_DESTS[option.dest]}")
+        option = _unowned_option(field, token, name, version)
         values: list[str] = [inline] if has_inline else []
         i += 1
         if not has_inline:
@@ -113,6 +204,21 @@ def validate_extra_args(args: Sequence[str], *, field: str = "extra_args") -> tu
                 i += 1
         _check_arity(field, token, option, values)
     return tokens
+
+
+def _unowned_option(field: str, token: str, name: str, version: VllmVersion) -> VllmOption:
+    """The option ``name`` spells, if ``version`` has it and the config does not own it."""
+    option = option_table(version).options.get(name)
+    if option is None:
+        raise ConfigError(
+            field, token, f"an option vllm serve {version} accepts{_suggest(name, version)}"
+        )
+    if option.dest in SECRET_DESTS:
+        # Name the option, never echo what followed it: that is the secret.
+        raise ConfigError(field, name, f"not in extra_args: use {OWNED_DESTS[option.dest]}")
+    if option.dest in OWNED_DESTS:
+        raise ConfigError(field, token, f"not in extra_args: set {OWNED_DESTS[option.dest]}")
+    return option
 
 
 def _looks_like_option(token: str) -> bool:

@@ -6,17 +6,19 @@ Every number here has a reason next to it; the config module only combines them.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
+
+from gptoss_modal.serve.options import VLLM_VERSIONS, VllmVersion, option_table
 
 Arch = Literal["blackwell", "hopper", "ampere"]
-ProfileName = Literal["balanced", "latency", "throughput"]
+ProfileName = Literal["balanced", "latency", "throughput", "seed"]
 
-PROFILES: tuple[ProfileName, ...] = ("balanced", "latency", "throughput")
+PROFILES: tuple[ProfileName, ...] = get_args(ProfileName)
 
 
 @dataclass(frozen=True)
 class ModelPreset:
-    """A gpt-oss checkpoint with its pinned revision and its EAGLE3 draft."""
+    """A gpt-oss checkpoint with its pinned revision (its EAGLE3 draft is per vLLM recipe)."""
 
     id: str
     revision: str
@@ -24,8 +26,6 @@ class ModelPreset:
     weights_gib: float  # MXFP4 MoE + bf16 attention, as the safetensors on the Hub weigh
     num_attention_heads: int  # tensor parallelism must divide this
     max_context: int  # tokens; the longest --max-model-len the model supports
-    draft_model: str
-    draft_tokens: int
 
 
 MODELS: dict[str, ModelPreset] = {
@@ -39,10 +39,6 @@ MODELS: dict[str, ModelPreset] = {
             weights_gib=12.8,
             num_attention_heads=64,
             max_context=131072,
-            draft_model="RedHatAI/gpt-oss-20b-speculator.eagle3",
-            # The seed drafts 7 tokens; vLLM's own test of this draft uses 3 (acceptance
-            # length ~2.56), so 7 trades a little wasted draft compute for longer accepted runs.
-            draft_tokens=7,
         ),
         ModelPreset(
             id="openai/gpt-oss-120b",
@@ -53,9 +49,6 @@ MODELS: dict[str, ModelPreset] = {
             weights_gib=60.8,
             num_attention_heads=64,
             max_context=131072,
-            # The draft and token count the vLLM 0.12/0.13-era gpt-oss recipe names.
-            draft_model="nvidia/gpt-oss-120b-Eagle3-v2",
-            draft_tokens=3,
         ),
     )
 }
@@ -94,10 +87,6 @@ TIGHT_MEMORY_SHARE = 0.5
 TIGHT_GPU_MEMORY_UTILIZATION = 0.95
 TIGHT_MAX_NUM_BATCHED_TOKENS = 1024
 
-# The MXFP8 MoE kernel from FlashInfer: fast on Blackwell, and only Blackwell has it. On Hopper
-# the Triton kernels are vLLM's default (the BF16 FlashInfer variant gives garbage on Hopper).
-BLACKWELL_ENV = {"VLLM_USE_FLASHINFER_MOE_MXFP4_MXFP8": "1"}
-
 
 @dataclass(frozen=True)
 class Profile:
@@ -114,20 +103,22 @@ class Profile:
     # capture size of max_inputs (graphs then cover max_inputs / (1 + k) decoding requests).
     capture_decode_tokens: bool
     reason: str
+    # The vLLM version the profile pins; None: the caller's, else the package default.
+    vllm_version: VllmVersion | None = None
 
 
 PROFILE_DEFAULTS: dict[ProfileName, Profile] = {
     "balanced": Profile(
-        # The seed's values: 32 concurrent inputs per replica (and CUDA graphs captured up to
-        # that batch), prefill chunks of 16k tokens, 32k context, tokens sent 20 at a time.
+        # The seed's values with CUDA graphs sized in tokens: 32 concurrent inputs per replica,
+        # prefill chunks of 16k tokens, 32k context, tokens sent 20 at a time.
         max_inputs=32,
         max_num_seqs=None,
         max_num_batched_tokens=16384,
         stream_interval=20,
         speculative=True,
         max_model_len=32768,
-        capture_decode_tokens=False,  # the seed's value, kept for parity (see advisories)
-        reason="the seed deployment: interactive use at moderate concurrency",
+        capture_decode_tokens=True,
+        reason="interactive use at moderate concurrency (the default)",
     ),
     "latency": Profile(
         # Few sequences per replica keep each decode step short (the recipe's advice for lowest
@@ -155,7 +146,26 @@ PROFILE_DEFAULTS: dict[ProfileName, Profile] = {
         capture_decode_tokens=True,
         reason="most tokens per second per GPU for batch and many concurrent users",
     ),
+    "seed": Profile(
+        # The seed deployment exactly: balanced's values on vLLM 0.13.0, with the seed's CUDA
+        # graph capture size of max_inputs (graphs then cover max_inputs / (1 + k) decoding
+        # requests; kept for parity, see the advisories).
+        max_inputs=32,
+        max_num_seqs=None,
+        max_num_batched_tokens=16384,
+        stream_interval=20,
+        speculative=True,
+        max_model_len=32768,
+        capture_decode_tokens=False,
+        reason="the seed deployment, token for token (vLLM 0.13.0)",
+        vllm_version="0.13.0",
+    ),
 }
 
-# vLLM 0.13.0's --kv-cache-dtype choices (checked against its parser by a contract test).
-KV_CACHE_DTYPES = ("auto", "bfloat16", "fp8", "fp8_ds_mla", "fp8_e4m3", "fp8_e5m2", "fp8_inc")
+# The --kv-cache-dtype values every supported vLLM accepts (each version's own list is in its
+# generated option table; a config is checked against its version's).
+KV_CACHE_DTYPES: tuple[str, ...] = tuple(
+    dtype
+    for dtype in option_table(VLLM_VERSIONS[0]).kv_cache_dtypes
+    if all(dtype in option_table(v).kv_cache_dtypes for v in VLLM_VERSIONS)
+)

@@ -11,6 +11,17 @@ import pytest
 from gptoss_modal import ServeConfig, build_vllm_command
 from gptoss_modal.cli import EXIT_OK, EXIT_USAGE, main
 
+# `gptoss-modal command` output captured before the default moved to vLLM 0.33.0.
+SEED_DIR = Path(__file__).with_name("seed")
+# Fields added to ServeConfig since, with the values the seed profile resolves them to.
+NEW_FIELDS = {
+    "vllm_version": "0.13.0",
+    "mxfp8_moe": True,
+    "per_request_metrics": False,
+    "startup_plan": False,
+    "system_start_date": None,
+}
+
 
 @pytest.fixture(autouse=True)
 def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -22,12 +33,54 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.delenv(key)
 
 
-def test_default_prints_env_and_the_shell_quoted_seed(capsys: pytest.CaptureFixture[str]) -> None:
-    """Default output is the export line and the shell-quoted argv, which splits back exactly."""
-    assert main(["command"]) == EXIT_OK
+def test_seed_prints_env_and_the_shell_quoted_seed(capsys: pytest.CaptureFixture[str]) -> None:
+    """Seed output is the export line and the shell-quoted argv, which splits back exactly."""
+    assert main(["command", "--profile", "seed"]) == EXIT_OK
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == "export VLLM_USE_FLASHINFER_MOE_MXFP4_MXFP8=1"
-    assert shlex.split(lines[1]) == build_vllm_command(ServeConfig())
+    assert shlex.split(lines[1]) == build_vllm_command(ServeConfig(profile="seed"))
+
+
+def test_seed_profile_output_is_the_seed_byte_for_byte(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`command --profile seed` prints what `command` printed before the default moved, stdout
+    and stderr (its two advisories) byte for byte."""
+    assert main(["command", "--profile", "seed"]) == EXIT_OK
+    out = capsys.readouterr()
+    assert out.out == (SEED_DIR / "seed-command.txt").read_text(encoding="utf-8")
+    assert out.err == (SEED_DIR / "seed-command.err").read_text(encoding="utf-8")
+
+
+def test_seed_profile_json_is_the_seed_plus_the_new_fields(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`command --profile seed --json` is the seed's JSON byte for byte once the fields added
+    since (the vLLM version and the 0.33.0 options, all at their seed values) are left out."""
+    assert main(["command", "--profile", "seed", "--json"]) == EXIT_OK
+    payload = json.loads(capsys.readouterr().out)
+    added = {key: payload["config"].pop(key) for key in NEW_FIELDS}
+    assert added == NEW_FIELDS
+    seed = (SEED_DIR / "seed-command.json").read_text(encoding="utf-8")
+    assert json.dumps(payload, indent=2) + "\n" == seed
+
+
+def test_default_prints_a_0_33_command_and_no_warning(capsys: pytest.CaptureFixture[str]) -> None:
+    """The default is vLLM 0.33.0's command with no environment and no note about itself."""
+    assert main(["command"]) == EXIT_OK
+    out = capsys.readouterr()
+    assert out.err == ""
+    assert shlex.split(out.out) == build_vllm_command(ServeConfig())
+    assert "--quantization-config" in out.out
+
+
+def test_vllm_flag_picks_the_version(capsys: pytest.CaptureFixture[str]) -> None:
+    """--vllm 0.13.0 builds for 0.13.0 (its MoE variable) and --json reports the version."""
+    assert main(["command", "--vllm", "0.13.0", "--json"]) == EXIT_OK
+    payload = json.loads(capsys.readouterr().out)
+    assert payload["config"]["vllm_version"] == "0.13.0"
+    assert payload["env"] == {"VLLM_USE_FLASHINFER_MOE_MXFP4_MXFP8": "1"}
+    assert main(["command", "--vllm", "0.2"]) == EXIT_USAGE
 
 
 def test_json_output_has_argv_env_and_resolved_config(capsys: pytest.CaptureFixture[str]) -> None:

@@ -28,7 +28,14 @@ from gptoss_modal.deploy import (
     missing_secret_message,
     open_auth_banner,
 )
-from gptoss_modal.deploy.image import _FETCH_AND_VERIFY, TIKTOKEN_DIR, TIKTOKEN_VOCABULARIES
+from gptoss_modal.deploy.image import (
+    _FETCH_AND_VERIFY,
+    IMAGES,
+    TIKTOKEN_DIR,
+    TIKTOKEN_VOCABULARIES,
+)
+
+REPO = Path(__file__).resolve().parents[3]
 
 FAKE_KEY = "sk-e2e-should-never-be-printed-0123456789"
 
@@ -231,10 +238,10 @@ def test_hub_repos_skip_a_local_draft() -> None:
     assert [r.role for r in repos] == ["model"]
 
 
-def test_image_pins_vllm_and_the_hub_client() -> None:
-    """The image installs vllm==0.13.0 and huggingface_hub[hf_transfer] at exact versions."""
-    recipe = image_recipe(Deployment(ServeConfig(), DeploySettings()))
-    assert recipe.packages == PINNED_PACKAGES
+def test_seed_image_pins_vllm_0_13_and_the_hub_client() -> None:
+    """The seed profile's image installs vllm==0.13.0 and huggingface_hub[hf_transfer] exactly."""
+    recipe = image_recipe(Deployment(ServeConfig(profile="seed"), DeploySettings()))
+    assert recipe.packages == IMAGES["0.13.0"].packages
     assert "vllm==0.13.0" in recipe.packages
     assert any(p.startswith("huggingface_hub[hf_transfer]==") for p in recipe.packages)
     assert recipe.base_image == "nvidia/cuda:12.8.1-devel-ubuntu22.04"
@@ -242,9 +249,45 @@ def test_image_pins_vllm_and_the_hub_client() -> None:
     assert recipe.local_package == "gptoss_modal"
 
 
-def test_image_env_carries_the_deployment_and_the_gpu_env() -> None:
-    """The image env has the builder's GPU variables, the vocabulary dir and the JSON."""
-    deployment = Deployment(ServeConfig(), DeploySettings())
+def test_default_image_is_vllm_0_33_on_cuda_13() -> None:
+    """The default image installs vllm==0.33.0 on a CUDA 13 devel base (its wheels' CUDA)."""
+    recipe = image_recipe(Deployment(ServeConfig(), DeploySettings()))
+    assert recipe.packages == PINNED_PACKAGES == IMAGES["0.33.0"].packages
+    assert "vllm==0.33.0" in recipe.packages
+    assert recipe.base_image.startswith("nvidia/cuda:13.")
+    assert "-devel-" in recipe.base_image
+    assert "HF_HUB_ENABLE_HF_TRANSFER" not in recipe.env  # hub 1.0+ no longer reads it
+
+
+def _lock_pins(path: Path) -> dict[str, str]:
+    """{normalised name: version} of a uv-compiled, hashed lock file."""
+    pins: dict[str, str] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if "==" in line and not line.startswith((" ", "#")):
+            name, _, rest = line.partition("==")
+            pins[name.lower().replace("_", "-")] = rest.split()[0]
+    return pins
+
+
+@pytest.mark.parametrize("version", list(IMAGES))
+def test_image_pins_equal_their_lock(version: str) -> None:
+    """Each image's pins are what its lock resolved for the image's Python on the image's
+    platform, so ``uv pip install`` in that image succeeds (proven offline by the lock)."""
+    pins = IMAGES[version]  # type: ignore[index]
+    lock = REPO / "requirements" / f"image-vllm-{version}.lock"
+    header = lock.read_text(encoding="utf-8").splitlines()[1]
+    assert f"--python-version {pins.python_version}" in header
+    assert "--python-platform x86_64-manylinux_2_28" in header
+    resolved = _lock_pins(lock)
+    for package in pins.packages:
+        name, _, wanted = package.partition("==")
+        assert resolved[name.split("[")[0].lower().replace("_", "-")] == wanted, package
+    assert resolved["vllm"] == version
+
+
+def test_seed_image_env_carries_the_deployment_and_the_gpu_env() -> None:
+    """The seed image env has the builder's GPU variables, the vocabulary dir and the JSON."""
+    deployment = Deployment(ServeConfig(profile="seed"), DeploySettings())
     env = image_recipe(deployment).env
     assert env["VLLM_USE_FLASHINFER_MOE_MXFP4_MXFP8"] == "1"
     assert env["TIKTOKEN_ENCODINGS_BASE"] == TIKTOKEN_DIR
@@ -252,9 +295,15 @@ def test_image_env_carries_the_deployment_and_the_gpu_env() -> None:
     assert all(isinstance(v, str) for v in env.values())
 
 
+def test_default_image_env_has_no_dead_moe_variable() -> None:
+    """vLLM 0.33.0 no longer reads the MXFP8 variable: the default image does not set it."""
+    env = image_recipe(Deployment(ServeConfig(), DeploySettings())).env
+    assert "VLLM_USE_FLASHINFER_MOE_MXFP4_MXFP8" not in env
+
+
 def test_hopper_image_has_no_blackwell_kernel_variable() -> None:
     """On H100 the image does not set the Blackwell-only MoE kernel variable."""
-    env = image_recipe(Deployment(ServeConfig(gpu="H100:1"), DeploySettings())).env
+    env = image_recipe(Deployment(ServeConfig(gpu="H100:1", profile="seed"), DeploySettings())).env
     assert "VLLM_USE_FLASHINFER_MOE_MXFP4_MXFP8" not in env
 
 

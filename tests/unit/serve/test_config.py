@@ -15,9 +15,9 @@ from tests.strategies import serve_configs
 SEED_REVISION_20B = "d666cf3b67006cf8227666739edf25164aaffdeb"
 
 
-def test_default_resolves_to_the_seed_values() -> None:
-    """The default config is the seed deployment: 20b on one B200 with EAGLE3 and fp8 KV."""
-    c = ServeConfig().resolved()
+def test_seed_profile_resolves_to_the_seed_values() -> None:
+    """The seed profile is the seed deployment: 20b on one B200 with EAGLE3 and fp8 KV."""
+    c = ServeConfig(profile="seed").resolved()
     assert c.model == "openai/gpt-oss-20b"
     assert c.revision == SEED_REVISION_20B
     assert c.gpu == "B200:1"
@@ -33,6 +33,93 @@ def test_default_resolves_to_the_seed_values() -> None:
     assert not c.fast_boot
     assert c.served_model_names == ("openai/gpt-oss-20b", "llm")
     assert (c.host, c.port) == ("0.0.0.0", 8000)
+    assert (c.vllm_version, c.mxfp8_moe) == ("0.13.0", True)
+
+
+def test_default_is_vllm_0_33_with_its_recipe() -> None:
+    """The default runs vLLM 0.33.0: its recipe's 3 drafts, MXFP8 MoE, graphs sized in tokens."""
+    c = ServeConfig().resolved()
+    assert c.vllm_version == "0.33.0"
+    assert (c.speculative_model, c.num_speculative_tokens) == (
+        "RedHatAI/gpt-oss-20b-speculator.eagle3",
+        3,
+    )
+    assert (c.kv_cache_dtype, c.mxfp8_moe) == ("fp8", True)
+    assert (c.max_inputs, c.max_cudagraph_capture_size) == (32, 32 * (1 + 3))
+    assert (c.max_num_batched_tokens, c.max_model_len, c.stream_interval) == (16384, 32768, 20)
+
+
+def test_default_has_no_advisory_about_itself() -> None:
+    """Nothing the default does is a known problem: no note fires."""
+    assert ServeConfig().advisories() == ()
+
+
+@pytest.mark.parametrize("gpu", ["B200:1", "H200:1", "H100:1", "H100:2"])
+@pytest.mark.parametrize("model", ["20b", "120b"])
+def test_balanced_on_every_recipe_gpu_has_no_advisory(model: str, gpu: str) -> None:
+    """The default profile on the recipe's GPUs sizes CUDA graphs in tokens: no notes."""
+    assert ServeConfig(model=model, gpu=gpu).advisories() == ()
+
+
+def test_120b_on_0_33_uses_the_v3_draft_with_7_tokens() -> None:
+    """vLLM 0.33.0's recipe drafts 120b with nvidia's EAGLE3 v3 and 7 tokens."""
+    c = ServeConfig(model="120b").resolved()
+    assert (c.speculative_model, c.num_speculative_tokens) == ("nvidia/gpt-oss-120b-Eagle3-v3", 7)
+    assert c.max_cudagraph_capture_size == 32 * 8
+
+
+@pytest.mark.parametrize("value", ["0.2", "0.13", "latest", "0.33.1"])
+def test_unknown_vllm_version_names_both(value: str) -> None:
+    """Anything but the two supported versions is an error naming both."""
+    with pytest.raises(ConfigError) as err:
+        ServeConfig(vllm_version=value)  # type: ignore[arg-type]
+    assert err.value.field == "vllm_version"
+    assert "0.13.0" in err.value.allowed
+    assert "0.33.0" in err.value.allowed
+
+
+def test_seed_profile_pins_vllm_0_13() -> None:
+    """The seed profile is a vLLM 0.13.0 deployment: asking it for 0.33.0 is an error."""
+    assert ServeConfig(profile="seed", vllm_version="0.13.0").resolved().vllm_version == "0.13.0"
+    with pytest.raises(ConfigError, match="seed"):
+        ServeConfig(profile="seed", vllm_version="0.33.0")
+
+
+def test_vllm_version_comes_from_every_source(tmp_path: Path) -> None:
+    """GPTOSS_VLLM_VERSION, [serve] vllm_version and overrides set it, with one precedence."""
+    path = tmp_path / "c.toml"
+    path.write_text('[serve]\nvllm_version = "0.13.0"\n')
+    assert load_config(path, env={}).vllm_version == "0.13.0"
+    assert load_config(env={"GPTOSS_VLLM_VERSION": "0.13.0"}).vllm_version == "0.13.0"
+    env = {"GPTOSS_VLLM_VERSION": "0.13.0"}
+    assert load_config(path, env=env, overrides={"vllm_version": "0.33.0"}).version == "0.33.0"
+    assert load_config(env={"GPTOSS_VLLM_VERSION": "default"}).version == "0.33.0"
+    with pytest.raises(ConfigError) as err:
+        load_config(env={"GPTOSS_VLLM_VERSION": "0.2"})
+    assert err.value.source == "environment GPTOSS_VLLM_VERSION"
+
+
+def test_vllm_version_survives_the_json_round_trip() -> None:
+    """to_json carries the version, and from_json reads it back to an equal config."""
+    for config in (ServeConfig(vllm_version="0.13.0"), ServeConfig(profile="seed").resolved()):
+        assert ServeConfig.from_json(config.to_json()) == config
+        assert '"vllm_version": "0.13.0"' in config.to_json()
+
+
+@pytest.mark.parametrize("date", ["2025-8-5", "05/08/2025", "2025-02-30", "today"])
+def test_system_start_date_must_be_an_iso_date(date: str) -> None:
+    """VLLM_SYSTEM_START_DATE takes YYYY-MM-DD; anything else names the field."""
+    with pytest.raises(ConfigError) as err:
+        ServeConfig(system_start_date=date)
+    assert err.value.field == "system_start_date"
+
+
+def test_mxfp8_moe_only_on_blackwell() -> None:
+    """The MXFP8 MoE kernel is Blackwell's; asking for it on Hopper is an error, off is fine."""
+    with pytest.raises(ConfigError, match="Blackwell"):
+        ServeConfig(gpu="H100:1", mxfp8_moe=True)
+    assert ServeConfig(gpu="H100:1").resolved().mxfp8_moe is False
+    assert ServeConfig(mxfp8_moe=False).resolved().mxfp8_moe is False
 
 
 def test_model_aliases_normalise_to_the_hub_id() -> None:
@@ -42,8 +129,8 @@ def test_model_aliases_normalise_to_the_hub_id() -> None:
 
 
 def test_120b_uses_the_recipe_draft_and_pinned_revision() -> None:
-    """120b drafts with nvidia's EAGLE3 v2 (3 tokens) and pins its own revision."""
-    c = ServeConfig(model="120b").resolved()
+    """120b on vLLM 0.13.0 drafts with nvidia's EAGLE3 v2 (3 tokens) and pins its own revision."""
+    c = ServeConfig(model="120b", vllm_version="0.13.0").resolved()
     assert (c.speculative_model, c.num_speculative_tokens) == ("nvidia/gpt-oss-120b-Eagle3-v2", 3)
     assert c.revision == MODELS["openai/gpt-oss-120b"].revision
 
@@ -121,7 +208,7 @@ def test_hopper_and_ampere_skip_fp8_kv_and_the_fused_passes(gpu: str) -> None:
     assert (c.fuse_allreduce_rms, c.eliminate_noops) == (None, None)
 
 
-@pytest.mark.parametrize("name", ["balanced", "latency", "throughput"])
+@pytest.mark.parametrize("name", ["balanced", "latency", "throughput", "seed"])
 def test_profiles_fill_their_documented_defaults(name: str) -> None:
     """Each profile's values land in the resolved config."""
     profile = PROFILE_DEFAULTS[name]  # type: ignore[index]
@@ -362,7 +449,7 @@ def test_overrides_parse_key_value_pairs() -> None:
 
 def test_seed_config_carries_the_stream_interval_advisory() -> None:
     """The seed's stream_interval=20 with EAGLE3 hits vLLM 0.13.0's harmony batching bug: say so."""
-    notes = ServeConfig().advisories()
+    notes = ServeConfig(profile="seed").advisories()
     assert any("vllm-project/vllm#31501" in n and "stream_interval=20" in n for n in notes)
 
 
@@ -432,15 +519,21 @@ def test_unreadable_config_paths_are_config_errors(tmp_path: Path) -> None:
 
 def test_seed_capture_size_carries_the_cuda_graph_advisory() -> None:
     """The seed's capture size of 32 tokens covers only 4 requests with 7 draft tokens: say so."""
-    notes = ServeConfig().advisories()
+    notes = ServeConfig(profile="seed").advisories()
     assert any("more than 4 decoding requests" in n for n in notes)
 
 
 def test_latency_profile_sizes_cuda_graphs_in_tokens() -> None:
-    """The latency profile captures graphs for 8 requests of 1 + 7 tokens each: 64 tokens."""
-    c = ServeConfig(profile="latency").resolved()
-    assert c.max_cudagraph_capture_size == 64
-    assert not any("counts tokens" in n for n in ServeConfig(profile="latency").advisories())
+    """The latency profile on vLLM 0.13.0 captures graphs for 8 requests of 1 + 7 tokens: 64."""
+    config = ServeConfig(profile="latency", vllm_version="0.13.0")
+    assert config.resolved().max_cudagraph_capture_size == 64
+    assert not any("counts tokens" in n for n in config.advisories())
+
+
+def test_text_loss_advisory_is_0_13_only() -> None:
+    """The 0.13.0 multi-token text-loss note never fires on vLLM 0.33.0, which fixed it."""
+    assert any("#31501" in n for n in ServeConfig(vllm_version="0.13.0").advisories())
+    assert not any("#31501" in n for n in ServeConfig(vllm_version="0.33.0").advisories())
 
 
 def test_capture_size_is_capped_by_the_batched_tokens() -> None:

@@ -1,11 +1,21 @@
-"""extra_args validation against vLLM 0.13.0's option table."""
+"""The one flag table, and extra_args validation against each vLLM version's option table."""
 
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
 
-from gptoss_modal import ConfigError
-from gptoss_modal.serve.flags import owned_field, validate_extra_args
+from gptoss_modal import ConfigError, ServeConfig, build_vllm_command
+from gptoss_modal.serve.flags import (
+    BY_SPELLING,
+    FLAGS,
+    OWNED_DESTS,
+    owned_field,
+    validate_extra_args,
+    versions_with,
+)
+from gptoss_modal.serve.options import VLLM_VERSIONS, option_table
+from tests.strategies import serve_configs
 
 
 @pytest.mark.parametrize(
@@ -85,3 +95,41 @@ def test_credentials_are_refused_without_echoing_them(args: list[str]) -> None:
         validate_extra_args(args)
     assert "SECRET" not in str(err.value)
     assert "Modal Secret" in str(err.value)
+
+
+def test_every_table_flag_is_a_vllm_option_the_config_owns() -> None:
+    """Each row of the one flag table is a real option (in some supported vLLM) whose
+    destination extra_args may not set."""
+    for row in FLAGS:
+        for spelling in (row.flag, row.off):
+            if spelling is not None:
+                versions = versions_with(spelling)
+                assert versions, spelling
+                options = option_table(versions[0]).options
+                assert OWNED_DESTS[options[spelling].dest] == row.owned_by
+
+
+@pytest.mark.parametrize("version", VLLM_VERSIONS)
+def test_owned_options_are_refused_in_every_version(version: str) -> None:
+    """Each version's spellings of an owned option are refused, naming the field to set."""
+    for row in FLAGS:
+        if row.flag in option_table(version).options:  # type: ignore[arg-type]
+            with pytest.raises(ConfigError, match="not in extra_args"):
+                validate_extra_args([row.flag], version=version)  # type: ignore[arg-type]
+
+
+def test_a_flag_of_the_other_version_names_that_version() -> None:
+    """--swap-space (0.13.0 only) and --moe-backend (0.33.0 only) say where they exist."""
+    with pytest.raises(ConfigError, match=r"exists in vLLM 0\.13\.0"):
+        validate_extra_args(["--swap-space", "4"], version="0.33.0")
+    with pytest.raises(ConfigError, match=r"exists in vLLM 0\.33\.0"):
+        validate_extra_args(["--moe-backend", "triton"], version="0.13.0")
+    assert validate_extra_args(["--moe-backend", "triton"], version="0.33.0")
+
+
+@given(serve_configs())
+def test_builder_writes_only_flags_from_the_table(config: ServeConfig) -> None:
+    """Every option the builder writes before extra_args is a spelling of the one table."""
+    argv = build_vllm_command(config)
+    modelled = argv[3 : len(argv) - len(config.extra_args)]
+    assert {t for t in modelled if t.startswith("--")} <= set(BY_SPELLING)
