@@ -52,7 +52,6 @@ vllm-venv: $(VENV)/.installed ## build (once) the cached venv of every supported
 options: $(VENV)/.installed ## regenerate serve/options/v<VLLM_VERSION>.py from that vLLM's parser
 	$(GPTOSS_CACHE_DIR)/vllm-$(VLLM_VERSION)/bin/python scripts/vllm-options.py \
 		> src/gptoss_modal/serve/options/v$(subst .,_,$(VLLM_VERSION)).py
-	$(VENV)/bin/ruff format --quiet src/gptoss_modal/serve/options/
 
 test: $(VENV)/.installed vllm-venv ## unit + contract tests (what CI runs); the vLLM checks are required here
 	GPTOSS_REQUIRE_VLLM=1 $(PY) -m pytest tests/unit tests/contract -m "not e2e" -q
@@ -64,13 +63,13 @@ contract: $(VENV)/.installed vllm-venv ## contract tests only
 	GPTOSS_REQUIRE_VLLM=1 $(PY) -m pytest tests/contract -m "not e2e" -q
 
 lint: $(VENV)/.installed ## ruff + mypy strict
-	$(VENV)/bin/ruff check src tests benchmarks
-	$(VENV)/bin/ruff format --check src tests benchmarks
+	$(VENV)/bin/ruff check src tests benchmarks scripts
+	$(VENV)/bin/ruff format --check src tests benchmarks scripts
 	$(VENV)/bin/mypy
 
 format: $(VENV)/.installed ## apply ruff's formatter and safe fixes
-	$(VENV)/bin/ruff format src tests benchmarks
-	$(VENV)/bin/ruff check --fix src tests benchmarks
+	$(VENV)/bin/ruff format src tests benchmarks scripts
+	$(VENV)/bin/ruff check --fix src tests benchmarks scripts
 
 bench: $(VENV)/.installed ## side-by-side benchmarks, printed as ratio tables
 	$(PY) -m benchmarks

@@ -75,15 +75,35 @@ def kv_cache_dtypes() -> list[str]:
     return sorted(typing.get_args(CacheDType))
 
 
+def _packed(names: list[str], indent: str = "    ", width: int = 100) -> list[str]:
+    """Quoted names, comma-separated, as many to a line as fit in ``width``."""
+    lines: list[str] = []
+    line = indent
+    for name in names:
+        item = f"{name!r}, "
+        if len(line) + len(item) > width and line.strip():
+            lines.append(line.rstrip())
+            line = indent
+        line += item
+    if line.strip():
+        lines.append(line.rstrip())
+    return lines
+
+
 def render(version: str) -> str:
-    """The table module's source (ruff formats it afterwards)."""
-    lines = [HEADER.format(version=version), "OPTION_GROUPS: tuple[OptionRow, ...] = ("]
+    """The table module's source: one option per line, names packed (not run through ruff
+    format, which would spread a row over a dozen lines: the file is data, read by people)."""
+    lines = [
+        HEADER.format(version=version),
+        "# fmt: off",
+        "OPTION_GROUPS: tuple[OptionRow, ...] = (",
+    ]
     lines += [f"    {row!r}," for row in option_rows()]
     lines += [")", "", "ENV_VARS: frozenset[str] = frozenset({"]
-    lines += [f"    {name!r}," for name in env_vars()]
+    lines += _packed(env_vars())
     lines += ["})", "", "KV_CACHE_DTYPES: tuple[str, ...] = ("]
-    lines += [f"    {name!r}," for name in kv_cache_dtypes()]
-    lines += [")", ""]
+    lines += _packed(kv_cache_dtypes())
+    lines += [")", "# fmt: on", ""]
     return "\n".join(lines)
 
 
