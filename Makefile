@@ -17,6 +17,11 @@ VLLM_VERSION ?= 0.33.0
 GPTOSS_CACHE_DIR ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/gptoss-modal
 export GPTOSS_CACHE_DIR
 
+# pytest-xdist workers (one per core here); each vLLM oracle starts in one worker only
+# (tests/contract/conftest.py groups them). PYTEST_WORKERS=0 runs in one process.
+PYTEST_WORKERS ?= 2
+PARALLEL := $(if $(filter 0,$(PYTEST_WORKERS)),,-n $(PYTEST_WORKERS) --dist loadgroup)
+
 .PHONY: help install lock lock-vllm vllm-venv options test unit contract lint format bench e2e deploy demo demo-bench clean
 
 help: ## list the targets
@@ -54,13 +59,13 @@ options: $(VENV)/.installed ## regenerate serve/options/v<VLLM_VERSION>.py from 
 		> src/gptoss_modal/serve/options/v$(subst .,_,$(VLLM_VERSION)).py
 
 test: $(VENV)/.installed vllm-venv ## unit + contract tests (what CI runs); the vLLM checks are required here
-	GPTOSS_REQUIRE_VLLM=1 $(PY) -m pytest tests/unit tests/contract -m "not e2e" -q
+	GPTOSS_REQUIRE_VLLM=1 $(PY) -m pytest tests/unit tests/contract -m "not e2e" -q $(PARALLEL)
 
 unit: $(VENV)/.installed ## unit tests only (seconds)
 	$(PY) -m pytest tests/unit -q
 
 contract: $(VENV)/.installed vllm-venv ## contract tests only
-	GPTOSS_REQUIRE_VLLM=1 $(PY) -m pytest tests/contract -m "not e2e" -q
+	GPTOSS_REQUIRE_VLLM=1 $(PY) -m pytest tests/contract -m "not e2e" -q $(PARALLEL)
 
 lint: $(VENV)/.installed ## ruff + mypy strict
 	$(VENV)/bin/ruff check src tests benchmarks scripts

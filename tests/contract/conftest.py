@@ -63,3 +63,22 @@ from tests.contract.conftest_server import (  # noqa: E402, F401 - fixtures, use
     start_mock,
     target,
 )
+
+# --- parallel runs: each vLLM version's oracle starts in one worker only ---------------------
+_ORACLE_FIXTURES = frozenset({"vllm", "vllm_each", "vllm_oracle_for"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Put every test that asks a vLLM oracle in that version's xdist group, so under
+    ``pytest -n N --dist loadgroup`` (``make test``) each oracle (15-30 s of CPU to import vLLM)
+    starts once per run, not once per worker."""
+    for item in items:
+        names = set(getattr(item, "fixturenames", ()))
+        if not names & _ORACLE_FIXTURES:
+            continue
+        callspec = getattr(item, "callspec", None)
+        params = callspec.params.values() if callspec is not None else ()
+        version = next((p for p in params if p in VLLM_VERSIONS), None)
+        if version is None:  # `vllm` is 0.13.0's; the direct users ask for the default
+            version = SEED_VLLM_VERSION if "vllm" in names else VLLM_VERSIONS[-1]
+        item.add_marker(pytest.mark.xdist_group(f"vllm-{version}"))
