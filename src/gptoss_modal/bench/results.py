@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
+from gptoss_modal._version import __version__
 from gptoss_modal.bench.budgets import BudgetCheck
 from gptoss_modal.bench.prometheus import SpecDecode
 from gptoss_modal.bench.records import RequestRecord
@@ -174,8 +175,6 @@ class BenchRun:
 
     def to_doc(self, *, records: bool = True) -> RunDoc:
         """The JSON document: settings, each level's summary and (optionally) its records."""
-        from gptoss_modal import __version__
-
         return RunDoc(
             tool=ToolDoc(name="gptoss-modal", version=__version__),
             started_at=self.started_at,
