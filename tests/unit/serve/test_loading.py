@@ -43,6 +43,10 @@ def test_misspelt_table_fails_both_loaders(tmp_path: Path) -> None:
             load(path, env={})
 
 
+# Names the docs and tests write as examples of a wrong or placeholder name.
+EXAMPLE_TYPOS = ("GPTOSS_X", "GPTOSS_GPUS", "GPTOSS_QQQQQ", "GPTOSS_API_KY")
+
+
 def test_a_misspelt_variable_fails_both_loaders_naming_the_closest() -> None:
     """GPTOSS_GPUS is an error (not a silent B200:1) that names GPTOSS_GPU, in both loaders."""
     for load in (load_config, load_deploy_settings):
@@ -83,7 +87,7 @@ def test_the_known_names_are_the_ones_the_project_mentions() -> None:
     for path in files:
         if path.name != "test_loading.py" and path.name != "loading.py":
             written |= set(re.findall(r"GPTOSS_[A-Z0-9_]*[A-Z0-9]", path.read_text("utf-8")))
-    written -= {"GPTOSS_E2E", "GPTOSS_X"}  # the e2e prefix, and the docs' placeholder
+    written -= {"GPTOSS_E2E", *EXAMPLE_TYPOS}  # the e2e prefix, and names written to be wrong
     assert written - known_env_names() == set()
     assert set(ENV_VARIABLES) - written == set()
     documented = (root / "docs" / "configuration.md").read_text("utf-8")
