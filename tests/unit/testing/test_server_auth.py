@@ -16,7 +16,7 @@ def test_keys_are_compared_as_digests_against_every_key(monkeypatch: pytest.Monk
         seen.append((a, b))
         return a == b
 
-    monkeypatch.setattr(_server.secrets, "compare_digest", spy)
+    monkeypatch.setattr("gptoss_modal.testing._server.secrets.compare_digest", spy)
     assert _server.key_matches("sk-b", ("sk-a", "sk-b", "sk-c"))
     assert len(seen) == 3
     assert all(len(a) == len(b) == 32 for a, b in seen)
