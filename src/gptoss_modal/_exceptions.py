@@ -73,19 +73,32 @@ class ConfigError(GptossModalError, ValueError):
     """A configuration value is not allowed.
 
     ``field`` is the config field (or CLI/env/TOML key) at fault, ``value`` what was given and
-    ``allowed`` a human description of what would have been accepted.
+    ``allowed`` a human description of what would have been accepted. ``message``, when given,
+    replaces the ``field=value is not allowed: allowed`` sentence: for an option whose value
+    says nothing (a file name, a flag) or must not be shown (it may hold a secret).
     """
 
-    def __init__(self, field: str, value: object, allowed: str, *, source: str | None = None):
+    def __init__(
+        self,
+        field: str,
+        value: object,
+        allowed: str,
+        *,
+        source: str | None = None,
+        message: str | None = None,
+    ):
         self.field = field
         self.value = value
         self.allowed = allowed
         self.source = source
+        self.message = message
         super().__init__(field, value, allowed)
 
     def __str__(self) -> str:
         # Built on demand so a loader can add ``source`` after the fact.
         where = f" (from {self.source})" if self.source else ""
+        if self.message is not None:
+            return f"{self.message}{where}"
         return f"{self.field}={self.value!r}{where} is not allowed: {self.allowed}"
 
 

@@ -7,17 +7,28 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import sys
 import time
-from typing import TYPE_CHECKING, Final, TextIO
+from typing import TYPE_CHECKING, Any, Final, TextIO
 
 if TYPE_CHECKING:
     from gptoss_modal.bench.progress import LiveStats
     from gptoss_modal.bench.settings import Level
     from gptoss_modal.stream.accumulator import ChatResult
+    from gptoss_modal.stream.chunks import ChatChunk
     from gptoss_modal.stream.client import ChatStream, Client, HealthProgress
 
-__all__ = ["Spinner", "TerminalProgress", "format_summary", "print_stream", "wait_with_spinner"]
+__all__ = [
+    "JSONL_SCHEMA",
+    "Spinner",
+    "TerminalProgress",
+    "format_summary",
+    "print_stream",
+    "result_record",
+    "wait_with_spinner",
+    "write_jsonl",
+]
 
 SPINNER_PERIOD_S = 0.1
 _DIM, _RESET = "\x1b[2m", "\x1b[0m"
@@ -102,6 +113,79 @@ async def print_stream(stream: ChatStream, out: TextIO, err: TextIO) -> ChatResu
         if wrote:
             out.write("\n")
             out.flush()
+    return stream.result
+
+
+# ``chat --output jsonl``: one JSON object per line, each with "type" (docs/streaming.md).
+JSONL_SCHEMA: Final = 1
+
+
+def _line(out: TextIO, record: dict[str, Any]) -> None:
+    out.write(json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n")
+    out.flush()  # each line as it arrives: a script reads the stream, not the end
+
+
+def _delta_records(chunk: ChatChunk, started: float) -> list[dict[str, Any]]:
+    """A chunk's reasoning, content and tool-call fragments, one record each."""
+    at = {"t_s": round(chunk.arrival - started, 6)}
+    records: list[dict[str, Any]] = []
+    if chunk.reasoning:
+        records.append({"type": "reasoning", "text": chunk.reasoning, **at})
+    if chunk.content:
+        records.append({"type": "content", "text": chunk.content, **at})
+    for call in chunk.tool_calls:
+        function = call.function
+        records.append(
+            {
+                "type": "tool_call",
+                "index": call.index,
+                "id": call.id,
+                "name": function.name if function else None,
+                "arguments": function.arguments if function else None,
+                **at,
+            }
+        )
+    return records
+
+
+def result_record(result: ChatResult) -> dict[str, Any]:
+    """The last line of ``--output jsonl``: how the reply ended, its usage and its timings."""
+    usage = result.usage
+    return {
+        "type": "result",
+        "schema": JSONL_SCHEMA,
+        "done": result.done,
+        "finish_reason": result.finish_reason,
+        "usage": None
+        if usage is None
+        else {
+            "prompt_tokens": usage.prompt_tokens,
+            "completion_tokens": usage.completion_tokens,
+            "total_tokens": usage.total_tokens,
+        },
+        "ttft_s": result.ttft_s,
+        "ttft_content_s": result.ttft_content_s,
+        "ttlt_s": result.ttlt_s,
+        "decode_tokens_per_s": result.decode_tokens_per_s,
+    }
+
+
+async def write_jsonl(stream: ChatStream, out: TextIO) -> ChatResult:
+    """Write a chat reply as JSON lines: one per channel delta as it arrives, then the result.
+
+    A failure mid-stream writes an ``error`` line (after every delta that arrived) and is
+    raised again, so the caller reports it and exits non-zero.
+    """
+    from gptoss_modal._exceptions import GptossModalError
+
+    try:
+        async for chunk in stream:
+            for record in _delta_records(chunk, stream.result.started):
+                _line(out, record)
+    except GptossModalError as exc:
+        _line(out, {"type": "error", "error": type(exc).__name__, "message": str(exc)})
+        raise
+    _line(out, result_record(stream.result))
     return stream.result
 
 

@@ -18,7 +18,7 @@ from gptoss_modal.bench.schema import RunDoc, SummaryDoc
 
 __all__ = ["plot_runs", "require_matplotlib"]
 
-INSTALL_HINT: Final = "matplotlib installed: pip install 'gptoss-modal[plot]'"
+INSTALL_HINT: Final = "install it with pip install 'gptoss-modal[plot]'"
 # (title, [(metric, stat, line style)]) for the three latency panels.
 _PANELS: Final = (
     (
@@ -35,7 +35,9 @@ def require_matplotlib(field: str = "--plot") -> None:
     try:
         import matplotlib  # noqa: F401
     except ImportError as exc:
-        raise ConfigError(field, "png", INSTALL_HINT) from exc
+        raise ConfigError(
+            field, "png", INSTALL_HINT, message=f"{field} needs matplotlib: {INSTALL_HINT}"
+        ) from exc
 
 
 def _x(summary: SummaryDoc) -> float:

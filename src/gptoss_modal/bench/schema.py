@@ -256,7 +256,9 @@ def decode_run(data: bytes | str, where: str = "<run>") -> RunDoc:
     except msgspec.ValidationError as exc:
         raise ConfigError(f"{where}: schema", str(exc), f"{_ALLOWED} (schema {SCHEMA})") from exc
     except msgspec.DecodeError as exc:
-        raise ConfigError(where, where, f"{_ALLOWED} (not JSON: {exc})") from exc
+        raise ConfigError(
+            where, where, _ALLOWED, message=f"{where} is not JSON ({exc}): give {_ALLOWED}"
+        ) from exc
     if head.schema != SCHEMA:
         raise ConfigError(f"{where}: schema", head.schema, f"{_ALLOWED} (schema {SCHEMA})")
     try:
@@ -274,5 +276,7 @@ def read_run(path: str | Path) -> RunDoc:
     try:
         data = Path(path).read_bytes()
     except OSError as exc:
-        raise ConfigError(where, where, f"{_ALLOWED} ({exc.strerror})") from exc
+        raise ConfigError(
+            where, where, _ALLOWED, message=f"cannot read {where} ({exc.strerror}): give {_ALLOWED}"
+        ) from exc
     return decode_run(data, where)

@@ -1,9 +1,10 @@
 """``gptoss-modal bench``: the load benchmark, and ``bench compare`` of two saved runs.
 
-``gptoss-modal bench URL [options]`` waits for the server, runs each load level, prints the
-tables, and writes the JSON (``--json``) and the plot (``--plot``). Its exit code says whether
-the budgets held: 0 they held (or none were given), 1 a budget failed, every request failed or
-the server could not be benchmarked, 2 bad usage (flags, budgets file, prompts file).
+``gptoss-modal bench URL [options]`` (the same as ``bench run URL``) waits for the server, runs
+each load level, prints the tables, and writes the JSON (``--json``) and the plot (``--plot``).
+Its exit code says whether the budgets held: 0 they held (or none were given), 1 a budget
+failed, every request failed or the server could not be benchmarked, 2 bad usage (flags,
+budgets file, prompts file).
 
 ``gptoss-modal bench compare A.json B.json [--plot OUT.png]`` prints each metric's change from
 run A to run B, level by level (exit 0, or 2 when a file is not a run).
@@ -18,7 +19,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from gptoss_modal.cli import EXIT_FAILURE, EXIT_OK
-from gptoss_modal.cli._options import request_headers
+from gptoss_modal.cli._options import API_KEY_ENV, request_headers
 
 if TYPE_CHECKING:
     from gptoss_modal.bench.budgets import Budgets
@@ -26,7 +27,6 @@ if TYPE_CHECKING:
     from gptoss_modal.bench.settings import BenchSettings
     from gptoss_modal.stream.client import HealthProgress
 
-API_KEY_ENV = "GPTOSS_API_KEY"
 EPILOG = """\
 examples:
   gptoss-modal bench http://127.0.0.1:8000 --concurrency 1,8,32 --requests 64 --json run.json
@@ -38,21 +38,42 @@ metrics, the percentile method and the budgets file: docs/benchmark.md
 
 
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:
-    """Register ``bench`` (and ``bench compare``)."""
-    p = subparsers.add_parser(
+    """Register the ``bench`` group: ``bench [run] URL`` and ``bench compare A B``.
+
+    A new ``bench`` subcommand is one more ``register_*`` function in :data:`SUBCOMMANDS`;
+    ``gptoss_modal.cli.DEFAULT_SUBCOMMANDS`` makes ``bench URL`` mean ``bench run URL``.
+    """
+    group = subparsers.add_parser(
         "bench",
         help="load-test a server: TTFT, TPOT, ITL, throughput, budgets (or compare two runs)",
         description=(
-            "Load-test an OpenAI-compatible vLLM server level by level (closed-loop concurrency "
-            "or open-loop Poisson arrivals) and report TTFT three ways, TPOT, per-token ITL, "
-            "end-to-end latency, throughput, goodput and spec-decode acceptance. "
-            "`gptoss-modal bench compare A.json B.json` compares two saved runs."
+            "Load-test an OpenAI-compatible vLLM server (`gptoss-modal bench URL`, the same as\n"
+            "`bench run URL`), or compare two saved runs (`bench compare A.json B.json`).\n"
+            "`gptoss-modal bench SUBCOMMAND --help` shows each one's options."
         ),
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("url", metavar="URL", help="the server's root URL, or `compare`")
-    p.add_argument("files", nargs="*", metavar="RUN.json", help="with `compare`: run A and B")
+    commands = group.add_subparsers(dest="bench_command", metavar="SUBCOMMAND", required=True)
+    for register_one in SUBCOMMANDS:
+        register_one(commands)
+
+
+def register_run(commands: argparse._SubParsersAction[Any]) -> None:
+    """``bench [run] URL``: the load benchmark."""
+    p = commands.add_parser(
+        "run",
+        prog="gptoss-modal bench [run]",
+        help="load-test URL level by level (the default: `bench URL` is `bench run URL`)",
+        description=(
+            "Load-test an OpenAI-compatible vLLM server level by level (closed-loop concurrency "
+            "or open-loop Poisson arrivals) and report TTFT three ways, TPOT, per-token ITL, "
+            "end-to-end latency, throughput, goodput and spec-decode acceptance."
+        ),
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("url", metavar="URL", help="the server's root URL")
     p.add_argument("--model", default="llm", help="served model name (default: llm)")
     p.add_argument("--api-key", help=f"the server's API key (default: ${API_KEY_ENV})")
     p.add_argument(
@@ -62,6 +83,28 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         metavar="NAME:VALUE",
         help="an extra header on every request, e.g. Modal-Key:... (repeatable)",
     )
+    _load_options(p)
+    out = p.add_argument_group("output and budgets")
+    out.add_argument(
+        "--budgets", metavar="FILE.toml", help="latency budgets (see budgets.example.toml)"
+    )
+    out.add_argument(
+        "--gpu", metavar="SECTION", help="the budgets file's section (default: its only one)"
+    )
+    out.add_argument("--json", metavar="OUT.json", help="write every request and the summary here")
+    out.add_argument("--plot", metavar="OUT.png", help="plot latency and throughput against load")
+    out.add_argument("--quiet", action="store_true", help="no progress bar or health messages")
+    conn = p.add_argument_group("connection")
+    conn.add_argument("--wait", default="20m", help="how long to wait for /health (default 20m)")
+    conn.add_argument(
+        "--stall-timeout", default="120s", help="fail a request after no bytes for this long (120s)"
+    )
+    conn.add_argument("--no-metrics", action="store_true", help="do not scrape /metrics")
+    p.set_defaults(func=bench)
+
+
+def _load_options(p: argparse.ArgumentParser) -> None:
+    """The load (levels, size, warm-up, seed) and request-shape options of ``bench run``."""
     load = p.add_argument_group("load")
     load.add_argument(
         "--concurrency",
@@ -98,36 +141,27 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     req.add_argument(
         "--prompts", metavar="FILE.jsonl", help='prompts: {"messages": [...]} per line'
     )
-    out = p.add_argument_group("output and budgets")
-    out.add_argument(
-        "--budgets", metavar="FILE.toml", help="latency budgets (see budgets.example.toml)"
-    )
-    out.add_argument(
-        "--gpu", metavar="SECTION", help="the budgets file's section (default: its only one)"
-    )
-    out.add_argument("--json", metavar="OUT.json", help="write every request and the summary here")
-    out.add_argument("--plot", metavar="OUT.png", help="plot latency and throughput against load")
-    out.add_argument("--quiet", action="store_true", help="no progress bar or health messages")
-    conn = p.add_argument_group("connection")
-    conn.add_argument("--wait", default="20m", help="how long to wait for /health (default 20m)")
-    conn.add_argument(
-        "--stall-timeout", default="120s", help="fail a request after no bytes for this long (120s)"
-    )
-    conn.add_argument("--no-metrics", action="store_true", help="do not scrape /metrics")
-    p.set_defaults(func=run)
 
 
-def run(args: argparse.Namespace) -> int:
-    """Dispatch ``bench URL`` and ``bench compare A B``."""
-    from gptoss_modal._exceptions import ConfigError
+def register_compare(commands: argparse._SubParsersAction[Any]) -> None:
+    """``bench compare A.json B.json [--plot OUT.png]``."""
+    p = commands.add_parser(
+        "compare",
+        prog="gptoss-modal bench compare",
+        help="print each metric's change from run A to run B (saved with --json)",
+        description=(
+            "Print the change of each metric from run A to run B, level by level; with --plot, "
+            "draw both runs on the same axes."
+        ),
+    )
+    p.add_argument("a", metavar="A.json", help="the run before (saved by `bench URL --json`)")
+    p.add_argument("b", metavar="B.json", help="the run after")
+    p.add_argument("--plot", metavar="OUT.png", help="plot both runs against load")
+    p.set_defaults(func=compare)
 
-    if args.url == "compare":
-        if len(args.files) != 2:
-            raise ConfigError("compare", args.files, "two run files: bench compare A.json B.json")
-        return compare(args)
-    if args.files:
-        raise ConfigError("URL", " ".join([args.url, *args.files]), "one URL (or `compare A B`)")
-    return bench(args)
+
+# The bench subcommands, in the order their help lists them.
+SUBCOMMANDS = (register_run, register_compare)
 
 
 def compare(args: argparse.Namespace) -> int:
@@ -135,7 +169,11 @@ def compare(args: argparse.Namespace) -> int:
     from gptoss_modal.bench.report import render_comparison
     from gptoss_modal.bench.schema import read_run
 
-    a_path, b_path = args.files
+    if args.plot:
+        from gptoss_modal.bench.plot import require_matplotlib
+
+        require_matplotlib()  # before reading anything: say so at once
+    a_path, b_path = args.a, args.b
     a, b = read_run(a_path), read_run(b_path)
     if args.plot:
         from gptoss_modal.bench.plot import plot_runs
@@ -183,7 +221,12 @@ def _budgets(args: argparse.Namespace) -> Budgets | None:
     if args.gpu and not args.budgets:
         from gptoss_modal._exceptions import ConfigError
 
-        raise ConfigError("--gpu", args.gpu, "used only with --budgets FILE.toml")
+        raise ConfigError(
+            "--gpu",
+            args.gpu,
+            "--budgets",
+            message="--gpu picks a section of the budgets file: give it with --budgets FILE.toml",
+        )
     return budgets
 
 

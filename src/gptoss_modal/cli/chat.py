@@ -24,7 +24,7 @@ from gptoss_modal.cli._options import (
     request_headers,
 )
 from gptoss_modal.cli.health import report_connection_failure
-from gptoss_modal.display import format_summary, print_stream, wait_with_spinner
+from gptoss_modal.display import format_summary, print_stream, wait_with_spinner, write_jsonl
 from gptoss_modal.stream.request import REASONING_EFFORTS
 
 
@@ -60,6 +60,13 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         metavar="DURATION",
         help="fail when no bytes arrive for this long, first token included (default 120s)",
     )
+    chat.add_argument(
+        "--output",
+        choices=("text", "jsonl"),
+        default="text",
+        help="text (default), or jsonl: one JSON object per reasoning/content delta, then the "
+        "result with its timings (docs/streaming.md)",
+    )
     add_key_option(chat)
     add_header_option(chat)
     chat.set_defaults(func=run_chat)
@@ -89,6 +96,9 @@ async def _chat(args: argparse.Namespace) -> int:
             if args.wait:
                 await wait_with_spinner(client, args.wait, sys.stderr)
             async with stream:
+                if args.output == "jsonl":  # the timings are on its last line
+                    await write_jsonl(stream, sys.stdout)
+                    return EXIT_OK
                 result = await print_stream(stream, sys.stdout, sys.stderr)
         except (ConnectError, HealthTimeout) as exc:
             return report_connection_failure(exc, args.wait)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import errno
 import logging
 import sys
 import types
@@ -17,7 +18,7 @@ import typing
 from typing import Any, Literal
 
 from gptoss_modal._exceptions import ConfigError
-from gptoss_modal.cli import EXIT_OK, EXIT_USAGE
+from gptoss_modal.cli import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from gptoss_modal.testing._config import CliOption, MockConfig, cli_option
 
 _ConfigOption = tuple[dataclasses.Field[Any], Any, CliOption]
@@ -79,6 +80,31 @@ def _shown(default: object) -> str:
     return "none" if default is None else str(default)
 
 
+MAX_PORT = 65535
+
+
+def port_number(text: str) -> int:
+    """An argparse ``type``: a TCP port, 0 (any free one) to 65535."""
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= MAX_PORT:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a port: use a whole number from 0 to {MAX_PORT} (0 picks a free one)"
+        )
+    return port
+
+
+def option_of(field: str) -> str:
+    """The option that sets a ``MockConfig`` field (``fault.seconds`` is ``--fault``'s)."""
+    name = field.split(".")[0]
+    for config_field, _, option in config_options():
+        if config_field.name == name:
+            return option.flag or "--" + name.replace("_", "-")
+    return name
+
+
 def config_from_args(args: argparse.Namespace) -> MockConfig:
     """The ``MockConfig`` the parsed options describe (argparse's lists become tuples)."""
     values: dict[str, Any] = {}
@@ -101,7 +127,9 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         ),
     )
     p.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=8000, help="port (0 picks a free one)")
+    p.add_argument(
+        "--port", type=port_number, default=8000, help="port 0 to 65535 (0 picks a free one)"
+    )
     for config_field, hint, option in config_options():
         _add_option(p, config_field, hint, option)
     p.add_argument("--quiet", action="store_true", help="do not log requests")
@@ -115,7 +143,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         config = config_from_args(args)
     except ConfigError as exc:
-        print(f"gptoss-modal mock: error: {exc}", file=sys.stderr)
+        print(f"gptoss-modal mock: error: {option_of(exc.field)}: {exc}", file=sys.stderr)
         return EXIT_USAGE
     if not args.quiet:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s mock %(message)s")
@@ -133,8 +161,14 @@ def run(args: argparse.Namespace) -> int:
     try:
         asyncio.run(serve())
     except OSError as exc:
-        print(f"gptoss-modal mock: error: {exc}", file=sys.stderr)
+        if exc.errno != errno.EADDRINUSE:
+            raise
+        print(
+            f"gptoss-modal mock: error: port {args.port} on {args.host} is already in use: stop "
+            "what is listening there, or pick another with --port (0 picks a free one)",
+            file=sys.stderr,
+        )
         return EXIT_USAGE
-    except KeyboardInterrupt:
-        pass
+    except KeyboardInterrupt:  # Ctrl-C: the server stopped cleanly, and says it was interrupted
+        return EXIT_INTERRUPTED
     return EXIT_OK

@@ -26,11 +26,13 @@ from gptoss_modal.serve.advisories import advisories
 from gptoss_modal.serve.flags import validate_extra_args
 from gptoss_modal.serve.loading import (
     ENV_PREFIX,
+    MAY_HOLD_SECRETS,
     check_range,
     check_types,
     coerce_text,
     did_you_mean,
     env_values,
+    hidden_value_error,
     toml_values,
 )
 from gptoss_modal.serve.options import (
@@ -144,7 +146,9 @@ class ServeConfig:
     host: str = "0.0.0.0"
     port: int = 8000
     tool_calling: bool = False
-    extra_args: tuple[str, ...] = field(default=())
+    # May carry a secret (``--api-key=...`` is refused, but only after reading it): errors
+    # about it name the field and never show its value.
+    extra_args: tuple[str, ...] = field(default=(), metadata={MAY_HOLD_SECRETS: True})
     # Which vLLM runs it; None: the profile's (``seed`` pins 0.13.0), else the default 0.33.0.
     vllm_version: VllmVersion | None = None
     # FlashInfer's MXFP4 x MXFP8 MoE kernel (Blackwell only); None: on exactly on Blackwell.
@@ -312,8 +316,10 @@ class ServeConfig:
         values: dict[str, Any] = {}
         for key, value in data.items():
             if key not in known:
-                raise ConfigError(
-                    key, value, f"a ServeConfig field{did_you_mean(key, known)}", source=source
+                raise hidden_value_error(
+                    key,
+                    f"{key} is not a ServeConfig field{did_you_mean(key, known)}",
+                    source=source,
                 )
             values[key] = tuple(value) if isinstance(value, list) else value
         try:
@@ -328,10 +334,12 @@ class ServeConfig:
         """Read the JSON that :meth:`to_json` wrote (as carried into the container)."""
         try:
             data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ConfigError("json", text, f"valid JSON ({exc.msg})") from exc
+        except json.JSONDecodeError as exc:  # the text may hold extra_args: not shown
+            raise hidden_value_error("json", f"the config is not valid JSON ({exc.msg})") from exc
         if not isinstance(data, dict):
-            raise ConfigError("json", data, "a JSON object of ServeConfig fields")
+            raise hidden_value_error(
+                "json", "the config must be a JSON object of ServeConfig fields"
+            )
         return cls.from_dict(data, source="json")
 
     def replace(self, **changes: Any) -> ServeConfig:
@@ -495,9 +503,9 @@ def parse_overrides(pairs: list[str] | tuple[str, ...]) -> dict[str, Any]:
         key = key.strip().replace("-", "_")
         if not sep:
             raise ConfigError("--set", pair, "key=value, e.g. max_inputs=64")
-        if key not in known:
-            raise ConfigError(
-                key, text, f"a ServeConfig field{did_you_mean(key, known)}", source="--set"
+        if key not in known:  # what follows "=" is not shown: it may be a secret
+            raise hidden_value_error(
+                key, f"{key} is not a ServeConfig field{did_you_mean(key, known)}", source="--set"
             )
         values[key] = coerce_text(ServeConfig, key, text, f"--set {key}", _LITERAL_OK)
     return values

@@ -174,6 +174,12 @@ def _suggest(option: str, version: VllmVersion) -> str:
     return f"; did you mean {' or '.join(close)}?" if close else ""
 
 
+def _refused(field: str, what: str) -> ConfigError:
+    """An extra_args error that names options only: a value (``--api-key=sk-...``, or one after
+    its option) may be a secret, and every error reaches a terminal or a deploy log."""
+    return ConfigError(field, "<hidden>", what, message=f"{field}: {what}")
+
+
 def validate_extra_args(
     args: Sequence[str],
     *,
@@ -184,65 +190,79 @@ def validate_extra_args(
 
     Each option must exist in ``version``, must not be owned by a config field, and must get
     the number of values it takes (``--flag value`` or ``--flag=value``), from its choices when
-    vLLM restricts them.
+    vLLM restricts them. Errors name options and positions, never a value.
     """
     tokens = tuple(args)
     i = 0
     while i < len(tokens):
         token = tokens[i]
         if not isinstance(token, str) or not token.startswith("-") or token in ("-", "--"):
-            raise ConfigError(
-                field, token, "each extra argument starts with a vllm serve option such as --seed"
+            after = f" (after {_option_name(tokens[i - 1])})" if i else ""
+            raise _refused(
+                field,
+                f"argument {i + 1}{after} is not a vllm serve option; each extra argument "
+                "starts with one, such as --seed, and its values follow it",
             )
         name, has_inline, inline = token.partition("=")
-        option = _unowned_option(field, token, name, version)
+        option = _unowned_option(field, name, version)
         values: list[str] = [inline] if has_inline else []
         i += 1
         if not has_inline:
             while i < len(tokens) and not _looks_like_option(tokens[i]):
                 values.append(tokens[i])
                 i += 1
-        _check_arity(field, token, option, values)
+        _check_arity(field, option, values)
     return tokens
 
 
-def _unowned_option(field: str, token: str, name: str, version: VllmVersion) -> VllmOption:
+def _option_name(token: object) -> str:
+    """The option a token spells (``--seed`` of ``--seed=1``), or ``a value``."""
+    if isinstance(token, str) and token.startswith("-") and not _is_number(token):
+        return token.partition("=")[0]
+    return "a value"
+
+
+def _unowned_option(field: str, name: str, version: VllmVersion) -> VllmOption:
     """The option ``name`` spells, if ``version`` has it and the config does not own it."""
     option = option_table(version).options.get(name)
     if option is None:
-        raise ConfigError(
-            field, token, f"an option vllm serve {version} accepts{_suggest(name, version)}"
+        raise _refused(
+            field, f"{name} is not an option vllm serve {version} accepts{_suggest(name, version)}"
         )
     if option.dest in SECRET_DESTS:
-        # Name the option, never echo what followed it: that is the secret.
-        raise ConfigError(field, name, f"not in extra_args: use {OWNED_DESTS[option.dest]}")
+        # argv shows in process listings and deploy logs: a credential never goes there.
+        raise _refused(
+            field, f"{name} is a credential, not in extra_args: use {OWNED_DESTS[option.dest]}"
+        )
     if option.dest in OWNED_DESTS:
-        raise ConfigError(field, token, f"not in extra_args: set {OWNED_DESTS[option.dest]}")
+        raise _refused(
+            field, f"{name} is the config's, not in extra_args: set {OWNED_DESTS[option.dest]}"
+        )
     return option
+
+
+def _is_number(token: str) -> bool:
+    try:
+        float(token)
+    except ValueError:
+        return False
+    return True
 
 
 def _looks_like_option(token: str) -> bool:
     # "-1" is a value (a negative number), "--seed" and "-tp" are options.
-    if not token.startswith("-"):
-        return False
-    try:
-        float(token)
-    except ValueError:
-        return True
-    return False
+    return token.startswith("-") and not _is_number(token)
 
 
-def _check_arity(field: str, token: str, option: VllmOption, values: list[str]) -> None:
+def _check_arity(field: str, option: VllmOption, values: list[str]) -> None:
     counts = {"0": (0, 0), "1": (1, 1), "?": (0, 1), "+": (1, 10**6), "*": (0, 10**6)}
     low, high = counts.get(option.arity, (0, 10**6))
+    spelling = option.spellings[0]
     if not low <= len(values) <= high:
         wanted = {"0": "no value", "1": "exactly one value", "?": "at most one value"}.get(
             option.arity, "one or more values"
         )
-        raise ConfigError(field, [token, *values], f"{option.spellings[0]} takes {wanted}")
-    if option.choices is not None:
-        for value in values:
-            if value not in option.choices:
-                raise ConfigError(
-                    field, value, f"{option.spellings[0]} is one of {', '.join(option.choices)}"
-                )
+        got = {0: "none"}.get(len(values), str(len(values)))
+        raise _refused(field, f"{spelling} takes {wanted}, it was given {got}")
+    if option.choices is not None and any(v not in option.choices for v in values):
+        raise _refused(field, f"{spelling} is one of {', '.join(option.choices)}")

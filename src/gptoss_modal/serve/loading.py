@@ -10,13 +10,41 @@ import dataclasses
 import shlex
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
 from gptoss_modal._exceptions import ConfigError
 
 ENV_PREFIX = "GPTOSS_"
+# Every GPTOSS_* variable the project reads, as one fact: the fields of these dataclasses
+# (GPTOSS_<FIELD>; imported by name only when checking, as the deploy settings import this
+# module), and the variables below, each with who reads it. Any other GPTOSS_* variable is a
+# typo, and an error: a misspelt GPTOSS_GPU must not deploy to the default GPU.
+ENV_CONFIG_CLASSES = (
+    ("gptoss_modal.serve.config", "ServeConfig"),
+    ("gptoss_modal.deploy.settings", "DeploySettings"),
+)
+ENV_VARIABLES: typing.Final[Mapping[str, str]] = types.MappingProxyType(
+    {
+        "GPTOSS_CONFIG": "the TOML file with the [serve] and [deploy] tables",
+        "GPTOSS_API_KEY": "the API key clients send (chat, health, bench, the contract tests)",
+        "GPTOSS_MODAL_KEY": "the Modal proxy auth token id clients send",
+        "GPTOSS_MODAL_SECRET": "the Modal proxy auth token secret clients send",
+        "GPTOSS_DEPLOYMENT_JSON": "the deployment carried into the container",
+        "GPTOSS_BASE_URL": "the contract tests: a real server to check instead of the mock",
+        "GPTOSS_SERVED_MODEL": "the contract tests: that server's model name",
+        "GPTOSS_REQUIRE_VLLM": "the tests: fail, not skip, when vLLM is not installed",
+        "GPTOSS_CACHE_DIR": "make and the tests: where the vLLM virtualenvs are cached",
+        "GPTOSS_E2E_GPU": "the e2e suite: the GPU to deploy on",
+        "GPTOSS_E2E_APP_NAME": "the e2e suite: its Modal app's name",
+        "GPTOSS_E2E_SECRET_NAME": "the e2e suite: its Modal Secret's name",
+        "GPTOSS_E2E_BUDGETS": "the e2e suite: its budgets file",
+        "GPTOSS_E2E_RESULTS": "the e2e suite: where its results go",
+        "GPTOSS_E2E_WARM_REQUESTS": "the e2e suite: requests per warm measurement",
+        "GPTOSS_E2E_LOST_LAST_BATCH": "the e2e suite: expect the known lost-last-batch failure",
+    }
+)
 # The sections a config file may hold; each loader reads its own.
 TOML_TABLES = ("serve", "deploy")
 
@@ -28,7 +56,7 @@ _FALSE = frozenset({"0", "false", "no", "off"})
 DERIVE_WORDS = frozenset({"", "auto", "default", "none", "null"})
 
 
-def did_you_mean(key: str, known: typing.Iterable[str]) -> str:
+def did_you_mean(key: str, known: Iterable[str]) -> str:
     """'; did you mean 'x'?' for the closest known name, or ''."""
     import difflib  # only on the error path
 
@@ -39,6 +67,56 @@ def did_you_mean(key: str, known: typing.Iterable[str]) -> str:
 def field_names(cls: type[Any]) -> set[str]:
     """The dataclass's field names."""
     return {f.name for f in dataclasses.fields(cls)}
+
+
+# A dataclass field's metadata key: its values may hold a secret (``extra_args`` may carry
+# ``--api-key=sk-...``), so errors name the field and never show what it was given.
+MAY_HOLD_SECRETS = "may_hold_secrets"
+
+
+def may_hold_secrets(cls: type[Any], name: str) -> bool:
+    """Whether field ``name`` of ``cls`` is marked :data:`MAY_HOLD_SECRETS`."""
+    return any(f.name == name and f.metadata.get(MAY_HOLD_SECRETS) for f in dataclasses.fields(cls))
+
+
+def hidden_value_error(name: str, message: str, *, source: str | None = None) -> ConfigError:
+    """A :class:`ConfigError` about ``name`` whose message never shows its value (it may hold
+    a secret); ``message`` says what was wrong and what is allowed."""
+    return ConfigError(name, "<hidden>", message, source=source, message=message)
+
+
+def known_env_names() -> frozenset[str]:
+    """Every ``GPTOSS_*`` variable the project reads (:data:`ENV_VARIABLES` and the fields of
+    :data:`ENV_CONFIG_CLASSES`)."""
+    import importlib  # the classes import this module: look them up only when checking
+
+    names = set(ENV_VARIABLES)
+    for module, name in ENV_CONFIG_CLASSES:
+        cls = getattr(importlib.import_module(module), name)
+        names.update(ENV_PREFIX + field.upper() for field in field_names(cls))
+    return frozenset(names)
+
+
+def check_env_names(env: Mapping[str, str]) -> None:
+    """:class:`ConfigError` for the first ``GPTOSS_*`` variable nothing reads, naming the
+    closest known one (its value is never shown)."""
+    unknown = sorted(k for k in env if k.startswith(ENV_PREFIX))
+    if not unknown:
+        return
+    known = known_env_names()
+    for key in unknown:
+        if key not in known:
+            # Compared without the prefix every name shares, which would make anything "close".
+            short = did_you_mean(
+                key.removeprefix(ENV_PREFIX), (k[len(ENV_PREFIX) :] for k in known)
+            )
+            hint = short.replace("'", f"'{ENV_PREFIX}", 1) if short else "."
+            raise hidden_value_error(
+                f"environment {key}",
+                f"environment variable {key} is not one gptoss-modal reads"
+                f"{hint} Fix its name or unset it (every GPTOSS_* "
+                "variable: docs/configuration.md)",
+            )
 
 
 def is_instance(value: Any, hint: Any) -> bool:
@@ -86,6 +164,8 @@ def check_types(obj: Any) -> None:
     for f in dataclasses.fields(obj):
         value = getattr(obj, f.name)
         if not is_instance(value, hints[f.name]):
+            if f.metadata.get(MAY_HOLD_SECRETS):
+                raise hidden_value_error(f.name, f"{f.name} must be {describe_type(hints[f.name])}")
             raise ConfigError(f.name, value, describe_type(hints[f.name]))
 
 
@@ -108,6 +188,24 @@ def means_derive(
     return word not in literal_ok.get(name, frozenset()) and word not in _literal_values(hint)
 
 
+def _parse(kind: Any, name: str, text: str) -> Any:
+    """``text`` as a value of ``kind`` (ValueError when it is not one)."""
+    if kind is bool:
+        lowered = text.strip().lower()
+        if lowered in _TRUE or lowered in _FALSE:
+            return lowered in _TRUE
+        raise ValueError
+    if kind is int:
+        return int(text)
+    if kind is float:
+        return float(text)
+    if kind is tuple:
+        if name == "extra_args":  # argv: split like a shell line, never run by one
+            return tuple(shlex.split(text))
+        return tuple(part.strip() for part in text.split(",") if part.strip())
+    return text.strip()
+
+
 def coerce_text(
     cls: type[Any],
     name: str,
@@ -123,25 +221,14 @@ def coerce_text(
     args = typing.get_args(hint) if is_union else ()
     base = next(a for a in args if a is not type(None)) if is_union else hint
     kind: Any = str if typing.get_origin(base) is Literal else (typing.get_origin(base) or base)
-    lowered = text.strip().lower()
     try:
-        if kind is bool:
-            if lowered in _TRUE:
-                return True
-            if lowered in _FALSE:
-                return False
-            raise ValueError
-        if kind is int:
-            return int(text)
-        if kind is float:
-            return float(text)
-        if kind is tuple:
-            if name == "extra_args":  # argv: split like a shell line, never run by one
-                return tuple(shlex.split(text))
-            return tuple(part.strip() for part in text.split(",") if part.strip())
-    except ValueError:
+        return _parse(kind, name, text)
+    except ValueError as exc:
+        if may_hold_secrets(cls, name):  # shlex's "No closing quotation", never the text
+            raise hidden_value_error(
+                name, f"{name} is not {describe_type(hint)} ({exc})", source=source
+            ) from None
         raise ConfigError(name, text, describe_type(hint), source=source) from None
-    return text.strip()
 
 
 def env_values(
@@ -149,7 +236,9 @@ def env_values(
     env: Mapping[str, str],
     literal_ok: Mapping[str, frozenset[str]] | None = None,
 ) -> dict[str, Any]:
-    """The fields set by ``GPTOSS_<FIELD>`` variables, typed."""
+    """The fields set by ``GPTOSS_<FIELD>`` variables, typed; any ``GPTOSS_*`` variable the
+    project does not read is an error (:func:`check_env_names`)."""
+    check_env_names(env)
     values: dict[str, Any] = {}
     for name in sorted(field_names(cls)):
         key = ENV_PREFIX + name.upper()
@@ -172,9 +261,11 @@ def read_toml(path: Path) -> dict[str, Any]:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError("config", source, f"valid TOML ({exc})") from exc
     for key, value in data.items():
-        if not isinstance(value, dict):
-            raise ConfigError(
-                key, value, f"a key inside a table ({', '.join(TOML_TABLES)})", source=source
+        if not isinstance(value, dict):  # its value is not shown: it may hold a secret
+            raise hidden_value_error(
+                key,
+                f"{key} must be a key inside a table ([{'] or ['.join(TOML_TABLES)}])",
+                source=source,
             )
         if key not in TOML_TABLES:
             raise ConfigError(
@@ -195,10 +286,10 @@ def toml_values(
     """The fields one table of a config file sets; unknown keys are errors."""
     section = read_toml(path).get(table, {})
     known = field_names(cls)
-    for key, value in section.items():
-        if key not in known:
-            raise ConfigError(
-                key, value, f"a [{table}] key{did_you_mean(key, known)}", source=str(path)
+    for key in section:
+        if key not in known:  # an unknown key's value is not shown: it may hold a secret
+            raise hidden_value_error(
+                key, f"{key} is not a [{table}] key{did_you_mean(key, known)}", source=str(path)
             )
     return {
         key: None if means_derive(cls, key, value, literal_ok or {}) else value

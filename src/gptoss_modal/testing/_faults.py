@@ -57,7 +57,8 @@ def _option(item: str) -> tuple[str, int | float | str]:
     try:
         return key, kind(text)
     except ValueError as exc:
-        raise ConfigError(f"fault.{key}", text, f"a {kind.__name__}") from exc
+        what = {int: "a whole number", float: "a number"}.get(kind, kind.__name__)
+        raise ConfigError(f"fault.{key}", text, f"{what}, e.g. {key}=2") from exc
 
 
 def parse_fault(spec: str) -> Fault:
