@@ -11,20 +11,22 @@ from pathlib import Path
 
 from tests.modal_stub._stub import ModalStub
 
-__all__ = ["MODAL_CLI", "CLI_TIMEOUT_S", "modal_env", "run_modal"]
+__all__ = ["CLI_TIMEOUT_S", "MODAL_CLI", "modal_env", "run_modal"]
 
 MODAL_CLI = Path(sys.executable).with_name("modal")  # the venv's own console script
 # One command imports the app and talks to the stub for a few seconds on a loaded machine; a
 # minute means a hang (a call the stub never answers), and the test fails instead of waiting.
 CLI_TIMEOUT_S = 60.0
 FAKE_TOKEN_ID = "ak-rehearsal"
-FAKE_TOKEN_SECRET = "as-rehearsal"  # noqa: S105  (a fake credential the stub ignores)
+FAKE_TOKEN_SECRET = "as-rehearsal"  # a fake credential the stub ignores
 # What the child inherits from this process: enough to run Python; nothing Modal- or
 # GPTOSS-specific from the developer's shell may leak into a rehearsal.
 _INHERITED = ("PATH", "LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT")
 
 
-def modal_env(stub: ModalStub, home: Path, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+def modal_env(
+    stub: ModalStub, home: Path, extra: Mapping[str, str] | None = None
+) -> dict[str, str]:
     """The environment of a ``modal`` command pointed at ``stub``, with ``home`` as HOME."""
     env = {k: os.environ[k] for k in _INHERITED if k in os.environ}
     env |= {
@@ -50,7 +52,7 @@ def run_modal(
     cwd: Path | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """Run ``modal <args>`` against ``stub`` and return its exit code and output (bounded)."""
-    return subprocess.run(  # noqa: S603  (our own venv's modal, arguments from the test)
+    return subprocess.run(
         [str(MODAL_CLI), *args],
         env=modal_env(stub, home, env),
         cwd=cwd,

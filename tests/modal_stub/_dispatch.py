@@ -14,7 +14,6 @@ from typing import Any
 
 import grpclib.const
 import grpclib.server
-from google.protobuf.message import Message
 from grpclib import GRPCError
 from grpclib.const import Status
 from modal_proto import api_grpc
@@ -24,8 +23,8 @@ __all__ = ["Recorded", "Recorder", "UnaryImpl", "build_mapping", "method_names"]
 SERVICE_PREFIX = "/modal.client.ModalClient/"
 
 # A unary method answers one request with one reply; a streaming one with any number of them.
-UnaryImpl = Callable[[Any], Awaitable[Message]]
-StreamImpl = Callable[[Any], AsyncIterator[Message]]
+UnaryImpl = Callable[[Any], Awaitable[Any]]
+StreamImpl = Callable[[Any], AsyncIterator[Any]]
 
 
 @dataclass(frozen=True)
@@ -43,7 +42,7 @@ class Recorder:
         self._lock = threading.Lock()
         self._requests: list[Recorded] = []
 
-    def add(self, method: str, request: Message) -> None:
+    def add(self, method: str, request: Any) -> None:
         """Record one request (a copy, so later mutation by nobody can change the record)."""
         copy = type(request)()
         copy.CopyFrom(request)
@@ -78,9 +77,7 @@ def _base_mapping() -> dict[str, grpclib.const.Handler]:
     return {path.removeprefix(SERVICE_PREFIX): handler for path, handler in table.items()}
 
 
-def build_mapping(
-    impl: object, recorder: Recorder
-) -> dict[str, grpclib.const.Handler]:
+def build_mapping(impl: object, recorder: Recorder) -> dict[str, grpclib.const.Handler]:
     """grpclib's handler table: each method records its request, then runs ``impl``'s method of
     the same name, or answers UNIMPLEMENTED naming it."""
     mapping: dict[str, grpclib.const.Handler] = {}
@@ -120,7 +117,7 @@ def _handler(
                 Status.UNIMPLEMENTED, f"modal stub: {name} is not implemented by the stub"
             )
         if streaming_reply:
-            replies: Iterable[Message] | AsyncIterator[Message] = func(request)
+            replies: Iterable[Any] | AsyncIterator[Any] = func(request)
             if isinstance(replies, AsyncIterator):
                 async for reply in replies:
                     await stream.send_message(reply)

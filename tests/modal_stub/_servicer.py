@@ -13,12 +13,13 @@ import pickle
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
-from google.protobuf import empty_pb2
-from google.protobuf.message import Message
 from grpclib import GRPCError
 from grpclib.const import Status
 from modal_proto import api_pb2
+
+from tests.modal_stub._proto import Message, empty
 
 __all__ = ["ControlPlane", "StubState"]
 
@@ -44,6 +45,7 @@ class StubState:
     app_states: dict[str, int] = field(default_factory=dict)  # app id -> api_pb2.AppState
     functions: dict[str, api_pb2.Function] = field(default_factory=dict)  # id -> definition
     images: dict[str, api_pb2.Image] = field(default_factory=dict)  # id -> definition
+    mounts: dict[str, api_pb2.MountGetOrCreateRequest] = field(default_factory=dict)  # by id
     mount_files: dict[str, bytes] = field(default_factory=dict)  # sha256 hex -> content
     blobs: dict[str, bytes] = field(default_factory=dict)  # blob id -> content
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -63,7 +65,7 @@ class ControlPlane:
 
     # ---- the client -------------------------------------------------------------------
 
-    async def ClientHello(self, request: empty_pb2.Empty) -> api_pb2.ClientHelloResponse:
+    async def ClientHello(self, request: Any) -> api_pb2.ClientHelloResponse:
         return api_pb2.ClientHelloResponse(image_builder_version=IMAGE_BUILDER_VERSION)
 
     async def EnvironmentGetOrCreate(
@@ -98,7 +100,9 @@ class ControlPlane:
             app_logs_url=f"{APP_URL_BASE}/logs/{app_id}",
         )
 
-    async def AppGetLayout(self, request: api_pb2.AppGetLayoutRequest) -> api_pb2.AppGetLayoutResponse:
+    async def AppGetLayout(
+        self, request: api_pb2.AppGetLayoutRequest
+    ) -> api_pb2.AppGetLayoutResponse:
         self._app_name(request.app_id)
         with self.state.lock:
             function_ids = {
@@ -106,13 +110,11 @@ class ControlPlane:
                 for fid, f in self.state.functions.items()
                 if self._function_app.get(fid) == request.app_id
             }
-        return api_pb2.AppGetLayoutResponse(
-            app_layout=api_pb2.AppLayout(function_ids=function_ids)
-        )
+        return api_pb2.AppGetLayoutResponse(app_layout=api_pb2.AppLayout(function_ids=function_ids))
 
-    async def AppHeartbeat(self, request: api_pb2.AppHeartbeatRequest) -> empty_pb2.Empty:
+    async def AppHeartbeat(self, request: api_pb2.AppHeartbeatRequest) -> Any:
         self._app_name(request.app_id)
-        return empty_pb2.Empty()
+        return empty()
 
     async def AppPublish(self, request: api_pb2.AppPublishRequest) -> api_pb2.AppPublishResponse:
         self._app_name(request.app_id)
@@ -124,14 +126,12 @@ class ControlPlane:
             url=f"{APP_URL_BASE}/apps/{request.app_id}", deployed_at=1.0
         )
 
-    async def AppClientDisconnect(
-        self, request: api_pb2.AppClientDisconnectRequest
-    ) -> empty_pb2.Empty:
+    async def AppClientDisconnect(self, request: api_pb2.AppClientDisconnectRequest) -> Any:
         self._app_name(request.app_id)
         with self.state.lock:  # a deployed app outlives its client; an ephemeral one stops
             if self.state.app_states[request.app_id] != api_pb2.APP_STATE_DEPLOYED:
                 self.state.app_states[request.app_id] = api_pb2.APP_STATE_STOPPED
-        return empty_pb2.Empty()
+        return empty()
 
     async def AppGetLifecycle(
         self, request: api_pb2.AppGetLifecycleRequest
@@ -143,13 +143,13 @@ class ControlPlane:
             lifecycle=api_pb2.AppLifecycle(app_state=app_state)  # type: ignore[arg-type]
         )
 
-    async def AppStop(self, request: api_pb2.AppStopRequest) -> empty_pb2.Empty:
+    async def AppStop(self, request: api_pb2.AppStopRequest) -> Any:
         name = self._app_name(request.app_id)
         with self.state.lock:
             self.state.app_states[request.app_id] = api_pb2.APP_STATE_STOPPED
             if self.state.deployed.get(name) == request.app_id:
                 del self.state.deployed[name]
-        return empty_pb2.Empty()
+        return empty()
 
     async def TaskList(self, request: api_pb2.TaskListRequest) -> api_pb2.TaskListResponse:
         self._app_name(request.app_id)
@@ -198,9 +198,13 @@ class ControlPlane:
                 if request.object_creation_type != api_pb2.OBJECT_CREATION_TYPE_CREATE_IF_MISSING:
                     raise GRPCError(Status.NOT_FOUND, f"Volume '{name}' not found")
                 volume_id = self.state.volumes[name] = f"vo-{name}"
-        return api_pb2.VolumeGetOrCreateResponse(volume_id=volume_id, version=api_pb2.VOLUME_FS_VERSION_V2)
+        return api_pb2.VolumeGetOrCreateResponse(
+            volume_id=volume_id, version=api_pb2.VOLUME_FS_VERSION_V2
+        )
 
-    async def VolumeCommit(self, request: api_pb2.VolumeCommitRequest) -> api_pb2.VolumeCommitResponse:
+    async def VolumeCommit(
+        self, request: api_pb2.VolumeCommitRequest
+    ) -> api_pb2.VolumeCommitResponse:
         return api_pb2.VolumeCommitResponse(skip_reload=True)
 
     # ---- images, mounts, blobs ----------------------------------------------------------
@@ -225,14 +229,18 @@ class ControlPlane:
             missing = [h for h in request.sha256_hex_hashes if h not in self.state.mount_files]
         return api_pb2.MountBatchedCheckExistenceResponse(missing_sha256_hex_hashes=missing)
 
-    async def MountPutFile(self, request: api_pb2.MountPutFileRequest) -> api_pb2.MountPutFileResponse:
+    async def MountPutFile(
+        self, request: api_pb2.MountPutFileRequest
+    ) -> api_pb2.MountPutFileResponse:
         if request.WhichOneof("data_oneof") == "data_blob_id":
             content = self._blob(request.data_blob_id)
         elif request.HasField("data"):
             content = request.data
         else:  # a bare hash asks whether the content is already stored
             with self.state.lock:
-                return api_pb2.MountPutFileResponse(exists=request.sha256_hex in self.state.mount_files)
+                return api_pb2.MountPutFileResponse(
+                    exists=request.sha256_hex in self.state.mount_files
+                )
         with self.state.lock:
             self.state.mount_files[request.sha256_hex] = content
         return api_pb2.MountPutFileResponse(exists=True)
@@ -241,14 +249,21 @@ class ControlPlane:
         self, request: api_pb2.MountGetOrCreateRequest
     ) -> api_pb2.MountGetOrCreateResponse:
         with self.state.lock:
-            absent = [f.filename for f in request.files if f.sha256_hex not in self.state.mount_files]
+            absent = [
+                f.filename for f in request.files if f.sha256_hex not in self.state.mount_files
+            ]
         if absent:
             raise GRPCError(Status.FAILED_PRECONDITION, f"mount files never uploaded: {absent[:3]}")
-        return api_pb2.MountGetOrCreateResponse(mount_id=self._new_id("mo"))
+        mount_id = self._new_id("mo")
+        with self.state.lock:
+            self.state.mounts[mount_id] = request
+        return api_pb2.MountGetOrCreateResponse(mount_id=mount_id)
 
     async def BlobCreate(self, request: api_pb2.BlobCreateRequest) -> api_pb2.BlobCreateResponse:
         if request.content_length > MAX_BLOB_BYTES:
-            raise GRPCError(Status.INVALID_ARGUMENT, f"modal stub: blobs over {MAX_BLOB_BYTES} bytes")
+            raise GRPCError(
+                Status.INVALID_ARGUMENT, f"modal stub: blobs over {MAX_BLOB_BYTES} bytes"
+            )
         blob_id = self._new_id("bl")
         response = api_pb2.BlobCreateResponse(blob_ids=[blob_id])
         response.upload_urls.items.append(self._blob_url(blob_id))
@@ -411,7 +426,7 @@ def _function_data(request: api_pb2.FunctionCreateRequest) -> api_pb2.FunctionDa
         return data
     if not request.HasField("function"):
         raise GRPCError(Status.INVALID_ARGUMENT, "FunctionCreate without a function definition")
-    function = request.function
+    function: Any = request.function  # fields read by name below
     data = api_pb2.FunctionData()
     for name in _SHARED_FIELDS:
         value = getattr(function, name)

@@ -3,6 +3,7 @@ a background thread, with its objects (Secrets, Volumes, apps) and its record of
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Mapping
 from types import TracebackType
 from typing import Any
@@ -12,7 +13,7 @@ import grpclib.server
 from aiohttp import web
 
 from tests.modal_stub._blobs import blob_app
-from tests.modal_stub._dispatch import Recorded, Recorder, build_mapping
+from tests.modal_stub._dispatch import Recorder, build_mapping
 from tests.modal_stub._servicer import ControlPlane, StubState
 from tests.modal_stub._thread import LoopThread
 
@@ -55,13 +56,13 @@ class ModalStub:
         await self._runner.setup()
         site = web.TCPSite(self._runner, HOST, 0)
         await site.start()
-        blob_port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        blob_port = self._runner.addresses[0][1]
         blob_base = f"http://{HOST}:{blob_port}/blobs"
         plane = ControlPlane(self.state, lambda blob_id: f"{blob_base}/{blob_id}")
         self._grpc = grpclib.server.Server([_Service(plane, self.recorder)])
-        await self._grpc.start(HOST, 0)
-        assert self._grpc._server is not None
-        grpc_port = self._grpc._server.sockets[0].getsockname()[1]
+        sock = socket.create_server((HOST, 0))  # bound here, so its port is known
+        grpc_port = sock.getsockname()[1]
+        await self._grpc.start(sock=sock)
         return blob_base, f"http://{HOST}:{grpc_port}"
 
     async def _stop(self) -> None:
@@ -117,5 +118,3 @@ class ModalStub:
         """The id of the app deployed as ``name``, if one is."""
         with self.state.lock:
             return self.state.deployed.get(name)
-
-
