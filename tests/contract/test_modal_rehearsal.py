@@ -10,13 +10,14 @@ against the config the deploy was given.
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import json
 import re
 import shlex
 import subprocess
 import sys
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -41,10 +42,13 @@ from gptoss_modal.deploy.image import (
 )
 from gptoss_modal.deploy.settings import DeploySettings
 from gptoss_modal.serve.options import VllmVersion
-from tests.modal_stub import CLI_TIMEOUT_S, ModalStub, method_names, run_modal
+from tests.modal_stub import CLI_TIMEOUT_S, WEB_URL_SUFFIX, ModalStub, method_names, run_modal
 
 APP_MODULE = "gptoss_modal.app"
-APP_SOURCE = Path(__file__).parents[2] / "src" / "gptoss_modal" / "app.py"
+APP_SPEC = importlib.util.find_spec(APP_MODULE)  # the app the CLI will import (not run here)
+assert APP_SPEC is not None
+assert APP_SPEC.origin is not None
+APP_SOURCE = Path(APP_SPEC.origin)
 SECRET_NAME = DeploySettings().secret_name
 # The three caches the serve function mounts, and the one the download function mounts.
 CACHE_PATHS = ("/root/.cache/huggingface", "/root/.cache/vllm", "/root/.cache/flashinfer")
@@ -81,7 +85,7 @@ class Deployed:
     functions: dict[str, api_pb2.Function]  # by function name
     images: dict[str, api_pb2.Image]  # image id -> layer definition (this run's)
     mounts: dict[str, api_pb2.MountGetOrCreateRequest]  # mount id -> its request
-    methods: list[str] = field(default_factory=list)
+    methods: list[str]
 
     def layers(self, function: str) -> list[api_pb2.Image]:
         """The function's image as layers, base first (each layer names its parent)."""
@@ -200,8 +204,11 @@ class Rehearsal:
     deployed: Deployed
 
 
+Rehearse = Callable[[str], Rehearsal]
+
+
 @pytest.fixture(scope="module")
-def rehearse(stub: ModalStub, home: Path) -> Any:
+def rehearse(stub: ModalStub, home: Path) -> Rehearse:
     """Deploy a case on first use (once per module) and keep what the stub recorded."""
     done: dict[str, Rehearsal] = {}
 
@@ -224,7 +231,7 @@ each_case = pytest.mark.parametrize("name", list(CASES))
 
 
 @each_case
-def test_deploy_creates_and_publishes_both_functions(rehearse: Any, name: str) -> None:
+def test_deploy_creates_and_publishes_both_functions(rehearse: Rehearse, name: str) -> None:
     """`modal deploy` exits 0 after creating `serve` and `download` and publishing the app."""
     deployed = rehearse(name).deployed
     assert set(deployed.functions) == {"serve", "download"}
@@ -235,7 +242,7 @@ def test_deploy_creates_and_publishes_both_functions(rehearse: Any, name: str) -
 
 @each_case
 def test_serve_runs_on_the_configured_gpu_and_scales_as_configured(
-    rehearse: Any, name: str
+    rehearse: Rehearse, name: str
 ) -> None:
     """The serve function's GPU, timeouts, scaling and concurrency are the config's."""
     r = rehearse(name)
@@ -255,7 +262,9 @@ def test_serve_runs_on_the_configured_gpu_and_scales_as_configured(
 
 
 @each_case
-def test_serve_is_a_web_server_on_vllms_port_with_the_auth_mode(rehearse: Any, name: str) -> None:
+def test_serve_is_a_web_server_on_vllms_port_with_the_auth_mode(
+    rehearse: Rehearse, name: str
+) -> None:
     """Modal routes to vLLM's port, waits the start-up timeout, and checks proxy auth only in
     `proxy` mode."""
     r = rehearse(name)
@@ -264,11 +273,13 @@ def test_serve_is_a_web_server_on_vllms_port_with_the_auth_mode(rehearse: Any, n
     assert hook.web_server_port == case.port == r.deployment.serve.port
     assert hook.web_server_startup_timeout == case.startup_timeout_s
     assert hook.requires_proxy_auth is (case.auth == "proxy")
+    (url_line,) = [line for line in r.deployed.result.stdout.splitlines() if WEB_URL_SUFFIX in line]
+    assert ("🔑" in url_line) is (case.auth == "proxy")  # the CLI's mark for proxy auth
 
 
 @each_case
 def test_the_api_key_secret_is_attached_only_in_api_key_mode(
-    rehearse: Any, name: str, stub: ModalStub
+    rehearse: Rehearse, name: str, stub: ModalStub
 ) -> None:
     """`serve` carries the API-key Secret, looked up with its required key, only with `api_key`;
     `download` never does."""
@@ -279,7 +290,7 @@ def test_the_api_key_secret_is_attached_only_in_api_key_mode(
 
 
 @each_case
-def test_the_three_cache_volumes_are_mounted_at_their_paths(rehearse: Any, name: str) -> None:
+def test_the_three_cache_volumes_are_mounted_at_their_paths(rehearse: Rehearse, name: str) -> None:
     """`serve` mounts the three cache Volumes at their paths; `download` only the Hub cache."""
     functions = rehearse(name).deployed.functions
     mounted = {m.mount_path: m.volume_id for m in functions["serve"].volume_mounts}
@@ -304,7 +315,7 @@ def _env_layer(commands: list[str]) -> dict[str, str]:
 
 
 @each_case
-def test_image_layers_hold_the_pinned_stack_in_order(rehearse: Any, name: str) -> None:
+def test_image_layers_hold_the_pinned_stack_in_order(rehearse: Rehearse, name: str) -> None:
     """Base image, Python, the version's pinned packages, the checked vocabularies, then the
     environment: one layer each, in that order, shared by both functions."""
     r = rehearse(name)
@@ -333,7 +344,7 @@ def test_image_layers_hold_the_pinned_stack_in_order(rehearse: Any, name: str) -
 
 
 @each_case
-def test_package_source_comes_as_a_mount_not_a_layer(rehearse: Any, name: str) -> None:
+def test_package_source_comes_as_a_mount_not_a_layer(rehearse: Rehearse, name: str) -> None:
     """The package reaches both functions as a mount of its source (no layer holds it), so
     editing it rebuilds nothing."""
     d = rehearse(name).deployed
@@ -348,7 +359,7 @@ def test_package_source_comes_as_a_mount_not_a_layer(rehearse: Any, name: str) -
         assert not any("gptoss_modal" in c and not c.startswith("ENV ") for c in commands)
 
 
-def test_a_config_change_rebuilds_only_the_environment_layer(rehearse: Any) -> None:
+def test_a_config_change_rebuilds_only_the_environment_layer(rehearse: Rehearse) -> None:
     """Two configs on one vLLM version share every layer but the last (the environment)."""
     a = rehearse("20b-B200:1-api_key-default").deployed.commands("serve")
     b = rehearse("20b-H100:2-none-0.33.0").deployed.commands("serve")
@@ -358,27 +369,47 @@ def test_a_config_change_rebuilds_only_the_environment_layer(rehearse: Any) -> N
 
 # ---- the container side ------------------------------------------------------------------
 
-# Import the app as a Modal container does (``modal.is_local()`` false) with only the image's
-# environment, and print what it would start vLLM with.
+# Import the app as a Modal container does (``modal.is_local()`` false) from the package
+# source the deploy uploaded, with only the image's environment, and print what it would start
+# vLLM with.
 _CONTAINER_SCRIPT = """
 import json, modal
 modal.is_local = lambda: False
 import gptoss_modal.app as app
-print(json.dumps({"argv": app.DEPLOYMENT.argv, "env": app.DEPLOYMENT.vllm_env}))
+d = app.DEPLOYMENT
+print(json.dumps({"file": app.__file__, "argv": d.argv, "env": d.vllm_env}))
 """
+
+
+def _unpack_package(stub: ModalStub, mount: api_pb2.MountGetOrCreateRequest, root: Path) -> None:
+    """Write the uploaded package source under ``root`` as the container sees it (/root/...)."""
+    with stub.state.lock:
+        contents = dict(stub.state.mount_files)
+    for entry in mount.files:
+        path = root / entry.filename.removeprefix("/root/")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(contents[entry.sha256_hex])
 
 
 @each_case
 def test_the_container_rebuilds_the_argv_printed_at_deploy_time(
-    rehearse: Any, name: str, home: Path
+    rehearse: Rehearse, name: str, stub: ModalStub, tmp_path: Path
 ) -> None:
-    """Run with the deployment JSON the image carries, the app starts vLLM with exactly the
-    argv (and variables) the deploy printed."""
+    """The uploaded source, run with the deployment JSON the image carries, starts vLLM with
+    exactly the argv (and variables) the deploy printed."""
     r = rehearse(name)
-    image_env = _env_layer(r.deployed.commands("serve")[-1])
+    d = r.deployed
+    image_env = _env_layer(d.commands("serve")[-1])
+    (package,) = [d.mounts[i] for i in d.functions["serve"].mount_ids if d.mounts[i].files]
+    _unpack_package(stub, package, tmp_path)
     result = subprocess.run(
         [sys.executable, "-c", _CONTAINER_SCRIPT],
-        env={**image_env, "HOME": str(home), "PATH": "/usr/bin:/bin"},
+        env={
+            **image_env,
+            "HOME": str(tmp_path),
+            "PATH": "/usr/bin:/bin",
+            "PYTHONPATH": str(tmp_path),
+        },
         capture_output=True,
         text=True,
         timeout=CLI_TIMEOUT_S,
@@ -386,7 +417,8 @@ def test_the_container_rebuilds_the_argv_printed_at_deploy_time(
     )
     _ok(result)
     container = json.loads(result.stdout.strip().splitlines()[-1])
-    printed = r.deployed.printed_argv()
+    assert Path(container["file"]).is_relative_to(tmp_path)  # the uploaded copy, not ours
+    printed = d.printed_argv()
     assert container["argv"] == printed == r.deployment.argv
     assert container["env"] == r.deployment.vllm_env
     assert f"--port {r.case.port}" in shlex.join(printed)
@@ -503,3 +535,21 @@ async def test_an_unimplemented_method_fails_at_once_naming_itself(stub: ModalSt
     assert raised.value.status == Status.UNIMPLEMENTED
     assert "SandboxCreate" in str(raised.value.message)
     assert stub.requests("SandboxCreate")[-1].app_id == "ap-x"
+
+
+async def test_blobs_round_trip_through_the_sdks_own_upload_and_download(stub: ModalStub) -> None:
+    """A payload too large to inline goes up and comes back through Modal's own blob code:
+    BlobCreate, an HTTP PUT with its MD5 check, BlobGet, an HTTP GET."""
+    from modal._utils.blob_utils import MAX_OBJECT_SIZE_BYTES, blob_download, blob_upload
+
+    payload = bytes(range(256)) * (MAX_OBJECT_SIZE_BYTES // 256 + 1)  # just over the limit
+    host, port = stub.url.removeprefix("http://").split(":")
+    channel = Channel(host, int(port))
+    try:
+        client: Any = api_grpc.ModalClientStub(channel)
+        blob_id = await blob_upload(payload, client)
+        assert await blob_download(blob_id, client) == payload
+    finally:
+        channel.close()
+    (create,) = [r for r in stub.requests("BlobCreate") if r.content_length == len(payload)]
+    assert create.content_md5  # the client sent the checksum the PUT is checked against

@@ -7,11 +7,13 @@ method with UNIMPLEMENTED naming it; :func:`run_modal` runs the real CLI against
 
 from tests.modal_stub._cli import CLI_TIMEOUT_S, MODAL_CLI, modal_env, run_modal
 from tests.modal_stub._dispatch import Recorded, method_names
+from tests.modal_stub._servicer import WEB_URL_SUFFIX
 from tests.modal_stub._stub import ModalStub
 
 __all__ = [
     "CLI_TIMEOUT_S",
     "MODAL_CLI",
+    "WEB_URL_SUFFIX",
     "ModalStub",
     "Recorded",
     "method_names",

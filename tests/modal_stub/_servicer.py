@@ -324,8 +324,17 @@ class ControlPlane:
         )
         metadata.supported_input_formats.extend(data.supported_input_formats)
         metadata.supported_output_formats.extend(data.supported_output_formats)
+        # Both forms, as the server sends them: the CLI prints the URL line from `function`.
+        function = api_pb2.Function()
+        function.CopyFrom(data.ranked_functions[0].function)
+        function.web_url = data.web_url
+        for method_name, method in data.method_definitions.items():
+            function.method_definitions[method_name].web_url = method.web_url
         return api_pb2.FunctionCreateResponse(
-            function_id=function_id, function_data=data, handle_metadata=metadata
+            function_id=function_id,
+            function=function,
+            function_data=data,
+            handle_metadata=metadata,
         )
 
     async def ClassCreate(self, request: api_pb2.ClassCreateRequest) -> api_pb2.ClassCreateResponse:
