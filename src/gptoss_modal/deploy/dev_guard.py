@@ -25,7 +25,7 @@ from gptoss_modal.serve.sleep import DEV_PATHS
 __all__ = ["DEV_TOKEN_ENV", "DEV_TOKEN_HEADER", "DevEndpointGuard", "dev_allowed", "new_dev_token"]
 
 DEV_TOKEN_ENV = "GPTOSS_DEV_TOKEN"  # noqa: S105  (a variable's name, not a token)
-DEV_TOKEN_HEADER = "x-gptoss-dev-token"
+DEV_TOKEN_HEADER = "x-gptoss-dev-token"  # noqa: S105  (a header's name, not a token)
 DEV_TOKEN_BYTES = 32
 _NOT_FOUND = b'{"detail":"Not Found"}'  # what vLLM answers for a route it does not have
 
@@ -47,7 +47,8 @@ def dev_allowed(path: str, headers: list[tuple[bytes, bytes]], token: str | None
         return True
     if not token:
         return False
-    sent = next((value for name, value in headers if name.lower() == DEV_TOKEN_HEADER.encode()), b"")
+    wanted = DEV_TOKEN_HEADER.encode()
+    sent = next((value for name, value in headers if name.lower() == wanted), b"")
     return hmac.compare_digest(sent, token.encode())
 
 

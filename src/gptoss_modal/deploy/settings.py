@@ -41,7 +41,6 @@ from gptoss_modal.serve.config import (
     ServeConfig,
     load_config,
 )
-from gptoss_modal.serve.sleep import sleep_mode
 from gptoss_modal.serve.loading import (
     check_range,
     check_types,
@@ -49,15 +48,16 @@ from gptoss_modal.serve.loading import (
     env_values,
     toml_values,
 )
+from gptoss_modal.serve.sleep import sleep_mode
 
 __all__ = [
     "API_KEY_ENV",
     "AUTH_MODES",
     "CLIENT_API_KEY_ENV",
+    "COLD_STARTS",
     "DEPLOYMENT_ENV",
     "PROXY_KEY_ENV",
     "PROXY_SECRET_ENV",
-    "COLD_STARTS",
     "AuthMode",
     "ColdStart",
     "DeploySettings",
@@ -207,12 +207,10 @@ class Deployment:
         """The argv of a snapshot start: the builder's, with sleep mode and the dev guard."""
         return [*self.argv, *sleep_mode(self.serve.vllm_version).flags]
 
-    def snapshot_env(self, flashinfer_cache: str) -> dict[str, str]:
-        """The environment of a snapshot start: the builder's, the dev endpoints, and the
-        version's start-up savings (directories under ``flashinfer_cache``)."""
-        mode = sleep_mode(self.serve.vllm_version)
-        dirs = {name: f"{flashinfer_cache.rstrip('/')}/{sub}" for name, sub in mode.flashinfer_dirs.items()}
-        return {**self.vllm_env, **mode.env, **dirs}
+    @property
+    def snapshot_env(self) -> dict[str, str]:
+        """The environment of a snapshot start: the builder's and the dev endpoints'."""
+        return {**self.vllm_env, **sleep_mode(self.serve.vllm_version).env}
 
     @property
     def max_inputs(self) -> int:

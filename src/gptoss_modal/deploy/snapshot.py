@@ -129,7 +129,9 @@ async def _control(
     return body
 
 
-async def is_sleeping(client: Client, headers: Mapping[str, str], timeouts: SnapshotTimeouts) -> bool:
+async def is_sleeping(
+    client: Client, headers: Mapping[str, str], timeouts: SnapshotTimeouts
+) -> bool:
     """``GET /is_sleeping``: ``{"is_sleeping": bool}`` in both versions."""
     body = await _control(client, "is-sleeping", "GET", "/is_sleeping", headers, timeouts)
     try:

@@ -1,4 +1,4 @@
-"""What a snapshot start adds to ``vllm serve``: sleep mode, the dev endpoints, start-up savings.
+"""What a snapshot start adds to ``vllm serve``: sleep mode and the dev endpoints, guarded.
 
 Pure, per vLLM version, read from each version's code (the cached venvs):
 
@@ -12,10 +12,11 @@ Pure, per vLLM version, read from each version's code (the cached venvs):
 - ``--middleware`` (both versions) adds our :mod:`gptoss_modal.deploy.dev_guard`, which refuses
   every one of :data:`DEV_PATHS` without the container's own token: the dev routes are on the
   served port, but only the container can use them;
-- 0.33.0 only: ``VLLM_ENABLE_STARTUP_PLAN=1`` persists the memory-profiling result under the vLLM
-  cache (``v1/worker/startup_plan.py``), and ``VLLM_FLASHINFER_AUTOTUNE_CACHE_DIR`` puts
-  FlashInfer's autotune results on the FlashInfer cache Volume
-  (``model_executor/warmup/flashinfer_autotune_cache.py``).
+- nothing else: the other start-up savings are the serve config's own (``startup_plan``:
+  ``VLLM_ENABLE_STARTUP_PLAN=1`` on 0.33.0), or already on a Volume (0.33.0 keeps FlashInfer's
+  autotune results under ``VLLM_CACHE_ROOT``, the vLLM cache Volume, unless
+  ``VLLM_FLASHINFER_AUTOTUNE_CACHE_DIR`` moves them:
+  ``model_executor/warmup/flashinfer_autotune_cache.py``).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from gptoss_modal.serve.options import VllmVersion
+from gptoss_modal.serve.options import DEFAULT_VLLM_VERSION, VllmVersion
 
 __all__ = ["DEV_GUARD", "DEV_PATHS", "SLEEP_MODES", "SleepMode", "sleep_mode"]
 
@@ -71,8 +72,6 @@ class SleepMode:
 
     flags: tuple[str, ...]
     env: Mapping[str, str]
-    # Start-up savings whose value is a directory: variable -> path under the FlashInfer cache.
-    flashinfer_dirs: Mapping[str, str] = field(default_factory=dict)
     sleep_params: Mapping[str, str] = field(default_factory=dict)  # POST /sleep's query
 
 
@@ -87,8 +86,7 @@ SLEEP_MODES: Mapping[VllmVersion, SleepMode] = MappingProxyType(
         ),
         "0.33.0": SleepMode(
             flags=_BOTH_FLAGS,
-            env=MappingProxyType({"VLLM_SERVER_DEV_MODE": "1", "VLLM_ENABLE_STARTUP_PLAN": "1"}),
-            flashinfer_dirs=MappingProxyType({"VLLM_FLASHINFER_AUTOTUNE_CACHE_DIR": "autotune"}),
+            env=MappingProxyType({"VLLM_SERVER_DEV_MODE": "1"}),
             # "wait" would drain in-flight requests; before a snapshot there are none but our
             # warm-up, which has finished, so vLLM's default "abort" loses nothing.
             sleep_params=MappingProxyType({"level": "1", "mode": "abort"}),
@@ -97,6 +95,6 @@ SLEEP_MODES: Mapping[VllmVersion, SleepMode] = MappingProxyType(
 )
 
 
-def sleep_mode(version: VllmVersion) -> SleepMode:
-    """The sleep-mode additions for ``version``."""
-    return SLEEP_MODES[version]
+def sleep_mode(version: VllmVersion | None) -> SleepMode:
+    """The sleep-mode additions for ``version`` (``None``: the package's default version)."""
+    return SLEEP_MODES[version or DEFAULT_VLLM_VERSION]

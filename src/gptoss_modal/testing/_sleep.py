@@ -73,23 +73,23 @@ class SleepEndpoints:
         text = request.query.get("level", "1")
         if self._v13:
             try:
-                level = int(text)
+                int(text)
             except ValueError:  # vLLM 0.13.0's int() raises; Starlette answers a bare 500
                 return web.Response(status=500, text="Internal Server Error")
             self._fall_asleep(ALL_TAGS)
             return web.Response(status=200)
         mode = request.query.get("mode", "abort")
-        level = int(text) if text.lstrip("-").isdigit() else None
-        if level is None or not 0 <= level <= 2 or mode not in PAUSE_MODES:
-            field = "mode" if level is not None and 0 <= level <= 2 else "level"
+        number = int(text) if text.lstrip("-").isdigit() else None
+        if number is None or not 0 <= number <= 2 or mode not in PAUSE_MODES:
+            field = "mode" if number is not None and 0 <= number <= 2 else "level"
             message = f"query.{field}: allowed: level 0-2, mode {'|'.join(PAUSE_MODES)}"
             return web.Response(
                 status=400,
                 body=wire.error_body(message, "Bad Request", 400),
                 content_type="application/json",
             )
-        self._fall_asleep(ALL_TAGS if level >= 1 else frozenset({SCHEDULING}))
-        return _json({"status": "sleeping", "level": level})
+        self._fall_asleep(ALL_TAGS if number >= 1 else frozenset({SCHEDULING}))
+        return _json({"status": "sleeping", "level": number})
 
     async def wake_up(self, request: web.Request) -> web.Response:
         """Wake the tags asked for (all by default)."""
