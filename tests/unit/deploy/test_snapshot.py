@@ -47,7 +47,7 @@ def test_cold_start_comes_from_the_environment_and_the_toml(tmp_path: Path) -> N
 
 def test_an_unknown_cold_start_names_the_field_and_the_choices() -> None:
     """A typo is a ConfigError naming cold_start, what is allowed, and where it came from."""
-    with pytest.raises(ConfigError, match="'plain'.*'snapshot'") as caught:
+    with pytest.raises(ConfigError, match=r"'plain'.*'snapshot'") as caught:
         load_deploy_settings(env={"GPTOSS_COLD_START": "fast"})
     assert caught.value.field == "cold_start"
     assert "GPTOSS_COLD_START" in str(caught.value.source)
@@ -87,7 +87,8 @@ def test_every_sleep_flag_and_variable_exists_in_that_vllm(version: str) -> None
     table = option_table(version)  # type: ignore[arg-type]
     mode = sleep_mode(version)  # type: ignore[arg-type]
     flags = [token for token in mode.flags if token.startswith("--")]
-    assert flags and all(flag in table.options for flag in flags)
+    assert flags
+    assert all(flag in table.options for flag in flags)
     assert mode.env == {"VLLM_SERVER_DEV_MODE": "1"}
     assert all(name in table.env_vars for name in mode.env)
 

@@ -32,9 +32,8 @@ async def test_without_dev_mode_the_sleep_routes_do_not_exist(
     http: aiohttp.ClientSession,
 ) -> None:
     """As vLLM without VLLM_SERVER_DEV_MODE=1: /sleep is a 404."""
-    async with MockVLLM() as server:
-        async with http.post(f"{server.url}/sleep") as response:
-            assert response.status == 404
+    async with MockVLLM() as server, http.post(f"{server.url}/sleep") as response:
+        assert response.status == 404
 
 
 async def test_v0_13_sleep_and_wake_answer_empty_200s(http: aiohttp.ClientSession) -> None:
@@ -166,5 +165,5 @@ async def test_garbled_after_wake_breaks_chats_only_after_a_wake(
 
 def test_an_unknown_sleep_fault_names_the_field() -> None:
     """A typo in sleep_fault is a ConfigError naming it and the choices."""
-    with pytest.raises(ConfigError, match="sleep_fault.*never-wakes"):
+    with pytest.raises(ConfigError, match=r"sleep_fault.*never-wakes"):
         MockConfig(sleep_fault="nap")
