@@ -37,6 +37,7 @@ __all__ = [
     "fixed_idle",
     "measure_cold_starts",
     "modal_idle",
+    "runners_idle",
 ]
 
 COLD_START_FORMAT = 1
@@ -107,32 +108,44 @@ def fixed_idle(
     return make_cold
 
 
+def runners_idle(
+    count_runners: Callable[[], Awaitable[int]],
+    *,
+    what: str,
+    timeout_s: float = 3600.0,
+    poll_s: float = MODAL_STATS_POLL_S,
+    sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+) -> MakeCold:
+    """Poll ``count_runners()`` until it is 0 (no live container), at most ``timeout_s``."""
+
+    async def make_cold(index: int) -> None:
+        waited = 0.0
+        while (runners := await count_runners()) > 0:
+            if waited >= timeout_s:
+                raise BenchmarkError(f"{what} still had {runners} containers after {timeout_s:g} s")
+            await sleep(poll_s)
+            waited += poll_s
+
+    return make_cold
+
+
 def modal_idle(
     app_name: str, function_name: str = "serve", *, timeout_s: float = 3600.0
 ) -> MakeCold:
-    """Poll the deployed function's ``get_current_stats()`` until it has no runner (needs Modal
-    credentials). ``function_name`` is ``serve`` in plain mode and ``Server.*`` in snapshot mode."""
+    """Wait until the deployed function has no runner, by its ``get_current_stats()`` (needs
+    Modal credentials). ``function_name`` is ``serve`` in plain mode."""
 
-    async def make_cold(index: int) -> None:
+    async def count_runners() -> int:
         import modal  # only here: the bench does not need Modal otherwise
 
         function = modal.Function.from_name(app_name, function_name)
-        deadline = time.monotonic() + timeout_s
-        while True:
-            try:
-                stats = await function.get_current_stats.aio()
-            except modal.exception.Error as exc:
-                raise BenchmarkError(f"Modal stats for {app_name}/{function_name}: {exc}") from exc
-            if stats.num_total_runners == 0:
-                return
-            if time.monotonic() >= deadline:
-                raise BenchmarkError(
-                    f"{app_name}/{function_name} still had {stats.num_total_runners} containers "
-                    f"after {timeout_s:g} s"
-                )
-            await asyncio.sleep(MODAL_STATS_POLL_S)
+        try:
+            stats = await function.get_current_stats.aio()
+        except modal.exception.Error as exc:
+            raise BenchmarkError(f"Modal stats for {app_name}/{function_name}: {exc}") from exc
+        return int(stats.num_total_runners)
 
-    return make_cold
+    return runners_idle(count_runners, what=f"{app_name}/{function_name}", timeout_s=timeout_s)
 
 
 async def _sample(

@@ -97,3 +97,27 @@ def test_the_module_runs_standalone() -> None:
     )
     assert result.returncode == 0
     assert "--modal-app" in result.stdout
+
+
+async def test_runners_idle_waits_for_zero_containers_and_gives_up_in_time() -> None:
+    """Polls until the count is 0; a count that stays up fails after timeout_s (fake sleep)."""
+    from gptoss_modal._exceptions import BenchmarkError
+    from gptoss_modal.bench.cold_start import runners_idle
+
+    counts = iter([2, 1, 0])
+    slept: list[float] = []
+
+    async def count() -> int:
+        return next(counts)
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    await runners_idle(count, what="app/serve", poll_s=10, sleep=sleep)(0)
+    assert slept == [10, 10]
+
+    async def busy() -> int:
+        return 1
+
+    with pytest.raises(BenchmarkError, match="still had 1 containers after 30 s"):
+        await runners_idle(busy, what="app/serve", timeout_s=30, poll_s=10, sleep=sleep)(0)
