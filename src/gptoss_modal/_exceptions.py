@@ -25,8 +25,10 @@ The hierarchy::
     │   ├── AllRequestsFailed       not one measured request succeeded (carries the run)
     │   └── MetricsFormatError      ``/metrics`` is not the Prometheus text format
     ├── PreflightError              the model, revision or draft cannot be read on the Hub
-    └── VllmStartupError            vLLM exited (or never opened its port) while starting;
-                                    carries its exit code and last log lines, secrets redacted
+    ├── VllmStartupError            vLLM exited (or never opened its port) while starting;
+    │                               carries its exit code and last log lines, secrets redacted
+    └── SnapshotError               a snapshot start's step failed (warm-up, sleep, wake, the
+                                    output canary): names the step; the container then exits
 
 Errors that happen mid-stream carry what was received so far in ``partial``, so a failure late
 in a long generation never throws the text away.
@@ -56,6 +58,7 @@ __all__ = [
     "MetricsFormatError",
     "PreflightError",
     "SSEDecodeError",
+    "SnapshotError",
     "StallTimeout",
     "StreamError",
     "TimeoutException",
@@ -251,3 +254,13 @@ class VllmStartupError(GptossModalError):
             return f"{self.message} (it printed nothing)"
         lines = "\n".join(f"  | {line}" for line in self.log_tail)
         return f"{self.message}; its last {len(self.log_tail)} log lines:\n{lines}"
+
+
+class SnapshotError(GptossModalError):
+    """A step of a GPU-snapshot start failed: ``step`` names it (``"health"``, ``"warm-up"``,
+    ``"sleep"``, ``"wake"``, ``"canary"``, ...). After a restore the container exits on it, so
+    Modal starts the container again without the snapshot."""
+
+    def __init__(self, step: str, message: str) -> None:
+        super().__init__(f"snapshot {step}: {message}")
+        self.step = step

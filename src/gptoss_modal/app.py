@@ -36,7 +36,7 @@ from gptoss_modal.deploy import (
 )
 
 if TYPE_CHECKING:
-    from gptoss_modal.stream.client import HealthProgress
+    from gptoss_modal.stream.client import Client, HealthProgress
 
 MINUTES = 60  # seconds
 
@@ -183,47 +183,163 @@ app = modal.App(SETTINGS.app_name, include_source=False)  # the package comes wi
 VLLM_STARTUP_MARGIN_S = 30  # our start-up wait gives up this much before Modal's does
 
 
-@app.function(
-    image=image,
-    gpu=CONFIG.gpu,
-    volumes=VOLUMES,
-    secrets=[*API_KEY_SECRETS, *HF_SECRETS],
-    min_containers=SETTINGS.min_containers,
-    max_containers=SETTINGS.max_containers,
-    scaledown_window=SETTINGS.scaledown_window_s,
-    timeout=SETTINGS.timeout_s,
-    startup_timeout=SETTINGS.startup_timeout_s,
-)
-@modal.concurrent(max_inputs=DEPLOYMENT.max_inputs)
-@modal.web_server(
-    port=CONFIG.port,
-    startup_timeout=SETTINGS.startup_timeout_s,
-    requires_proxy_auth=SETTINGS.auth == "proxy",
-)
-def serve() -> None:
-    """Start vLLM with the builder's argv (no shell); return once its port is open.
-
-    If vLLM exits while starting, raise at once with its last log lines instead of letting
-    Modal wait out the start-up timeout; if it exits later, stop the container.
-    """
-    from gptoss_modal.deploy.launch import start_server
-
+def _container_api_key() -> str:
+    """The key vLLM reads from its environment; refuse to start open by accident."""
     api_key = os.environ.get(API_KEY_ENV, "")
     if SETTINGS.auth == "api_key" and not api_key.strip():
         raise ConfigError(API_KEY_ENV, "<empty>", missing_api_key_message(SETTINGS))
     if SETTINGS.auth == "none":
         print(open_auth_banner(DEPLOYMENT), file=sys.stderr)
-    argv = DEPLOYMENT.argv
-    print(f"starting vLLM: {shlex.join(argv)}", flush=True)
-    server = start_server(
-        argv,
-        host=_probe_host(CONFIG.host),
-        port=CONFIG.port,
-        env=DEPLOYMENT.vllm_env,
-        secrets=[api_key, os.environ.get("HF_TOKEN")],
-        startup_timeout_s=max(1, SETTINGS.startup_timeout_s - VLLM_STARTUP_MARGIN_S),
+    return api_key
+
+
+if SETTINGS.cold_start == "plain":
+
+    @app.function(
+        image=image,
+        gpu=CONFIG.gpu,
+        volumes=VOLUMES,
+        secrets=[*API_KEY_SECRETS, *HF_SECRETS],
+        min_containers=SETTINGS.min_containers,
+        max_containers=SETTINGS.max_containers,
+        scaledown_window=SETTINGS.scaledown_window_s,
+        timeout=SETTINGS.timeout_s,
+        startup_timeout=SETTINGS.startup_timeout_s,
     )
-    server.watch(_stop_container)
+    @modal.concurrent(max_inputs=DEPLOYMENT.max_inputs)
+    @modal.web_server(
+        port=CONFIG.port,
+        startup_timeout=SETTINGS.startup_timeout_s,
+        requires_proxy_auth=SETTINGS.auth == "proxy",
+    )
+    def serve() -> None:
+        """Start vLLM with the builder's argv (no shell); return once its port is open.
+
+        If vLLM exits while starting, raise at once with its last log lines instead of letting
+        Modal wait out the start-up timeout; if it exits later, stop the container.
+        """
+        from gptoss_modal.deploy.launch import start_server
+
+        api_key = _container_api_key()
+        argv = DEPLOYMENT.argv
+        print(f"starting vLLM: {shlex.join(argv)}", flush=True)
+        server = start_server(
+            argv,
+            host=_probe_host(CONFIG.host),
+            port=CONFIG.port,
+            env=DEPLOYMENT.vllm_env,
+            secrets=[api_key, os.environ.get("HF_TOKEN")],
+            startup_timeout_s=max(1, SETTINGS.startup_timeout_s - VLLM_STARTUP_MARGIN_S),
+        )
+        server.watch(_stop_container)
+
+
+# ## Opt-in: start from a GPU memory snapshot (`cold_start = "snapshot"`)
+#
+# Modal (alpha) can snapshot a container's CPU *and* GPU memory after its `snap=True` hooks and
+# restore later containers from it, skipping the weights load, torch.compile and CUDA graph
+# capture. Before the snapshot, vLLM starts with sleep mode and its dev endpoints, answers one
+# warm-up, the vLLM cache Volume is committed, and the engine sleeps (weights to CPU), so no live
+# engine is frozen. After each restore the Volumes are reloaded, the engine wakes, and a
+# short deterministic canary must come back well-formed; if not, the container says so loudly
+# and exits with Modal's sentinel code, and Modal starts it again without the snapshot.
+# The dev endpoints are on the served port, so a middleware refuses them to any request without
+# this container's random token (`gptoss_modal.deploy.dev_guard`).
+
+else:
+
+    @app.cls(
+        image=image,
+        gpu=CONFIG.gpu,
+        volumes=VOLUMES,
+        secrets=[*API_KEY_SECRETS, *HF_SECRETS],
+        min_containers=SETTINGS.min_containers,
+        max_containers=SETTINGS.max_containers,
+        scaledown_window=SETTINGS.scaledown_window_s,
+        timeout=SETTINGS.timeout_s,
+        startup_timeout=SETTINGS.startup_timeout_s,
+        enable_memory_snapshot=True,
+        experimental_options={"enable_gpu_snapshot": True},
+    )
+    @modal.concurrent(max_inputs=DEPLOYMENT.max_inputs)
+    class Server:
+        """vLLM started, warmed up and put to sleep before the snapshot; woken after restore."""
+
+        @modal.enter(snap=True)
+        async def start_and_sleep(self) -> None:
+            """Start vLLM (sleep mode, dev endpoints), warm it up, commit the cache, sleep."""
+            from gptoss_modal.deploy.dev_guard import DEV_TOKEN_ENV, DEV_TOKEN_HEADER, new_dev_token
+            from gptoss_modal.deploy.launch import start_server
+            from gptoss_modal.deploy.snapshot import before_snapshot
+            from gptoss_modal.serve.sleep import sleep_mode
+
+            api_key = _container_api_key()
+            self.dev_token = new_dev_token()
+            self.dev_headers = {DEV_TOKEN_HEADER: self.dev_token}
+            argv = DEPLOYMENT.snapshot_argv
+            env = {**DEPLOYMENT.snapshot_env, DEV_TOKEN_ENV: self.dev_token}
+            path = [_PACKAGE_ROOT, os.environ.get("PYTHONPATH", "")]
+            env["PYTHONPATH"] = os.pathsep.join(p for p in path if p)
+            print(f"starting vLLM for a snapshot: {shlex.join(argv)}", flush=True)
+            self.secrets = [api_key, os.environ.get("HF_TOKEN"), self.dev_token]
+            self.server = start_server(
+                argv,
+                host=_probe_host(CONFIG.host),
+                port=CONFIG.port,
+                env=env,
+                secrets=self.secrets,
+                startup_timeout_s=max(1, SETTINGS.startup_timeout_s - VLLM_STARTUP_MARGIN_S),
+            )
+            async with self._client(api_key) as client:
+                await before_snapshot(
+                    client,
+                    self.server,
+                    dev_headers=self.dev_headers,
+                    sleep_params=sleep_mode(CONFIG.vllm_version).sleep_params,
+                    commit_volumes=_commit_caches,
+                )
+
+        @modal.enter(snap=False)
+        async def wake(self) -> None:
+            """Reload the caches, wake vLLM, check its output; exit (Modal retries) if wrong."""
+            from gptoss_modal.deploy.snapshot import after_restore, restore_or_exit
+
+            async with self._client(os.environ.get(API_KEY_ENV, "")) as client:
+                restore = after_restore(
+                    client, self.server, dev_headers=self.dev_headers, reload_volumes=_reload_caches
+                )
+                await restore_or_exit(restore, exit=os._exit)
+            self.server.watch(_stop_container)
+
+        def _client(self, api_key: str) -> Client:
+            from gptoss_modal.stream.client import Client
+
+            url = f"http://{_probe_host(CONFIG.host)}:{CONFIG.port}"
+            return Client(url, api_key=api_key or None, model=CONFIG.model)
+
+        @modal.web_server(
+            port=CONFIG.port,
+            startup_timeout=SETTINGS.startup_timeout_s,
+            requires_proxy_auth=SETTINGS.auth == "proxy",
+        )
+        def serve(self) -> None:
+            """vLLM already serves on the port (started and woken by the enter hooks)."""
+
+
+# Where our package lives in the container: vLLM's process imports the dev guard from it.
+_PACKAGE_ROOT = str(PurePosixPath(__file__).parent.parent)
+
+
+def _commit_caches() -> None:
+    """Before the snapshot: what vLLM compiled and tuned, kept for containers not restored."""
+    vllm_cache_volume.commit()
+    flashinfer_cache_volume.commit()
+
+
+def _reload_caches() -> None:
+    """After a restore: see what other containers committed since the snapshot."""
+    for volume in (hf_cache_volume, vllm_cache_volume, flashinfer_cache_volume):
+        volume.reload()
 
 
 def _probe_host(bind_host: str) -> str:
@@ -241,6 +357,13 @@ def _stop_container(returncode: int, log_tail: list[str]) -> None:
         flush=True,
     )
     os._exit(1)
+
+
+async def _web_url() -> str | None:
+    """The served URL: the function's in plain mode, the class's web method in snapshot mode."""
+    if SETTINGS.cold_start == "plain":
+        return await serve.get_web_url.aio()  # the blocking form warns inside a coroutine
+    return await Server().serve.get_web_url.aio()
 
 
 # ## Pre-download the weights
@@ -306,7 +429,7 @@ async def main(
     from gptoss_modal.stream.client import Client
 
     api_key, headers = client_credentials(SETTINGS, os.environ)
-    url = await serve.get_web_url.aio()  # the blocking form warns inside a coroutine
+    url = await _web_url()
     if not url:
         raise ConfigError("url", url, "the web URL of the running serve function")
     async with Client(url, api_key=api_key, headers=headers, model=CONFIG.model) as client:

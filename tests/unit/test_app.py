@@ -657,3 +657,83 @@ async def test_the_entrypoint_streams_twice_and_prints_timings(
     assert out.out.count("time to first token") == 2
     assert "tokens/s" in out.out
     assert API_KEY not in out.out + out.err
+
+
+# ---- cold_start = "snapshot": the shape Modal requires -------------------------------------
+
+
+@pytest.fixture
+def from_local(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    """What App.cls hands to Modal's own Function constructor (after Modal's own processing)."""
+    import modal._functions
+
+    seen: list[dict[str, Any]] = []
+    original = modal._functions._Function._from_local
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        seen.append(kwargs)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(modal._functions._Function, "_from_local", staticmethod(spy))
+    return seen
+
+
+def test_plain_mode_defines_the_serve_function_and_no_class(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The default start is today's app: a serve function, no snapshot class."""
+    app = import_app(monkeypatch)
+    assert isinstance(app.serve, modal.Function)
+    assert not hasattr(app, "Server")
+
+
+def test_snapshot_mode_is_a_class_with_memory_and_gpu_snapshots(
+    monkeypatch: pytest.MonkeyPatch, from_local: list[dict[str, Any]]
+) -> None:
+    """GPTOSS_COLD_START=snapshot: a Modal Cls whose service function Modal builds with memory
+    snapshots on and the GPU snapshot option (stringified, as Modal stores it)."""
+    app = import_app(monkeypatch, GPTOSS_COLD_START="snapshot")
+    assert isinstance(app.Server, modal.Cls)
+    assert not hasattr(app, "serve")
+    (service,) = [kw for kw in from_local if kw.get("enable_memory_snapshot")]
+    assert service["experimental_options"] == {"enable_gpu_snapshot": "True"}
+    info = app.Server._get_class_service_function().info()
+    assert info.gpus == [("B200", 1)]
+    assert info.concurrency_info is not None
+    assert info.concurrency_info.max_inputs == app.DEPLOYMENT.max_inputs
+    assert info.startup_timeout == app.SETTINGS.startup_timeout_s
+    assert info.method_names == ["serve"]
+
+
+def test_snapshot_mode_has_one_hook_before_and_one_after_the_snapshot(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Modal's own lookup finds start_and_sleep before the snapshot and wake after it."""
+    from modal._partial_function import _find_partial_methods_for_user_cls, _PartialFunctionFlags
+
+    user_cls = import_app(monkeypatch, GPTOSS_COLD_START="snapshot").Server._get_user_cls()
+    flags = _PartialFunctionFlags
+    before = _find_partial_methods_for_user_cls(user_cls, flags.ENTER_PRE_SNAPSHOT)
+    after = _find_partial_methods_for_user_cls(user_cls, flags.ENTER_POST_SNAPSHOT)
+    assert list(before) == ["start_and_sleep"]
+    assert list(after) == ["wake"]
+
+
+def test_snapshot_mode_serves_the_same_port_with_the_same_auth(
+    monkeypatch: pytest.MonkeyPatch, spy: Spy
+) -> None:
+    """The class's web server is vLLM's port, with proxy auth exactly when auth = 'proxy'."""
+    import_app(monkeypatch, GPTOSS_COLD_START="snapshot", GPTOSS_AUTH="proxy")
+    config = web_server_config(spy)
+    assert config["port"] == 8000
+    assert config["requires_proxy_auth"] is True
+
+
+def test_snapshot_mode_on_two_gpus_fails_the_import_clearly(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A multi-GPU snapshot is refused when the app is imported, naming cold_start."""
+    with pytest.raises(ConfigError, match="cold_start"):
+        import_app(
+            monkeypatch, GPTOSS_COLD_START="snapshot", GPTOSS_MODEL="120b", GPTOSS_GPU="H100:2"
+        )

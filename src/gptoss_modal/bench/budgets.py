@@ -18,6 +18,10 @@ same file. Its shape (``budgets.example.toml`` is a full example)::
 
     [B200.rate."2.5"]           # limits for the open-loop level at 2.5 requests/s
 
+    [B200.cold_starts.snapshot] # `bench cold-start` limits per start mode (plain, snapshot)
+    healthy_p50_s = 90          # <metric>_<stat>_s: metric healthy, ttft or first_content;
+    first_content_p90_s = 150   # stat p50, p90, p99 or max
+
 A level's limits are ``all``, overridden by its ``concurrency`` table, overridden by its
 ``rate`` table. The keys are :data:`BUDGET_KEYS` (checked limits) and
 :data:`SLO_KEYS` (per-request limits that define goodput); every table may
@@ -51,6 +55,7 @@ __all__ = [
     "BudgetsFile",
     "budget_kind",
     "evaluate_budgets",
+    "evaluate_cold_starts",
     "load_budgets",
     "measured_values",
     "parse_budgets",
@@ -73,7 +78,22 @@ BUDGET_KEYS: Final = frozenset(
     + ["max_error_rate"]
 )
 
-SECTION_KEYS: Final = ("source", "cold_start_s", "all", "concurrency", "rate", "warm_start_s")
+SECTION_KEYS: Final = (
+    "source",
+    "cold_start_s",
+    "all",
+    "concurrency",
+    "rate",
+    "warm_start_s",
+    "cold_starts",
+)
+# Cold-start budgets, per start mode: <metric>_<stat>_s over a `bench cold-start` run.
+START_MODES: Final = ("plain", "snapshot")
+COLD_START_METRICS: Final = ("healthy", "ttft", "first_content")
+COLD_START_STATS: Final = ("p50", "p90", "p99", "max")
+COLD_START_KEYS: Final = frozenset(
+    f"{m}_{s}_s" for m in COLD_START_METRICS for s in COLD_START_STATS
+)
 _START_KEYS: Final = ("cold_start_s", "warm_start_s")
 _FRACTIONS: Final = frozenset({"min_goodput_fraction", "min_acceptance_rate", "max_error_rate"})
 ALLOWED_LIMIT_KEYS: Final = (
@@ -95,6 +115,7 @@ class Budgets:
     source: str | None = None
     cold_start_s: float | None = None
     warm_start_s: float | None = None
+    cold_starts: dict[str, Limits] = field(default_factory=dict)  # start mode -> limits (s)
     every: Limits = field(default_factory=dict)
     concurrency: dict[int, Limits] = field(default_factory=dict)
     rate: dict[float, Limits] = field(default_factory=dict)
@@ -200,6 +221,35 @@ def _seconds(path: str, value: Any, source: str) -> float | None:
     return float(value)
 
 
+_COLD_START_ALLOWED: Final = (
+    f"<metric>_<stat>_s (metric: {', '.join(COLD_START_METRICS)}; "
+    f"stat: {', '.join(COLD_START_STATS)})"
+)
+
+
+def _cold_starts(path: str, table: Any, source: str) -> dict[str, Limits]:
+    """``[<GPU>.cold_starts.<mode>]`` tables: positive seconds under COLD_START_KEYS."""
+    if not isinstance(table, dict):
+        raise ConfigError(path, table, "a table of start modes", source=source)
+    modes: dict[str, Limits] = {}
+    for mode, limits in table.items():
+        where = f"{path}.{mode}"
+        if mode not in START_MODES or not isinstance(limits, dict):
+            raise ConfigError(
+                where, limits, f"a table for one of {', '.join(START_MODES)}", source=source
+            )
+        modes[mode] = {}
+        for key, value in limits.items():
+            if key == "source":
+                continue
+            if key not in COLD_START_KEYS:
+                raise ConfigError(f"{where}.{key}", value, _COLD_START_ALLOWED, source=source)
+            seconds = _seconds(f"{where}.{key}", value, source)
+            assert seconds is not None
+            modes[mode][key] = seconds
+    return modes
+
+
 def parse_budgets(data: Mapping[str, Any], source: str = "<budgets>") -> BudgetsFile:
     """Validate a decoded budgets TOML document; ``source`` names it in errors."""
     sections: dict[str, Budgets] = {}
@@ -221,6 +271,7 @@ def parse_budgets(data: Mapping[str, Any], source: str = "<budgets>") -> Budgets
             name=name,
             source=section_source,
             **starts,
+            cold_starts=_cold_starts(f"{name}.cold_starts", table.get("cold_starts", {}), source),
             every=_limits(f"{name}.all", table.get("all", {}), source),
             concurrency=_levels(
                 f"{name}.concurrency", table.get("concurrency", {}), source, "concurrency"
@@ -321,4 +372,18 @@ def evaluate_budgets(
             continue
         quantity, kind = budget_kind(key)
         checks.append(BudgetCheck(key, limit, measured.get(quantity), kind))
+    return checks
+
+
+def evaluate_cold_starts(
+    budgets: Budgets, start_mode: str, summary: Mapping[str, Mapping[str, float]]
+) -> list[BudgetCheck]:
+    """The cold-start budgets of ``start_mode`` held against a ``bench cold-start`` summary
+    (``ColdStartRun.summary()``: ``{"healthy_s": {"p50": ...}, ...}``); all upper limits, and
+    one on something not measured fails."""
+    checks: list[BudgetCheck] = []
+    for key, limit in budgets.cold_starts.get(start_mode, {}).items():
+        metric, stat = key.removesuffix("_s").rsplit("_", 1)
+        measured = summary.get(f"{metric}_s", {}).get(stat)
+        checks.append(BudgetCheck(key, limit, measured, "max"))
     return checks

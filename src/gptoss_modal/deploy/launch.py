@@ -74,6 +74,10 @@ class RunningServer:
         """The last lines vLLM printed (redacted)."""
         return list(self.tail)
 
+    def returncode(self) -> int | None:
+        """vLLM's exit code once it has exited, else ``None`` (a snapshot start's steps ask)."""
+        return self.process.poll()
+
     def stop(self, grace_s: float = STOP_GRACE_S) -> int:
         """Stop vLLM and every process it started: SIGTERM to its process group, then SIGKILL
         to what is left after ``grace_s``. Returns vLLM's exit code."""

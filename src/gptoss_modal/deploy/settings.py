@@ -34,7 +34,13 @@ from typing import Any, Literal
 
 from gptoss_modal._exceptions import ConfigError
 from gptoss_modal.serve.command import build_vllm_command, vllm_env
-from gptoss_modal.serve.config import CONFIG_PATH_ENV, ENV_PREFIX, ServeConfig, load_config
+from gptoss_modal.serve.config import (
+    CONFIG_PATH_ENV,
+    ENV_PREFIX,
+    GPUSpec,
+    ServeConfig,
+    load_config,
+)
 from gptoss_modal.serve.loading import (
     check_range,
     check_types,
@@ -42,15 +48,18 @@ from gptoss_modal.serve.loading import (
     env_values,
     toml_values,
 )
+from gptoss_modal.serve.sleep import sleep_mode
 
 __all__ = [
     "API_KEY_ENV",
     "AUTH_MODES",
     "CLIENT_API_KEY_ENV",
+    "COLD_STARTS",
     "DEPLOYMENT_ENV",
     "PROXY_KEY_ENV",
     "PROXY_SECRET_ENV",
     "AuthMode",
+    "ColdStart",
     "DeploySettings",
     "Deployment",
     "PreflightMode",
@@ -62,6 +71,10 @@ MINUTES = 60  # seconds
 
 AuthMode = Literal["api_key", "proxy", "none"]
 PreflightMode = Literal["strict", "warn", "off"]
+# How a container starts: "plain" runs vLLM from scratch; "snapshot" restores a GPU memory
+# snapshot of a warmed-up, sleeping vLLM (Modal alpha; see deploy/snapshot.py).
+ColdStart = Literal["plain", "snapshot"]
+COLD_STARTS: tuple[ColdStart, ...] = ("plain", "snapshot")
 AUTH_MODES: tuple[AuthMode, ...] = ("api_key", "proxy", "none")
 PREFLIGHT_MODES: tuple[PreflightMode, ...] = ("strict", "warn", "off")
 
@@ -100,6 +113,7 @@ class DeploySettings:
     # FlashInfer's kernels for 10-15 minutes.
     startup_timeout_s: int = 30 * MINUTES
     preflight: PreflightMode = "strict"  # Hub and Secret checks before deploying
+    cold_start: ColdStart = "plain"  # "snapshot": restore a GPU memory snapshot (opt-in)
 
     def __post_init__(self) -> None:
         self._check_modes()  # first: their messages say more than "one of ..."
@@ -133,6 +147,12 @@ class DeploySettings:
             )
         if self.preflight not in PREFLIGHT_MODES:
             raise ConfigError("preflight", self.preflight, f"one of {', '.join(PREFLIGHT_MODES)}")
+        if self.cold_start not in COLD_STARTS:
+            raise ConfigError(
+                "cold_start",
+                self.cold_start,
+                "'plain' (start vLLM from scratch) or 'snapshot' (restore a GPU memory snapshot)",
+            )
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict of every field."""
@@ -169,6 +189,8 @@ class Deployment:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "serve", self.serve.resolved())
+        if self.settings.cold_start == "snapshot":
+            _check_snapshot(self.serve)
 
     @property
     def argv(self) -> list[str]:
@@ -179,6 +201,16 @@ class Deployment:
     def vllm_env(self) -> dict[str, str]:
         """The environment vLLM needs for this GPU (from the command builder)."""
         return vllm_env(self.serve)
+
+    @property
+    def snapshot_argv(self) -> list[str]:
+        """The argv of a snapshot start: the builder's, with sleep mode and the dev guard."""
+        return [*self.argv, *sleep_mode(self.serve.vllm_version).flags]
+
+    @property
+    def snapshot_env(self) -> dict[str, str]:
+        """The environment of a snapshot start: the builder's and the dev endpoints'."""
+        return {**self.vllm_env, **sleep_mode(self.serve.vllm_version).env}
 
     @property
     def max_inputs(self) -> int:
@@ -217,6 +249,20 @@ class Deployment:
         return cls(
             ServeConfig.from_dict(serve, source=DEPLOYMENT_ENV),
             DeploySettings.from_dict(deploy, source=DEPLOYMENT_ENV),
+        )
+
+
+def _check_snapshot(serve: ServeConfig) -> None:
+    """A snapshot start where it cannot apply is an error now, not a broken container later."""
+    tp = GPUSpec.parse(serve.gpu).count
+    if tp > 1:
+        # Modal documents and demonstrates GPU snapshots of one GPU; vLLM's own snapshot command
+        # (0.33.0, vllm/snapshot/) also requires tensor, pipeline and data parallel size 1.
+        raise ConfigError(
+            "cold_start",
+            "snapshot",
+            f"'plain' with a multi-GPU spec ({serve.gpu}: tensor parallel {tp}); GPU snapshots "
+            "are supported on one GPU",
         )
 
 

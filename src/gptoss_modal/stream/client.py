@@ -315,6 +315,30 @@ class Client:
         async with self.stream_chat(messages, **options) as stream:
             return await stream.collect()
 
+    async def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        timeout_s: float = 30.0,
+    ) -> tuple[int, bytes]:
+        """One small request that is not a chat (vLLM's ``/sleep``, ``/wake_up``, ...): its
+        status and body (at most 64 KiB), whatever the status. Transport failures raise the
+        client's errors (:class:`ConnectError`, :class:`TimeoutException`, ...)."""
+        url = f"{self.base_url}/{path.lstrip('/')}"
+        limits = aiohttp.ClientTimeout(total=timeout_s, sock_connect=self.connect_timeout_s)
+        try:
+            async with self._http().request(
+                method, url, params=params, headers=headers, timeout=limits, allow_redirects=False
+            ) as response:
+                return response.status, await response.content.read(_ERROR_BODY_LIMIT_BYTES)
+        except _LOWER_LEVEL_ERRORS as exc:
+            raise _translate(
+                exc, url=url, timeout_s=timeout_s, stall_timeout_s=None, partial=None
+            ) from exc
+
     async def fetch_metrics(self, *, timeout_s: float = 10.0) -> str:
         """``GET /metrics``: the server's Prometheus text, on this client's connections.
 

@@ -54,6 +54,16 @@ def _cli(
     return {"cli": CliOption(help, flag=flag, default=default, hidden=hidden)}
 
 
+# The mock's sleep-mode faults (see _sleep.py): /wake_up answers but the engine stays asleep;
+# or every chat after a wake is malformed.
+SLEEP_FAULTS = ("never-wakes", "garbled-after-wake")
+
+
+def _check_sleep_fault(value: str | None) -> None:
+    if value is not None and value not in SLEEP_FAULTS:
+        raise ConfigError("sleep_fault", value, f"one of {', '.join(SLEEP_FAULTS)}, or none")
+
+
 def _positive_times(config: MockConfig) -> None:
     for name in ("ttft_ms", "itl_ms", "jitter_ms", "cold_start_s"):
         value = getattr(config, name)
@@ -124,6 +134,14 @@ class MockConfig:
     cold_start_mode: Literal["refuse", "unhealthy"] = dataclasses.field(
         default="refuse", metadata=_cli("during the cold start: refuse connections, or answer 503")
     )
+    dev_mode: bool = dataclasses.field(
+        default=False,
+        metadata=_cli("serve /sleep, /wake_up and /is_sleeping, as VLLM_SERVER_DEV_MODE=1 does"),
+    )
+    sleep_fault: str | None = dataclasses.field(
+        default=None,
+        metadata=_cli("with --dev-mode: never-wakes, or garbled-after-wake (malformed chats)"),
+    )
     coalesce_writes: bool = dataclasses.field(
         default=True,  # False: one write per event, as vLLM's server does
         metadata=_cli(
@@ -153,3 +171,4 @@ class MockConfig:
         engine.DraftAcceptance(self.num_speculative_tokens, self.spec_acceptance_rate)
         if self.fault:
             parse_fault(self.fault)
+        _check_sleep_fault(self.sleep_fault)

@@ -20,6 +20,7 @@ from gptoss_modal.testing._chat import ChatCompletions
 from gptoss_modal.testing._config import MockConfig
 from gptoss_modal.testing._endpoints import InfoEndpoints
 from gptoss_modal.testing._metrics import EngineMetrics
+from gptoss_modal.testing._sleep import SleepEndpoints
 from gptoss_modal.testing._state import NOTE, MockState
 from gptoss_modal.testing._writer import SendRecord
 
@@ -43,6 +44,7 @@ class MockVLLM:
         self._socket: socket.socket | None = None
         self._ready_at = 0.0
         self._listen_task: asyncio.Task[None] | None = None
+        self.sleep = SleepEndpoints(self.state)  # served in dev mode only
 
     # --- what it knows --------------------------------------------------------------------
 
@@ -113,7 +115,12 @@ class MockVLLM:
         return f"http://{self.host}:{self.port}"
 
     def _app(self) -> web.Application:
-        app = web.Application(middlewares=[self._log_middleware, self._auth_middleware])
+        middlewares = [self._log_middleware, self._auth_middleware]
+        if self.config.dev_mode:  # VLLM_SERVER_DEV_MODE=1: the sleep endpoints
+            middlewares.append(self.sleep.middleware)
+        app = web.Application(middlewares=middlewares)
+        if self.config.dev_mode:
+            self.sleep.register(app)
         info = InfoEndpoints(self.state)
         app.router.add_get("/health", info.health)
         app.router.add_get("/version", info.version)

@@ -218,3 +218,41 @@ def test_a_budget_on_something_unmeasured_fails() -> None:
 def test_per_request_limits_are_not_level_checks() -> None:
     """ttft_ms defines goodput only; it is not reported as a pass/fail budget."""
     assert evaluate_budgets({"ttft_ms": 100}, {}) == []
+
+
+# ---- cold-start budgets per start mode ------------------------------------------------------
+
+
+def test_cold_start_budgets_are_read_per_start_mode() -> None:
+    """[B200.cold_starts.snapshot] holds seconds per metric and statistic."""
+    from gptoss_modal.bench.budgets import evaluate_cold_starts
+
+    data = {
+        "B200": {"cold_starts": {"snapshot": {"healthy_p50_s": 90, "first_content_max_s": 200}}}
+    }
+    section = parse_budgets(data).section("B200")
+    assert section.cold_starts == {
+        "snapshot": {"healthy_p50_s": 90.0, "first_content_max_s": 200.0}
+    }
+    summary = {"healthy_s": {"p50": 80.0}, "first_content_s": {"max": 210.0}}
+    checks = evaluate_cold_starts(section, "snapshot", summary)
+    assert [(c.key, c.passed) for c in checks] == [
+        ("healthy_p50_s", True),
+        ("first_content_max_s", False),
+    ]
+    assert evaluate_cold_starts(section, "plain", summary) == []
+
+
+@pytest.mark.parametrize(
+    ("table", "field"),
+    [
+        ({"lazy": {"healthy_p50_s": 1}}, "B200.cold_starts.lazy"),
+        ({"plain": {"healthy_p42_s": 1}}, "B200.cold_starts.plain.healthy_p42_s"),
+        ({"plain": {"healthy_p50_s": 0}}, "B200.cold_starts.plain.healthy_p50_s"),
+    ],
+)
+def test_a_bad_cold_start_budget_names_its_path(table: dict[str, Any], field: str) -> None:
+    """An unknown start mode or key, or a non-positive limit, is a ConfigError at its path."""
+    with pytest.raises(ConfigError) as caught:
+        parse_budgets({"B200": {"cold_starts": table}})
+    assert caught.value.field == field
