@@ -18,7 +18,7 @@ import os
 import sys
 from typing import TYPE_CHECKING, Any
 
-from gptoss_modal.cli import EXIT_FAILURE, EXIT_OK
+from gptoss_modal.cli import EXIT_FAILURE, EXIT_OK, cold_start
 from gptoss_modal.cli._options import API_KEY_ENV, request_headers
 
 if TYPE_CHECKING:
@@ -161,7 +161,7 @@ def register_compare(commands: argparse._SubParsersAction[Any]) -> None:
 
 
 # The bench subcommands, in the order their help lists them.
-SUBCOMMANDS = (register_run, register_compare)
+SUBCOMMANDS = (register_run, register_compare, cold_start.register)
 
 
 def compare(args: argparse.Namespace) -> int:

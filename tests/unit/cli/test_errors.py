@@ -210,6 +210,7 @@ def test_bench_compare_help_is_compares() -> None:
         (["bench", "--concurrency", "1", "http://x"], "run"),
         (["bench", "run", "http://x"], "run"),
         (["bench", "compare", "a.json", "b.json"], "compare"),
+        (["bench", "cold-start", "http://x"], "cold-start"),
     ],
 )
 def test_bench_url_keeps_working_beside_its_subcommands(argv: list[str], command: str) -> None:
