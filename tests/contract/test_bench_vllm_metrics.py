@@ -1,22 +1,18 @@
 """The benchmark reads the spec-decode counters exactly as vLLM 0.13.0 exports them.
 
 vLLM's own ``SpecDecodingProm`` (two engines, as with data parallelism) is fed known draft
-outcomes in the cached vLLM venv, and ``prometheus_client`` renders the whole registry (process
-and GC metrics included); our parser reads every scrape, and the acceptance computed between
-two scrapes is the one the drafts imply.
+outcomes in the cached vLLM venv (an oracle op, ``vllm_ops_metrics.py``, so no second vLLM
+import), and ``prometheus_client`` renders the whole registry (process and GC metrics
+included); our parser reads every scrape, and the acceptance computed between two scrapes is
+the one the drafts imply.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-
 import pytest
 
 from gptoss_modal.bench.prometheus import MetricsSnapshot, spec_decode_between
-from tests.contract._oracle import vllm_venv_python
-from tests.contract.conftest import MISSING_VLLM
+from tests.contract._oracle import VllmOracle
 
 pytestmark = pytest.mark.vllm
 
@@ -27,45 +23,13 @@ WINDOWS = [
     [[0, 1, 2, 3, 3, 2], [1, 1, 0]],
 ]
 
-SCRIPT = """
-import json, sys, types
-import prometheus_client
-from vllm.v1.spec_decode.metrics import SpecDecodingProm, SpecDecodingStats
-
-k, windows = json.loads(sys.argv[1])
-config = types.SimpleNamespace(num_speculative_tokens=k)
-prom = SpecDecodingProm(config, ["model_name", "engine"], {0: ["llm", "0"], 1: ["llm", "1"]})
-scrapes = [prometheus_client.generate_latest().decode()]
-for window in windows:
-    for engine, steps in enumerate(window):
-        stats = SpecDecodingStats.new(k)
-        for accepted in steps:
-            stats.observe_draft(k, accepted)
-        prom.observe(stats, engine)
-    scrapes.append(prometheus_client.generate_latest().decode())
-print("SCRAPES " + json.dumps(scrapes))
-"""
-
 
 @pytest.fixture(scope="module")
-def scrapes() -> list[MetricsSnapshot]:
+def scrapes(vllm: VllmOracle) -> list[MetricsSnapshot]:
     """/metrics text rendered by vLLM 0.13.0's own exporter: before, after window 1 and 2."""
-    python = vllm_venv_python()
-    if python is None:
-        if os.environ.get("GPTOSS_REQUIRE_VLLM") == "1":
-            pytest.fail(MISSING_VLLM)
-        pytest.skip(MISSING_VLLM)
-    env = {**os.environ, "VLLM_LOGGING_LEVEL": "WARNING", "HF_HUB_OFFLINE": "1"}
-    done = subprocess.run(
-        [str(python), "-c", SCRIPT, json.dumps([K, WINDOWS])],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-        check=True,
-    )
-    line = next(x for x in done.stdout.splitlines() if x.startswith("SCRAPES "))
-    return [MetricsSnapshot.parse(text) for text in json.loads(line[len("SCRAPES ") :])]
+    answer = vllm.call("spec_decode_scrapes", k=K, windows=WINDOWS)
+    assert answer["ok"], answer
+    return [MetricsSnapshot.parse(text) for text in answer["scrapes"]]
 
 
 @pytest.mark.parametrize("window", [0, 1])
