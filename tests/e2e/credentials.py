@@ -10,8 +10,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 HOW_TO_FIX = (
-    "run `modal token set --token-id ak-... --token-secret as-...` (or `modal token new`), "
-    "or set MODAL_TOKEN_ID and MODAL_TOKEN_SECRET"
+    "run `.venv/bin/modal token new` (signs in through a browser), or `.venv/bin/modal token set "
+    "--token-id ak-... --token-secret as-...` with an existing token, or set MODAL_TOKEN_ID and "
+    "MODAL_TOKEN_SECRET"
 )
 
 

@@ -42,9 +42,10 @@ def test_both_token_parts_mean_credentials_are_present() -> None:
 
 
 def test_missing_credentials_say_how_to_set_them() -> None:
-    """With no token the reason names `modal token set` and both variables."""
+    """With no token the reason names `modal token new`, `modal token set` and both variables."""
     reason = missing_modal_credentials({})
     assert reason is not None
+    assert "modal token new" in reason
     assert "modal token set" in reason
     assert "MODAL_TOKEN_ID and MODAL_TOKEN_SECRET" in reason
 

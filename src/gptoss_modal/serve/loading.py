@@ -43,6 +43,8 @@ ENV_VARIABLES: typing.Final[Mapping[str, str]] = types.MappingProxyType(
         "GPTOSS_E2E_RESULTS": "the e2e suite: where its results go",
         "GPTOSS_E2E_WARM_REQUESTS": "the e2e suite: requests per warm measurement",
         "GPTOSS_E2E_LOST_LAST_BATCH": "the e2e suite: expect the known lost-last-batch failure",
+        "GPTOSS_E2E_COLD_STARTS": "the e2e suite: also measure cold starts of both start modes",
+        "GPTOSS_DEV_TOKEN": "set by the app for vLLM inside a snapshot container (never by hand)",
     }
 )
 # The sections a config file may hold; each loader reads its own.
