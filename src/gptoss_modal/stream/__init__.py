@@ -56,7 +56,12 @@ if TYPE_CHECKING:  # for mypy; a unit test checks it names exactly __all__, each
     )
     from gptoss_modal.stream.decoder import ChatChunkDecoder
     from gptoss_modal.stream.request import REASONING_EFFORTS, build_chat_request
-    from gptoss_modal.stream.sse import ServerSentEvent, SSEDecoder, encode_event
+    from gptoss_modal.stream.sse import (
+        DEFAULT_MAX_EVENT_CHARS,
+        ServerSentEvent,
+        SSEDecoder,
+        encode_event,
+    )
 
 __all__ = [
     "CHUNK_CHOICES",
@@ -64,6 +69,7 @@ __all__ = [
     "CHUNK_OUTPUT",
     "DEFAULT_CONNECT_TIMEOUT_S",
     "DEFAULT_HEALTH_TIMEOUT_S",
+    "DEFAULT_MAX_EVENT_CHARS",
     "DEFAULT_STALL_TIMEOUT_S",
     "DONE",
     "REASONING_EFFORTS",
