@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 
 from gptoss_modal._exceptions import ConfigError
@@ -108,3 +108,43 @@ def headers(name: str, value: object) -> dict[str, str]:
             raise ConfigError(f"{name}[{key!r}]", _HIDDEN, control_characters_hint())
         checked[key] = text
     return checked
+
+
+def chat_request(
+    messages: object,
+    *,
+    system: object,
+    model: object,
+    reasoning_effort: object,
+    tools: object,
+    max_tokens: object,
+    continuous_usage: object,
+    extra: object,
+) -> None:
+    """The types of :func:`~gptoss_modal.stream.request.build_chat_request`'s arguments."""
+    if not isinstance(messages, str | Sequence) or (
+        not isinstance(messages, str) and not all(isinstance(m, Mapping) for m in messages)
+    ):
+        raise ConfigError("messages", _shape(messages), "a string or a list of chat messages")
+    optional_text("system", system, "the system message")
+    optional_text("model", model, "the served model's name")
+    optional_text("reasoning_effort", reasoning_effort, "low, medium or high")
+    if tools is not None and (
+        isinstance(tools, str | Mapping)
+        or not isinstance(tools, Sequence)
+        or not all(isinstance(t, Mapping) for t in tools)
+    ):
+        raise ConfigError("tools", _shape(tools), "a list of OpenAI tool definitions, or None")
+    if max_tokens is not None:
+        count("max_tokens", max_tokens, minimum=1, what="number of tokens, or None")
+    if not isinstance(continuous_usage, bool):
+        raise ConfigError("continuous_usage", continuous_usage, "True or False")
+    if extra is not None and not (
+        isinstance(extra, Mapping) and all(isinstance(k, str) for k in extra)
+    ):
+        raise ConfigError("extra", _shape(extra), "a mapping of request field names, or None")
+
+
+def _shape(value: object) -> str:
+    """What a wrong argument was, without its content (a prompt may be private)."""
+    return f"<{type(value).__name__}>"

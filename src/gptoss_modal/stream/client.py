@@ -50,7 +50,7 @@ from gptoss_modal.stream._policy import (
     redirect_target,
 )
 from gptoss_modal.stream.accumulator import ChatResult
-from gptoss_modal.stream.chatstream import ChatStream
+from gptoss_modal.stream.chatstream import ChatStream as ChatStream  # re-exported
 
 # The private names the client's methods (and the health wait) use for the error mapping.
 from gptoss_modal.stream.errors import ERROR_BODY_LIMIT_BYTES
