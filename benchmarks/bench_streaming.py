@@ -1,6 +1,6 @@
 """Streaming: our SSE decoder + chunk parser and client, side by side with their peers.
 
-Three tables, each a median of several runs, with ratios against the peers of the same run:
+Four tables, each a median of several runs, with ratios against the peers of the same run:
 
 1. JSON: the per-chunk cost of the JSON stage on vLLM 0.13.0 chunks (json, orjson, msgspec,
    and building typed objects), which is how ``chunks.py`` chose msgspec.
@@ -8,6 +8,8 @@ Three tables, each a median of several runs, with ratios against the peers of th
    (and the layered ``SSEDecoder`` + ``parse_chat_chunks`` it fuses), the openai SDK's SSE
    decoder + ``json.loads``, httpx-sse's decoders + ``json.loads``, and a naive line loop +
    ``json.loads``.
+2b. Event size: our SSE decoder's CPU per MiB for 64 KiB, 1 MiB and 16 MiB events, which
+   must stay within 2x of each other (linear ingest: each character is split once).
 3. End to end over loopback at 1, 64 and 256 concurrent streams: our client, the openai SDK
    (``AsyncOpenAI().chat.completions.create(stream=True)``), httpx + httpx-sse, an aiohttp line
    loop like vLLM's benchmark client, and the raw body-read rate (aiohttp, no parsing) as the
@@ -285,6 +287,69 @@ def bench_decode(repeats: int) -> None:
         f"Decode: chunks per CPU-second, bytes to parsed chunks (median of {repeats})",
         ["decoder", "chunks/CPU-s", "ours is x"],
         rows,
+    )
+
+
+# --- 2b. one large event: the decoder's CPU per MiB stays flat ------------------------------------
+
+EVENT_SIZES = (("64 KiB", 64 * 1024), ("1 MiB", 1024 * 1024), ("16 MiB", 16 * 1024 * 1024))
+LINEAR_WITHIN = 2.0  # the most CPU per MiB of one size may be over another's: linear ingest
+READ_BYTES = 64 * 1024  # aiohttp hands the body over in reads of about this size
+
+
+EVENT_SIZES_TOTAL_BYTES = 16 * 1024 * 1024  # each size decodes this much: the same bytes
+
+
+def user_and_system_seconds(func: Callable[[], object], repeats: int) -> list[tuple[float, float]]:
+    """User and system CPU seconds of each of ``repeats`` calls of ``func`` (after a warm-up)."""
+    import resource
+
+    func()
+    times = []
+    for _ in range(repeats):
+        before = resource.getrusage(resource.RUSAGE_SELF)
+        func()
+        after = resource.getrusage(resource.RUSAGE_SELF)
+        times.append((after.ru_utime - before.ru_utime, after.ru_stime - before.ru_stime))
+    return times
+
+
+def bench_event_sizes(repeats: int) -> None:
+    """Print the SSE decoder's CPU per MiB for 16 MiB of events of each size, in 64 KiB reads.
+
+    A decoder that re-joins and re-splits the pending event on every read is quadratic: its
+    cost per MiB grows with the event (the old one took 15 s for one 128 MiB event). Ours
+    splits each character once, so its own (user) CPU per MiB stays flat. The kernel's time
+    is shown apart: holding one 16 MiB event takes fresh memory (its pieces, the joined line,
+    the value), whose first touch is page faults, where 64 KiB events reuse warm memory.
+    """
+    from gptoss_modal.stream.sse import SSEDecoder
+
+    rows = {}
+    for label, size in EVENT_SIZES:
+        event = b"data: " + b"x" * size + b"\n\n"
+        count = EVENT_SIZES_TOTAL_BYTES // size
+        reads = reads_of(event * count, READ_BYTES)
+
+        def run(reads: list[bytes] = reads, size: int = size, count: int = count) -> None:
+            decoder = SSEDecoder(max_event_chars=size + 16)
+            events = [event for data in reads for event in decoder.feed(data)]
+            assert len(events) == count
+
+        mib = count * len(event) / (1024 * 1024)
+        times = user_and_system_seconds(run, repeats)
+        rows[label] = (median(t[0] for t in times) / mib, median(t[1] for t in times) / mib)
+    fastest = min(user for user, _ in rows.values())
+    spread = max(user for user, _ in rows.values()) / fastest
+    verdict = "linear" if spread <= LINEAR_WITHIN else "NOT linear"
+    table(
+        f"16 MiB of events of one size, in 64 KiB reads: SSE decoder CPU per MiB (median of "
+        f"{repeats}); user CPU spread {spread:.2f}x: {verdict} (wanted within {LINEAR_WITHIN:g}x)",
+        ["event size", "user ms/MiB", "x fastest", "kernel ms/MiB (page faults)"],
+        [
+            [label, f"{user * 1e3:.2f}", f"{user / fastest:.2f}", f"{system * 1e3:.2f}"]
+            for label, (user, system) in rows.items()
+        ],
     )
 
 
@@ -738,6 +803,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     json_s = bench_json(repeats)
     bench_decode(repeats)
+    bench_event_sizes(repeats)
     e2e_repeats, warmup_s, window_s = (1, 0.2, 0.3) if args.quick else (4, 0.2, 0.4)
     results = bench_end_to_end(concurrencies, e2e_repeats, warmup_s, window_s)
     check_targets(results, concurrencies, json_s)

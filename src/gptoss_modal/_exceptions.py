@@ -9,7 +9,7 @@ The hierarchy::
     ├── ConfigError                 a config value is not allowed (names field, value, allowed)
     │   └── CommandParseError       an argv cannot be read back into a ServeConfig
     ├── StreamError                 the bytes or JSON of a stream are not what vLLM sends
-    │   ├── SSEDecodeError          the event-stream decoder was misused (fed after close)
+    │   ├── SSEDecodeError          an event outgrew the decoder's limit, or it was fed after close
     │   ├── ChunkParseError         malformed JSON, or a chunk of the wrong shape
     │   └── IncompleteStreamError   the stream ended before ``[DONE]`` (keeps the partial result)
     ├── UpstreamError               vLLM reported an error inside a 200 stream (message, type, code)
@@ -118,7 +118,14 @@ class StreamError(GptossModalError):
 
 
 class SSEDecodeError(StreamError):
-    """The event-stream decoder was used wrongly (for example fed after ``close()``)."""
+    """An event grew past the decoder's size limit, or the decoder was fed after ``close()``.
+
+    ``events`` holds the events the failing read completed before the error (none are lost).
+    """
+
+    def __init__(self, message: str, *, partial: Any = None, events: list[Any] | None = None):
+        super().__init__(message, partial=partial)
+        self.events = list(events or [])
 
 
 class ChunkParseError(StreamError):

@@ -253,9 +253,9 @@ async def test_stall_with_no_bytes_raises_StallTimeout_with_the_partial() -> Non
 
 
 async def test_refused_connection_raises_ConnectError_at_once() -> None:
-    """Nothing listening: ConnectError saying the connection was refused."""
+    """Nothing listening: ConnectError saying the connection was refused (without retries)."""
     url = f"http://127.0.0.1:{free_port()}"
-    async with Client(url) as client:
+    async with Client(url, max_retries=0) as client:
         with pytest.raises(ConnectError, match="Connection refused") as caught:
             await client.chat("hi")
     assert caught.value.url == f"{url}/v1/chat/completions"
@@ -282,7 +282,8 @@ def unaccepting_port() -> Iterator[int]:
 
 async def test_connect_that_hangs_raises_ConnectTimeout(unaccepting_port: int) -> None:
     """A connection attempt that gets no answer is a ConnectTimeout (also a TimeoutError)."""
-    async with Client(f"http://127.0.0.1:{unaccepting_port}", connect_timeout_s=0.2) as client:
+    url = f"http://127.0.0.1:{unaccepting_port}"
+    async with Client(url, connect_timeout_s=0.2, max_retries=0) as client:
         with pytest.raises(ConnectTimeout, match=r"took longer than 0\.2 s") as caught:
             await client.chat("hi")
     assert isinstance(caught.value, TimeoutError)

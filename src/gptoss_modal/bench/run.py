@@ -73,6 +73,7 @@ async def run_benchmark(
         headers=settings.headers,
         connect_timeout_s=settings.connect_timeout_s,
         stall_timeout_s=settings.stall_timeout_s,
+        max_retries=0,  # every failure counts in a benchmark: none is hidden by a retry
         max_connections=max(level.slots for level in settings.levels) + CONNECTIONS_SPARE,
         clock=clock,
     ) as own:

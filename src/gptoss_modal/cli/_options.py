@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 from collections.abc import Mapping, Sequence
 
 from gptoss_modal._duration import parse_duration as duration_seconds
 from gptoss_modal._exceptions import ConfigError
-
-# RFC 9110's token: what a header name may be made of.
-_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+from gptoss_modal.stream._checks import (
+    CONTROL_CHARACTERS,
+    HEADER_NAME,
+    control_characters_hint,
+    credential,
+)
 
 
 def add_header_option(parser: argparse.ArgumentParser) -> None:
@@ -32,19 +34,19 @@ def parse_headers(values: Sequence[str]) -> dict[str, str]:
     """``["NAME: VALUE", ...]`` (``NAME:VALUE`` too) as a dict; a repeated name keeps the last.
 
     Raises :class:`ConfigError` for a value without a colon, a name that is not an HTTP token
-    or a line break in the value; the error never shows the value (it may be a secret).
+    or a control character (a line break, NUL, DEL, ...) in the value; the error never shows
+    the value (it may be a secret).
     """
     headers: dict[str, str] = {}
     for value in values:
         name, sep, content = value.partition(":")
         name = name.strip()
-        valid_name = bool(sep) and _HEADER_NAME.fullmatch(name) is not None
-        if not valid_name or "\r" in content or "\n" in content:
+        if not sep or HEADER_NAME.fullmatch(name) is None:
             raise ConfigError(
-                "--header",
-                f"{name if valid_name else '<hidden>'}: ...",
-                'NAME: VALUE on one line, e.g. "Modal-Key: wk-..."',
+                "--header", "<hidden>: ...", 'NAME: VALUE on one line, e.g. "Modal-Key: wk-..."'
             )
+        if CONTROL_CHARACTERS.search(content):
+            raise ConfigError("--header", f"{name}: <hidden>", control_characters_hint())
         headers[name] = content.strip()
     return headers
 
@@ -77,9 +79,23 @@ def parse_duration(text: str) -> float:
         ) from None
 
 
+def api_key(text: str) -> str:
+    """An argparse ``type`` for ``--api-key`` (and its default from ``$GPTOSS_API_KEY``): a
+    control character in it is a usage error naming both, never showing the key."""
+    try:
+        credential("--api-key", text)
+    except ConfigError:
+        raise argparse.ArgumentTypeError(
+            f"the key (from --api-key or ${API_KEY_ENV}) holds a control character: use "
+            f"{control_characters_hint()}"
+        ) from None
+    return text
+
+
 def add_key_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--api-key",
+        type=api_key,
         default=os.environ.get(API_KEY_ENV),
         help=f"the server's API key (default: ${API_KEY_ENV})",
     )

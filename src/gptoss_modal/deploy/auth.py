@@ -15,6 +15,7 @@ from gptoss_modal.deploy.settings import (
     Deployment,
     DeploySettings,
 )
+from gptoss_modal.stream._checks import credential  # the one control-character rule
 
 # ---- what is printed at deploy time, and the messages that say what to do ----------------
 
@@ -110,11 +111,11 @@ def client_credentials(
 
     ``api_key`` reads ``GPTOSS_API_KEY``; ``proxy`` reads ``GPTOSS_MODAL_KEY`` and
     ``GPTOSS_MODAL_SECRET`` (a proxy auth token, sent as ``Modal-Key``/``Modal-Secret``).
-    Raises :class:`ConfigError` saying what to set when they are missing; the values are never
-    part of the message.
+    Raises :class:`ConfigError` saying what to set when they are missing or hold a control
+    character (a key file saved with CRLF line ends); the values are never part of the message.
     """
     if settings.auth == "api_key":
-        key = env.get(CLIENT_API_KEY_ENV, "").strip()
+        key = _secret(env, CLIENT_API_KEY_ENV)
         if not key:
             raise ConfigError(
                 CLIENT_API_KEY_ENV,
@@ -134,8 +135,8 @@ def proxy_auth_headers(env: Mapping[str, str], *, required: bool = False) -> dic
     Neither set gives ``{}`` unless ``required``. Raises :class:`ConfigError` saying what to
     set when only one is set (or neither, if ``required``); never with the values.
     """
-    token_id = env.get(PROXY_KEY_ENV, "").strip()
-    token_secret = env.get(PROXY_SECRET_ENV, "").strip()
+    token_id = _secret(env, PROXY_KEY_ENV)
+    token_secret = _secret(env, PROXY_SECRET_ENV)
     if not (token_id or token_secret or required):
         return {}
     if not token_id or not token_secret:
@@ -146,3 +147,11 @@ def proxy_auth_headers(env: Mapping[str, str], *, required: bool = False) -> dic
             f"Proxy Auth Tokens): export {PROXY_KEY_ENV}=wk-... {PROXY_SECRET_ENV}=ws-...",
         )
     return {"Modal-Key": token_id, "Modal-Secret": token_secret}
+
+
+def _secret(env: Mapping[str, str], name: str) -> str:
+    """A credential from the environment, surrounding spaces removed; a control character in it
+    (``$'sk-x\\r'``, DEL) is a :class:`ConfigError` naming the variable, never its value."""
+    value = env.get(name, "")
+    credential(name, value)
+    return value.strip()

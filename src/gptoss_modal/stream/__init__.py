@@ -8,7 +8,8 @@ Layered from pure to I/O (each module imports only those above it)::
     decoder      bytes in, typed chunks out: the two above fused (msgspec)
     accumulator  chunks folded into messages; one request's timings and decode speed
     errors       the one place where aiohttp's errors become ours (aiohttp; internal)
-    client       the aiohttp client: health wait, streamed chat (aiohttp)
+    chatstream   one streamed chat request: retries, redirects, the stall watchdog (aiohttp)
+    client       the aiohttp client: health wait, metrics, streamed chat (aiohttp)
 
 Every public name is importable from here and loads its module on first use (PEP 562), so
 ``import gptoss_modal.stream`` costs nothing until a name is asked for.
@@ -28,6 +29,7 @@ if TYPE_CHECKING:  # for mypy; a unit test checks it names exactly __all__, each
         decode_tokens_per_s,
         time_per_output_token_s,
     )
+    from gptoss_modal.stream.chatstream import ChatStream
     from gptoss_modal.stream.chunks import (
         CHUNK_CHOICES,
         CHUNK_CONTENT,
@@ -46,8 +48,8 @@ if TYPE_CHECKING:  # for mypy; a unit test checks it names exactly __all__, each
     from gptoss_modal.stream.client import (
         DEFAULT_CONNECT_TIMEOUT_S,
         DEFAULT_HEALTH_TIMEOUT_S,
+        DEFAULT_MAX_RETRIES,
         DEFAULT_STALL_TIMEOUT_S,
-        ChatStream,
         Client,
         HealthProgress,
         stream_chat,
@@ -56,7 +58,12 @@ if TYPE_CHECKING:  # for mypy; a unit test checks it names exactly __all__, each
     )
     from gptoss_modal.stream.decoder import ChatChunkDecoder
     from gptoss_modal.stream.request import REASONING_EFFORTS, build_chat_request
-    from gptoss_modal.stream.sse import ServerSentEvent, SSEDecoder, encode_event
+    from gptoss_modal.stream.sse import (
+        DEFAULT_MAX_EVENT_CHARS,
+        ServerSentEvent,
+        SSEDecoder,
+        encode_event,
+    )
 
 __all__ = [
     "CHUNK_CHOICES",
@@ -64,6 +71,8 @@ __all__ = [
     "CHUNK_OUTPUT",
     "DEFAULT_CONNECT_TIMEOUT_S",
     "DEFAULT_HEALTH_TIMEOUT_S",
+    "DEFAULT_MAX_EVENT_CHARS",
+    "DEFAULT_MAX_RETRIES",
     "DEFAULT_STALL_TIMEOUT_S",
     "DONE",
     "REASONING_EFFORTS",
@@ -96,7 +105,7 @@ __all__ = [
 ]
 
 # Where the lazy lookup searches, lightest first: a name found early never loads aiohttp.
-SUBMODULES = ("sse", "request", "chunks", "decoder", "accumulator", "client")
+SUBMODULES = ("sse", "request", "chunks", "decoder", "accumulator", "chatstream", "client")
 
 
 def __getattr__(name: str) -> Any:

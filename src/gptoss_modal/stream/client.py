@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Final, Self
@@ -37,20 +37,23 @@ import yarl
 from gptoss_modal._exceptions import (
     ConfigError,
     ConnectError,
-    GptossModalError,
     HealthTimeout,
     HTTPStatusError,
-    IncompleteStreamError,
     StreamError,
     TimeoutException,
-    TransportError,
-    UpstreamError,
+)
+from gptoss_modal.stream import _checks
+from gptoss_modal.stream._policy import (
+    DEFAULT_MAX_RETRIES,
+    MAX_REDIRECTS,
+    REDIRECT_STATUSES,
+    redirect_target,
 )
 from gptoss_modal.stream.accumulator import ChatResult
-from gptoss_modal.stream.chunks import ChatChunk
-from gptoss_modal.stream.decoder import ChatChunkDecoder
+from gptoss_modal.stream.chatstream import ChatStream as ChatStream  # re-exported
 
 # The private names the client's methods (and the health wait) use for the error mapping.
+from gptoss_modal.stream.errors import ERROR_BODY_LIMIT_BYTES
 from gptoss_modal.stream.errors import LOWER_LEVEL_ERRORS as _LOWER_LEVEL_ERRORS
 from gptoss_modal.stream.errors import PERMANENT_CONNECT_ERRORS as _PERMANENT_CONNECT_ERRORS
 from gptoss_modal.stream.errors import Credentials as _Credentials
@@ -58,12 +61,13 @@ from gptoss_modal.stream.errors import preview as _preview
 from gptoss_modal.stream.errors import status_error as _status_error
 from gptoss_modal.stream.errors import translate as _translate
 from gptoss_modal.stream.request import build_chat_request
+from gptoss_modal.stream.sse import DEFAULT_MAX_EVENT_CHARS
 
 __all__ = [
     "DEFAULT_CONNECT_TIMEOUT_S",
     "DEFAULT_HEALTH_TIMEOUT_S",
+    "DEFAULT_MAX_RETRIES",
     "DEFAULT_STALL_TIMEOUT_S",
-    "ChatStream",
     "Client",
     "HealthProgress",
     "stream_chat",
@@ -72,8 +76,9 @@ __all__ = [
 ]
 
 DEFAULT_CONNECT_TIMEOUT_S: Final = 10.0
-# No bytes for this long fails a stream. It includes the wait before the first token, so it must
-# cover queueing and prefill under load.
+# No event for this long fails a stream (bytes without an event, such as heartbeat comments, do
+# not count). It includes the wait before the first token, so it must cover queueing and prefill
+# under load.
 DEFAULT_STALL_TIMEOUT_S: Final = 120.0
 # A first start on a new B200 compiles FlashInfer's kernels for 10-15 minutes; the Modal app's
 # startup timeout is 30 minutes.
@@ -83,8 +88,8 @@ HEALTH_MIN_PROBE_S: Final = 5.0  # even the last check of a wait gets this long 
 HEALTH_FIRST_DELAY_S: Final = 0.25  # the wait after the first failed check, growing by 1.5x...
 HEALTH_MAX_DELAY_S: Final = 5.0  # ...up to this
 HEALTH_BACKOFF: Final = 1.5
-_ERROR_BODY_LIMIT_BYTES: Final = 64 * 1024
 METRICS_BODY_LIMIT_BYTES: Final = 16 * 1024 * 1024  # vLLM's /metrics is ~100 KB
+METRICS_TIMEOUT_S: Final = 10.0
 # /health answers that mean "the URL or the credentials are wrong", not "still starting".
 _FATAL_HEALTH_STATUSES: Final = frozenset({400, 401, 403, 404, 405})
 
@@ -119,10 +124,16 @@ class Client:
     """A connection pool to one server. Use ``async with Client(url) as client:``.
 
     ``api_key`` is sent as ``Authorization: Bearer``; ``headers`` are added to every request
-    (for example Modal's ``Modal-Key``/``Modal-Secret`` proxy auth). ``connect_timeout_s`` bounds
-    connecting; ``stall_timeout_s`` fails a stream when no bytes arrive for that long (``None``
-    waits forever). ``clock`` stamps requests and chunks (``time.perf_counter`` by default);
-    ``sleep`` waits between health checks (``asyncio.sleep``; tests pass a fake).
+    (for example Modal's ``Modal-Key``/``Modal-Secret`` proxy auth); neither may hold a control
+    character. ``connect_timeout_s`` bounds connecting; ``stall_timeout_s`` fails a stream when
+    no event arrives for that long while it is read (heartbeat comments and stray bytes do not
+    count; ``None`` waits for ever); ``request_timeout_s`` bounds a whole chat request, retries
+    and reading included (``None``: no deadline). ``max_retries`` is how often a chat request is
+    sent again when it fails before its reply began (see :mod:`gptoss_modal.stream._policy`;
+    ``0`` for a benchmark, where each failure must count). ``max_event_chars`` bounds one
+    server-sent event. ``clock`` stamps requests and chunks (``time.perf_counter`` by default);
+    ``sleep`` waits between health checks and retries (``asyncio.sleep``; tests pass a fake).
+    Every parameter is checked: a wrong one raises :class:`ConfigError` naming it.
     """
 
     def __init__(
@@ -134,27 +145,44 @@ class Client:
         headers: Mapping[str, str] | None = None,
         connect_timeout_s: float | None = DEFAULT_CONNECT_TIMEOUT_S,
         stall_timeout_s: float | None = DEFAULT_STALL_TIMEOUT_S,
+        request_timeout_s: float | None = None,
+        max_retries: int = DEFAULT_MAX_RETRIES,
+        max_event_chars: int = DEFAULT_MAX_EVENT_CHARS,
         max_connections: int = 1024,
         clock: Callable[[], float] = time.perf_counter,
         sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
     ) -> None:
         self.base_url = _base_url(base_url)
-        self.model = model
-        self.connect_timeout_s = connect_timeout_s
-        self.stall_timeout_s = stall_timeout_s
-        self.clock = clock
-        self.sleep = sleep
+        self.model = _checks.optional_text("model", model, "the served model's name")
+        self.connect_timeout_s = _checks.seconds(
+            "connect_timeout_s", connect_timeout_s, none="no limit"
+        )
+        self.stall_timeout_s = _checks.seconds("stall_timeout_s", stall_timeout_s, none="no limit")
+        self.request_timeout_s = _checks.seconds(
+            "request_timeout_s", request_timeout_s, none="no deadline"
+        )
+        self.max_retries = _checks.count(
+            "max_retries", max_retries, minimum=0, what="number of retries"
+        )
+        self.max_event_chars = _checks.count(
+            "max_event_chars", max_event_chars, minimum=1, what="number of characters"
+        )
+        self._max_connections = _checks.count(
+            "max_connections", max_connections, minimum=1, what="number of connections"
+        )
+        self.clock = _checks.function("clock", clock, "seconds, e.g. time.perf_counter")
+        self.sleep = _checks.function("sleep", sleep, "an awaitable wait, e.g. asyncio.sleep")
+        api_key = _checks.credential("api_key", api_key)
         self._api_key_sent = bool(api_key)
         self._headers = {"Accept": "text/event-stream", "Content-Type": "application/json"}
         if api_key:
             self._headers["Authorization"] = f"Bearer {api_key}"
-        self._headers.update(headers or {})
+        self._headers.update(_checks.headers("headers", headers))
         sent = {name.lower() for name in self._headers}
         self._credentials = _Credentials(
             api_key=bool(api_key) or "authorization" in sent,
             proxy_auth="modal-key" in sent or "modal-secret" in sent,
         )
-        self._max_connections = max_connections
         self._session: aiohttp.ClientSession | None = None
 
     def __repr__(self) -> str:  # never shows the key
@@ -208,8 +236,10 @@ class Client:
         :class:`HTTPStatusError` with the last body (bounded, credentials hidden). ``None``
         (the default) waits through 5xx, as for a server that answers 503 while it loads.
         """
-        if max_server_errors is not None and max_server_errors < 1:
-            raise ConfigError("max_server_errors", max_server_errors, "a positive count or None")
+        _checks.seconds("timeout_s", timeout_s, zero="check once")
+        _checks.seconds("probe_timeout_s", probe_timeout_s)
+        if max_server_errors is not None:
+            _checks.count("max_server_errors", max_server_errors, minimum=1, what="count or None")
         url = f"{self.base_url}/health"
         start = self.clock()
         delay = HEALTH_FIRST_DELAY_S
@@ -266,9 +296,16 @@ class Client:
             async with self._http().get(url, timeout=limits, allow_redirects=False) as response:
                 if response.status == 200:
                     return _HealthCheck("200 OK", healthy=True, status=200)
-                body = await response.content.read(_ERROR_BODY_LIMIT_BYTES)
+                body = await response.content.read(ERROR_BODY_LIMIT_BYTES)
         except _LOWER_LEVEL_ERRORS as exc:
-            error = _translate(exc, url=url, timeout_s=probe_s, stall_timeout_s=None, partial=None)
+            error = _translate(
+                exc,
+                url=url,
+                connect_timeout_s=self.connect_timeout_s,
+                timeout_s=probe_s,
+                stall_timeout_s=None,
+                partial=None,
+            )
             if worth_waiting(error):
                 return _HealthCheck(str(error), healthy=False)  # not up yet: no answer
             raise error from exc
@@ -327,33 +364,62 @@ class Client:
         """One small request that is not a chat (vLLM's ``/sleep``, ``/wake_up``, ...): its
         status and body (at most 64 KiB), whatever the status. Transport failures raise the
         client's errors (:class:`ConnectError`, :class:`TimeoutException`, ...)."""
+        _checks.seconds("timeout_s", timeout_s)
         url = f"{self.base_url}/{path.lstrip('/')}"
         limits = aiohttp.ClientTimeout(total=timeout_s, sock_connect=self.connect_timeout_s)
         try:
             async with self._http().request(
                 method, url, params=params, headers=headers, timeout=limits, allow_redirects=False
             ) as response:
-                return response.status, await response.content.read(_ERROR_BODY_LIMIT_BYTES)
+                return response.status, await response.content.read(ERROR_BODY_LIMIT_BYTES)
         except _LOWER_LEVEL_ERRORS as exc:
             raise _translate(
-                exc, url=url, timeout_s=timeout_s, stall_timeout_s=None, partial=None
+                exc,
+                url=url,
+                connect_timeout_s=self.connect_timeout_s,
+                timeout_s=timeout_s,
+                stall_timeout_s=None,
+                partial=None,
             ) from exc
 
-    async def fetch_metrics(self, *, timeout_s: float = 10.0) -> str:
+    async def fetch_metrics(self, *, timeout_s: float = METRICS_TIMEOUT_S) -> str:
         """``GET /metrics``: the server's Prometheus text, on this client's connections.
 
-        Raises the client's errors (:class:`HTTPStatusError` for a non-200 answer,
-        :class:`ConnectError`, :class:`TimeoutException`, ...), and :class:`StreamError` for a body
-        over :data:`METRICS_BODY_LIMIT_BYTES`.
+        Follows redirects within the server's origin only. Raises the client's errors
+        (:class:`HTTPStatusError` for a non-200 answer or a redirect to another origin,
+        :class:`ConnectError`, :class:`TimeoutException`, ...), and :class:`StreamError` for a
+        body over :data:`METRICS_BODY_LIMIT_BYTES`. Never retried: a benchmark counts it.
         """
+        _checks.seconds("timeout_s", timeout_s)
         url = f"{self.base_url}/metrics"
         limits = aiohttp.ClientTimeout(total=timeout_s, sock_connect=self.connect_timeout_s)
         try:
+            async with asyncio.timeout(timeout_s):  # the redirects too
+                return await self._metrics(url, limits)
+        except _LOWER_LEVEL_ERRORS as exc:
+            raise _translate(
+                exc,
+                url=url,
+                connect_timeout_s=self.connect_timeout_s,
+                timeout_s=timeout_s,
+                stall_timeout_s=None,
+                partial=None,
+            ) from exc
+
+    async def _metrics(self, url: str, limits: aiohttp.ClientTimeout) -> str:
+        """``fetch_metrics`` without its error mapping."""
+        status = 0
+        for _ in range(MAX_REDIRECTS + 1):
             async with self._http().get(
-                url, timeout=limits, headers={"Accept": "text/plain"}
+                url, timeout=limits, headers={"Accept": "text/plain"}, allow_redirects=False
             ) as response:
+                status = response.status
+                if status in REDIRECT_STATUSES:
+                    location = response.headers.get("Location")
+                    url = redirect_target(url, status, location, keeps_body=False)
+                    continue
                 if response.status != 200:
-                    body = await response.content.read(_ERROR_BODY_LIMIT_BYTES)
+                    body = await response.content.read(ERROR_BODY_LIMIT_BYTES)
                     raise _status_error(
                         response.status, response.reason, body, url, self._credentials
                     )
@@ -364,158 +430,9 @@ class Client:
                         raise StreamError(
                             f"{url} sent more than {METRICS_BODY_LIMIT_BYTES} bytes of metrics"
                         )
-        except _LOWER_LEVEL_ERRORS as exc:
-            raise _translate(
-                exc, url=url, timeout_s=timeout_s, stall_timeout_s=None, partial=None
-            ) from exc
-        return data.decode("utf-8", "replace")
-
-
-class ChatStream:
-    """One streamed chat completion.
-
-    ``async for chunk in stream`` yields each :class:`~gptoss_modal.stream.chunks.ChatChunk` as it
-    arrives (the usage chunk too; ``[DONE]`` ends the iteration); ``await stream.collect()``
-    reads to the end without yielding. ``stream.result`` holds everything received so far.
-    Use it as ``async with`` (or call :meth:`aclose`) so the connection is released.
-    """
-
-    def __init__(self, client: Client, body: bytes, *, owns_client: bool = False) -> None:
-        self.result = ChatResult()
-        self.url = f"{client.base_url}/v1/chat/completions"
-        self._client = client
-        self._owns_client = owns_client
-        self._body = body
-        self._decoder = ChatChunkDecoder()
-        self._response: aiohttp.ClientResponse | None = None
-        self._finished = False
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
-    def __aiter__(self) -> AsyncIterator[ChatChunk]:
-        return self._iterate()
-
-    async def _iterate(self) -> AsyncIterator[ChatChunk]:
-        chunks = self.result.chunks
-        yielded = len(chunks)
-        failure: GptossModalError | None = None
-        more = True
-        while more:
-            try:
-                more = await self._step()
-            except GptossModalError as exc:  # yield what came before the failure, then raise
-                failure, more = exc, False
-            if yielded < len(chunks):
-                batch, yielded = chunks[yielded:], len(chunks)
-                for chunk in batch:
-                    yield chunk
-        if failure is not None:
-            raise failure
-
-    async def collect(self) -> ChatResult:
-        """Read the stream to ``[DONE]`` and return :attr:`result`."""
-        while await self._step():
-            pass
-        return self.result
-
-    async def aclose(self) -> None:
-        """Release the connection (and the client, if this stream made its own)."""
-        await self._end(completed=False)
-
-    async def _end(self, *, completed: bool) -> None:
-        """Stop reading; close the client too if this stream made it (``stream_chat()``)."""
-        self._drop_response(completed=completed)
-        if self._owns_client:
-            await self._client.aclose()
-
-    def _drop_response(self, *, completed: bool) -> None:
-        self._finished = True
-        if self._response is not None:
-            if completed:
-                self._response.release()  # read to [DONE]: the connection can be reused
-            else:
-                self._response.close()  # cut short: the rest of the body is still coming
-            self._response = None
-
-    async def _step(self) -> bool:
-        """Send the request, or read once and parse what came; ``False`` once the stream ended."""
-        if self._finished:
-            return False
-        try:
-            response = self._response
-            if response is None:
-                await self._open()
-                return True
-            data = await response.content.readany()
-            if not data:
-                raise self._ended_early()
-            now = self._client.clock()
-            if self._decoder.feed(data, self.result.chunks, arrival=now):
-                self.result.done = True
-                await self._end(completed=True)
-                return False
-            return True
-        except GptossModalError as exc:
-            await self._end(completed=False)
-            if (
-                isinstance(exc, (StreamError, UpstreamError, TransportError))
-                and exc.partial is None
-            ):
-                exc.partial = self.result
-            raise
-        except _LOWER_LEVEL_ERRORS as exc:
-            await self._end(completed=False)
-            raise _translate(
-                exc,
-                url=self.url,
-                timeout_s=self._client.connect_timeout_s,
-                stall_timeout_s=self._client.stall_timeout_s,
-                partial=self.result,
-            ) from exc
-        except BaseException:  # cancelled: drop the connection before leaving
-            self._drop_response(completed=False)
-            raise
-
-    async def _open(self) -> None:
-        client = self._client
-        limits = aiohttp.ClientTimeout(
-            total=None, sock_connect=client.connect_timeout_s, sock_read=client.stall_timeout_s
-        )
-        self.result.started = client.clock()
-        response = await client._http().post(self.url, data=self._body, timeout=limits)
-        self.result.response_at = client.clock()
-        if response.status != 200:
-            body = await response.content.read(_ERROR_BODY_LIMIT_BYTES)
-            response.release()
-            raise _status_error(
-                response.status, response.reason, body, self.url, client._credentials
-            )
-        content_type = response.headers.get("Content-Type", "")
-        if not content_type.startswith("text/event-stream"):
-            body = await response.content.read(_ERROR_BODY_LIMIT_BYTES)
-            response.release()
-            raise StreamError(
-                f"{self.url} answered 200 with {content_type or 'no content type'} instead of "
-                f"text/event-stream: {_preview(body)}"
-            )
-        self._response = response
-
-    def _ended_early(self) -> IncompleteStreamError:
-        discarded = self._decoder.close()
-        tail = f"; an unfinished event was discarded: {_preview(discarded)}" if discarded else ""
-        return IncompleteStreamError(
-            f"the stream from {self.url} ended after {len(self.result.chunks)} chunks without "
-            f"data: [DONE]{tail}",
-            partial=self.result,
+                return data.decode("utf-8", "replace")
+        raise HTTPStatusError(
+            f"{url} redirected more than {MAX_REDIRECTS} times", status=status, url=url
         )
 
 

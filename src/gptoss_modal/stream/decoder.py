@@ -11,8 +11,9 @@ from typing import Final
 
 import msgspec
 
+from gptoss_modal._exceptions import SSEDecodeError
 from gptoss_modal.stream.chunks import CHUNK_JSON_DECODER, ChatChunk, parse_chat_chunks
-from gptoss_modal.stream.sse import ServerSentEvent, SSEDecoder
+from gptoss_modal.stream.sse import DEFAULT_MAX_EVENT_CHARS, ServerSentEvent, SSEDecoder
 
 __all__ = ["ChatChunkDecoder"]
 
@@ -23,15 +24,16 @@ class ChatChunkDecoder:
     """The bytes of a streamed chat completion in, typed chunks out (sans-IO).
 
     ``feed(data, into, arrival=...)`` is ``parse_chat_chunks(SSEDecoder.feed(data), into,
-    arrival=...)``, with the same results and errors, and ``close()`` is the SSE decoder's.
+    arrival=...)``, with the same results and errors, and ``close()`` is the SSE decoder's;
+    ``max_event_chars`` is the SSE decoder's limit on one event.
     When a read holds only vLLM-shaped events (one ``data:`` line each) it decodes their JSON
     without building the intermediate events, about a fifth less work per chunk.
     """
 
     __slots__ = ("_done", "_sse")
 
-    def __init__(self) -> None:
-        self._sse = SSEDecoder()
+    def __init__(self, *, max_event_chars: int = DEFAULT_MAX_EVENT_CHARS) -> None:
+        self._sse = SSEDecoder(max_event_chars=max_event_chars)
         self._done = False
 
     @property
@@ -47,7 +49,11 @@ class ChatChunkDecoder:
         """
         if self._done:
             return True
-        lines, events = self._sse.feed_plain(data)
+        try:
+            lines, events = self._sse.feed_plain(data)
+        except SSEDecodeError as exc:  # an event over the limit: keep the read's chunks first
+            parse_chat_chunks(exc.events, into, arrival=arrival)
+            raise
         if lines and _DONE_LINE not in lines:
             decode = CHUNK_JSON_DECODER.decode
             try:

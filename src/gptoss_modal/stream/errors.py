@@ -41,6 +41,7 @@ LOWER_LEVEL_ERRORS: Final = (aiohttp.ClientError, asyncio.TimeoutError, OSError)
 # Failures to connect that waiting does not fix: the host does not resolve, or TLS fails (a
 # self-signed or expired certificate, a wrong host name, https:// to a plain-HTTP port).
 PERMANENT_CONNECT_ERRORS: Final = (aiohttp.ClientConnectorDNSError, aiohttp.ClientSSLError)
+ERROR_BODY_LIMIT_BYTES: Final = 64 * 1024  # how much of an error reply is read
 _PREVIEW_CHARS: Final = 300  # how much of a reply an error message quotes
 _JSON_DECODER: Final = msgspec.json.Decoder()
 
@@ -49,17 +50,20 @@ def translate(
     exc: BaseException,
     *,
     url: str,
+    connect_timeout_s: float | None,
     timeout_s: float | None,
     stall_timeout_s: float | None,
     partial: ChatResult | None,
 ) -> GptossModalError:
     """The one place where aiohttp's, asyncio's and the OS's errors become ours.
 
+    ``connect_timeout_s`` is the limit on connecting, ``timeout_s`` the one on the whole
+    request and ``stall_timeout_s`` the one on a silent socket, each named in its error.
     ``partial`` is the result so far when the reply had started; a connection lost after that
     is an incomplete stream, before it a failure to connect. The error's ``__cause__`` is
     ``exc`` already (as ``raise ... from exc`` sets it), so ``worth_waiting`` can tell.
     """
-    error = _translated(exc, url, timeout_s, stall_timeout_s, partial)
+    error = _translated(exc, url, (connect_timeout_s, timeout_s, stall_timeout_s), partial)
     error.__cause__ = exc
     return error
 
@@ -67,22 +71,24 @@ def translate(
 def _translated(
     exc: BaseException,
     url: str,
-    timeout_s: float | None,
-    stall_timeout_s: float | None,
+    limits_s: tuple[float | None, float | None, float | None],
     partial: ChatResult | None,
 ) -> GptossModalError:
+    connect_s, total_s, stall_s = limits_s
     receiving = partial is not None and partial.response_at is not None
     received = len(partial.chunks) if partial is not None else 0
+    where = f"after {received} chunks" if received else "waiting for the reply"
     if isinstance(exc, aiohttp.ConnectionTimeoutError):
-        return ConnectTimeout(f"connecting to {url} took longer than {timeout_s} s", url=url)
+        return ConnectTimeout(f"connecting to {url} took longer than {connect_s} s", url=url)
     if isinstance(exc, aiohttp.SocketTimeoutError):
-        where = f"after {received} chunks" if received else "waiting for the reply"
         return StallTimeout(
-            f"no bytes from {url} for {stall_timeout_s} s {where}", url=url, partial=partial
+            f"no bytes from {url} for {stall_s} s {where}", url=url, partial=partial
         )
     if isinstance(exc, asyncio.TimeoutError):  # a request's total time limit
         return TimeoutException(
-            f"{url} did not answer within {timeout_s} s", url=url, partial=partial
+            f"the request to {url} took longer than its {total_s} s limit, {where}",
+            url=url,
+            partial=partial,
         )
     if isinstance(exc, aiohttp.ClientConnectorDNSError):
         reason = exc.os_error.strerror or str(exc.os_error) or type(exc.os_error).__name__

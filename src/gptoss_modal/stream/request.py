@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 from gptoss_modal._exceptions import ConfigError
+from gptoss_modal.stream._checks import chat_request
 
 __all__ = ["REASONING_EFFORTS", "build_chat_request"]
 
@@ -35,6 +36,16 @@ def build_chat_request(
     last (``ignore_eos``, ``seed``, ``temperature``, ...). Raises :class:`ConfigError` for a
     ``reasoning_effort`` vLLM would reject or an empty message list.
     """
+    chat_request(  # each argument's type, with a ConfigError naming it
+        messages,
+        system=system,
+        model=model,
+        reasoning_effort=reasoning_effort,
+        tools=tools,
+        max_tokens=max_tokens,
+        continuous_usage=continuous_usage,
+        extra=extra,
+    )
     chat = _chat_messages(messages, system)
     _check_options(reasoning_effort, max_tokens)
     stream_options: dict[str, bool] = {"include_usage": True}

@@ -25,13 +25,17 @@ from __future__ import annotations
 import codecs
 import itertools
 import re
-from typing import NamedTuple
+from typing import Final, NamedTuple
 
-from gptoss_modal._exceptions import SSEDecodeError
+from gptoss_modal._exceptions import ConfigError, SSEDecodeError
 
-__all__ = ["SSEDecoder", "ServerSentEvent", "encode_event"]
+__all__ = ["DEFAULT_MAX_EVENT_CHARS", "SSEDecoder", "ServerSentEvent", "encode_event"]
 
+# The most characters one unfinished event may hold (16 MiB of ASCII): vLLM's largest chunks (a
+# tool call's arguments, logprobs) are kilobytes; a server that never ends its event is broken.
+DEFAULT_MAX_EVENT_CHARS: Final = 16 * 1024 * 1024
 _Utf8Decoder = codecs.getincrementaldecoder("utf-8-sig")
+_DATA_PREFIXES = itertools.repeat("data: ")  # endless: str.startswith's second argument
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
 
@@ -58,15 +62,40 @@ class SSEDecoder:
 
     ``feed(data)`` returns the events completed by that read; ``close()`` ends the stream and
     returns the text of the unfinished event it discarded (``""`` when the stream ended on an
-    event boundary). Between reads the decoder keeps one buffer, the text of the unfinished
-    event, plus what the rules carry across reads: up to three bytes of a split UTF-8 character,
-    whether the last read ended with a CR, and the last event ID.
+    event boundary). Between reads the decoder keeps the unfinished event: its complete lines
+    (comment lines are dropped as they complete) and the pieces of its unfinished line, plus
+    what the rules carry across reads: up to three bytes of a split UTF-8 character, whether the
+    last read ended with a CR, and the last event ID.
+
+    Each character is split into lines once, so the work is linear in the input however an
+    event is cut into reads. One unfinished event may hold at most ``max_event_chars``
+    characters (:data:`DEFAULT_MAX_EVENT_CHARS`; comments do not count): one more raises
+    :class:`SSEDecodeError` naming the limit, with the events completed before it in its
+    ``events``, and the decoder is closed.
     """
 
-    __slots__ = ("_buffer", "_closed", "_cr_ended", "_last_event_id", "_utf8")
+    __slots__ = (
+        "_closed",
+        "_cr_ended",
+        "_event",
+        "_event_chars",
+        "_last_event_id",
+        "_max_chars",
+        "_more",
+        "_partial",
+        "_partial_chars",
+        "_utf8",
+    )
 
-    def __init__(self) -> None:
-        self._buffer = ""  # the complete lines of the unfinished event, then its partial line
+    def __init__(self, *, max_event_chars: int = DEFAULT_MAX_EVENT_CHARS) -> None:
+        if type(max_event_chars) is not int or max_event_chars < 1:
+            raise ConfigError("max_event_chars", max_event_chars, "a positive number of characters")
+        self._max_chars = max_event_chars
+        self._event: list[str] = []  # the complete non-comment lines of the unfinished event
+        self._event_chars = 0  # their length
+        self._partial = ""  # the unfinished line's first piece (":" for a comment, kept no more)
+        self._more: list[str] = []  # its later pieces, from reads that held no line end
+        self._partial_chars = 0  # the unfinished line's length
         self._utf8 = _Utf8Decoder("replace")  # "utf-8-sig" drops one BOM at the very start
         self._cr_ended = False  # the last read ended with a CR: an LF next ends the same line
         self._last_event_id = ""
@@ -76,6 +105,11 @@ class SSEDecoder:
     def last_event_id(self) -> str:
         """The last event ID seen so far (``""`` if none)."""
         return self._last_event_id
+
+    @property
+    def max_event_chars(self) -> int:
+        """The most characters one unfinished event may hold."""
+        return self._max_chars
 
     def feed(self, data: bytes) -> list[ServerSentEvent]:
         """Consume one read's bytes; return the events it completed, in order."""
@@ -103,23 +137,84 @@ class SSEDecoder:
             return [], []
         if self._cr_ended or "\r" in text:  # vLLM ends lines with \n alone: rarely taken
             text = self._line_feeds(text)
-        lines = (self._buffer + text).split("\n")
+        return self._split(text)
+
+    def _split(self, text: str) -> tuple[list[str], list[ServerSentEvent]]:
+        """:meth:`feed_plain` for a read's text, its line ends already ``\n``."""
+        lines = text.split("\n")
+        if self._partial:  # the read continues an unfinished line: only its pieces are joined
+            if len(lines) == 1:
+                self._grow_partial(text)
+                return [], []
+            lines[0] = "".join([self._partial, *self._more, lines[0]])
+            self._partial, self._more, self._partial_chars = "", [], 0
         partial = lines.pop()
-        # vLLM's shape: every event one "data: <json>" line and a blank line. Checked in C over
-        # the whole read, it skips the line-by-line loop below (about 30% of the decode time).
-        if len(lines) % 2 and lines[-1]:  # the read ended between an event's line and its end
-            partial = lines.pop() + "\n" + partial
-        if len(lines) == 2:  # one event per read, as vLLM writes: the same test, spelled out
+        event = self._event
+        if event and len(event) == 1 and lines and not lines[0]:  # a read cut between an
+            lines.insert(0, event.pop())  # event's line and its blank line: one more plain read
+            self._event_chars = 0
+        # A read no longer than the limit cannot hold an event over it: only the slow path,
+        # which counts each line, sees longer reads.
+        plain = None if self._event or len(text) > self._max_chars else self._plain(lines)
+        if plain is None:
+            events = self._events(lines)
+            if partial:
+                self._keep_partial(partial, events)
+            return [], events
+        if partial:
+            if partial[0] == ":" or len(partial) + self._event_chars > self._max_chars:
+                self._keep_partial(partial, plain)
+            else:
+                self._partial, self._partial_chars = partial, len(partial)
+        return plain, []
+
+    def _plain(self, lines: list[str]) -> list[str] | None:
+        """The ``data:`` lines of a read's complete lines if they are all vLLM-shaped events
+        (no event pending before them), keeping an unfinished one's line aside; else ``None``.
+
+        vLLM's shape: every event one "data: <json>" line and a blank line. Checked in C over
+        the whole read, it skips the line-by-line loop (about 30% of the decode time).
+        """
+        count = len(lines)
+        if count == 2:  # one event per read, as vLLM writes: the test below, spelled out
             if not lines[1] and lines[0].startswith("data: "):
-                self._buffer = partial
                 del lines[1]
-                return lines, []
-        elif not len(lines) % 2 and not any(lines[1::2]):
-            data_lines = lines[::2]
-            if all(map(str.startswith, data_lines, itertools.repeat("data: "))):
-                self._buffer = partial
-                return data_lines, []
-        return [], self._events(lines, partial)
+                return lines
+            return None
+        last = lines[-1] if count % 2 else ""  # the read may end between a line and its end
+        if count % 2 and not last:
+            return None
+        end = count - 1 if last else count
+        data = lines[0:end:2]
+        if any(lines[1:end:2]) or not all(map(str.startswith, data, _DATA_PREFIXES)):
+            return None
+        if last and last[0] != ":":
+            self._event.append(last)
+            self._event_chars = len(last)
+        return data
+
+    def _grow_partial(self, piece: str) -> None:
+        """Keep one more piece of the unfinished line (of a comment: nothing), within the limit."""
+        if self._partial[0] == ":":
+            return
+        self._more.append(piece)
+        self._partial_chars += len(piece)
+        if self._event_chars + self._partial_chars > self._max_chars:
+            raise self._too_big([])
+
+    def _keep_partial(self, partial: str, done: list[str] | list[ServerSentEvent]) -> None:
+        """Keep the read's unfinished line; over the limit, raise with the read's events."""
+        if partial[0] == ":":  # a comment: ":" stands for it until its line ends
+            self._partial, self._partial_chars = ":", 0
+            return
+        self._partial, self._partial_chars = partial, len(partial)
+        if self._event_chars + self._partial_chars > self._max_chars:
+            last_id = self._last_event_id
+            events = [
+                ServerSentEvent(d[6:], "message", last_id) if isinstance(d, str) else d
+                for d in done
+            ]
+            raise self._too_big(events)
 
     def _line_feeds(self, text: str) -> str:
         """``text`` with every line end as ``\n``; a ``\r\n`` split across reads counts once."""
@@ -132,34 +227,48 @@ class SSEDecoder:
             text = text.replace("\r\n", "\n").replace("\r", "\n")
         return text
 
-    def _events(self, lines: list[str], partial: str) -> list[ServerSentEvent]:
+    def _too_big(self, events: list[ServerSentEvent]) -> SSEDecodeError:
+        """The error for an event over the limit; the decoder drops it and closes."""
+        size = self._event_chars + self._partial_chars
+        self._event, self._partial, self._more = [], "", []
+        self._event_chars = self._partial_chars = 0
+        self._closed = True
+        return SSEDecodeError(
+            f"an event grew past max_event_chars={self._max_chars} characters ({size} so far) "
+            "without its blank line; no server sends such events: raise the limit if this one "
+            "is real",
+            events=events,
+        )
+
+    def _events(self, lines: list[str]) -> list[ServerSentEvent]:
         """The line-by-line rules, for a read that is not all vLLM-shaped events."""
         events: list[ServerSentEvent] = []
         append = events.append
         last_id = self._last_event_id
-        first = ""  # the first line of the event being read ("" when none yet)
-        more: list[str] = []  # its other lines (vLLM's events have none)
+        event = self._event  # the lines of the event being read (vLLM's have one)
+        room = self._max_chars - self._event_chars  # characters the event may still grow by
         for line in lines:
             if line:
-                if not first:
-                    first = line
-                else:
-                    more.append(line)
-            elif first:  # a blank line ends the event
-                if not more and first.startswith("data:"):  # vLLM's shape: the fast path
+                if line[0] != ":":  # a comment is dropped as soon as it is complete
+                    event.append(line)
+                    room -= len(line)
+                    if room < 0:
+                        self._event_chars = self._max_chars - room
+                        raise self._too_big(events)
+            elif event:  # a blank line ends the event
+                first = event[0]
+                if len(event) == 1 and first.startswith("data:"):  # vLLM's shape: fast
                     value = first[6:] if first.startswith("data: ") else first[5:]
                     append(_new_event(_EVENT, (value, "message", last_id, None)))
                 else:
-                    event = self._interpret([first, *more])
+                    dispatched = self._interpret(event)
                     last_id = self._last_event_id
-                    if event is not None:
-                        append(event)
-                    more = []
-                first = ""
-        if first:
-            self._buffer = "\n".join([first, *more, partial])
-        else:
-            self._buffer = partial
+                    if dispatched is not None:
+                        append(dispatched)
+                event = []
+                room = self._max_chars
+        self._event = event
+        self._event_chars = self._max_chars - room
         return events
 
     def close(self) -> str:
@@ -170,8 +279,11 @@ class SSEDecoder:
         if self._closed:
             return ""
         self._closed = True
-        rest = self._buffer + self._utf8.decode(b"", final=True)
-        self._buffer = ""
+        partial = "" if self._partial == ":" else "".join([self._partial, *self._more])
+        rest = "\n".join([*self._event, partial]) if self._event else partial
+        rest += self._utf8.decode(b"", final=True)
+        self._event, self._partial, self._more = [], "", []
+        self._event_chars = self._partial_chars = 0
         return rest
 
     def _interpret(self, block: list[str]) -> ServerSentEvent | None:

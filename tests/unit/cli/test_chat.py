@@ -258,7 +258,7 @@ def test_chat_defaults_to_the_clients_stall_timeout(
     writes = [*STREAM[:1], 30.0, *STREAM[1:]]
     with serve_in_thread(ReplayServer(Reply(writes))) as server:
         assert main(["chat", server.url, "hello"]) == EXIT_FAILURE
-    assert "no bytes from" in capsys.readouterr().err
+    assert "no event from" in capsys.readouterr().err
 
 
 def test_chat_error_mid_stream_keeps_the_printed_text_and_exits_1(

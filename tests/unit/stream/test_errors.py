@@ -28,7 +28,9 @@ def _key(host: str = "gpt.example.invalid") -> ConnectionKey:
 
 def _ours(exc: BaseException) -> ConnectError:
     """What the client makes of ``exc`` while connecting."""
-    error = translate(exc, url=URL, timeout_s=10.0, stall_timeout_s=None, partial=None)
+    error = translate(
+        exc, url=URL, connect_timeout_s=10.0, timeout_s=10.0, stall_timeout_s=None, partial=None
+    )
     assert isinstance(error, ConnectError)
     return error
 
@@ -87,6 +89,8 @@ def test_only_what_a_starting_server_causes_is_worth_waiting_for(
     exc: BaseException, worth: bool
 ) -> None:
     """Refused, dropped and timed-out connections may heal; DNS and TLS failures will not."""
-    error = translate(exc, url=URL, timeout_s=1.0, stall_timeout_s=None, partial=None)
+    error = translate(
+        exc, url=URL, connect_timeout_s=1.0, timeout_s=1.0, stall_timeout_s=None, partial=None
+    )
     assert error.__cause__ is exc
     assert worth_waiting(error) is worth
