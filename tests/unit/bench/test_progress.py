@@ -126,3 +126,17 @@ def test_both_progress_kinds_are_progress() -> None:
         sink.level_started(Level(1), None, 5.0)
         sink.note("x")
     assert out.getvalue() == "x\n"
+
+
+def test_a_dead_url_says_what_it_waits_for_and_how_long(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`bench` against a port nobody listens on names the /health URL and the --wait limit,
+    then fails with exit 1 when the limit passes (no traceback)."""
+    from gptoss_modal.cli import EXIT_FAILURE, main
+
+    assert main(["bench", "http://127.0.0.1:9", "--wait", "1s"]) == EXIT_FAILURE
+    err = capsys.readouterr().err
+    assert "waiting up to 1 s for http://127.0.0.1:9/health" in err
+    assert "--wait" in err
+    assert "Traceback" not in err
