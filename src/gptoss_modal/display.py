@@ -1,6 +1,7 @@
 """The terminal display shared by the CLI and the Modal app's ``modal run``: a spinner while
-waiting, a chat reply printed as it arrives (reasoning dimmed on a terminal), and the one-line
-timing summary. Imports no aiohttp: the client's types are only named for the type checker.
+waiting, a chat reply printed as it arrives (reasoning dimmed on a terminal without
+``NO_COLOR``), the one-line timing summary, and the benchmark's progress (rich, on a terminal).
+Imports no aiohttp: the client's types are only named for the type checker.
 """
 
 from __future__ import annotations
@@ -8,11 +9,16 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import os
 import sys
 import time
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Final, TextIO
 
 if TYPE_CHECKING:
+    from rich.progress import Progress as RichProgress
+    from rich.progress import TaskID
+
     from gptoss_modal.bench.progress import LiveStats
     from gptoss_modal.bench.settings import Level
     from gptoss_modal.stream.accumulator import ChatResult
@@ -23,6 +29,7 @@ __all__ = [
     "JSONL_SCHEMA",
     "Spinner",
     "TerminalProgress",
+    "colour_wanted",
     "format_summary",
     "print_stream",
     "result_record",
@@ -84,10 +91,11 @@ async def print_stream(stream: ChatStream, out: TextIO, err: TextIO) -> ChatResu
     """Print a chat reply as it arrives and return the stream's result.
 
     A spinner on ``err`` (when it is a terminal) until the first text; then the reasoning
-    (dimmed when ``out`` is a terminal), a blank line and the content on ``out``, ended with a
-    newline. Errors propagate, with what arrived before them printed.
+    (dimmed when ``out`` is a terminal and ``NO_COLOR`` is not set), a blank line and the
+    content on ``out``, ended with a newline. Errors propagate, with what arrived before them
+    printed.
     """
-    dim = out.isatty()
+    dim = colour_wanted(out)
     spinner = Spinner(err)
     spinner.start("waiting for the first token")
     in_reasoning = False
@@ -207,56 +215,205 @@ def format_summary(result: ChatResult) -> str:
     return " · ".join(parts)
 
 
+def colour_wanted(stream: TextIO, environ: Mapping[str, str] | None = None) -> bool:
+    """Colour only on a terminal and without ``NO_COLOR`` (set and not empty: no-color.org)."""
+    env = os.environ if environ is None else environ
+    return stream.isatty() and not env.get("NO_COLOR")
+
+
+def _clock(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    return f"{minutes:02d}:{secs:02d}"
+
+
+def _wait_limit(seconds: float) -> str:
+    """``20 min``, ``90 s``: how long a wait may last, as a person reads it."""
+    if seconds >= 120 and seconds % 60 == 0:
+        return f"{seconds / 60:g} min"
+    return f"{seconds:g} s"
+
+
 class TerminalProgress:
-    """The benchmark's progress (a :class:`gptoss_modal.bench.Progress`): a bar per level on a
-    terminal, redrawn in place, and one line per level anywhere else."""
+    """The benchmark's progress (a :class:`gptoss_modal.bench.Progress`) on ``stream``.
 
-    WIDTH: Final = 24
+    On a terminal a rich progress display: a spinner while waiting for ``/health``, a warm-up
+    marker, and per level a bar that moves with every output token, elapsed time and ETA;
+    each finished level's line stays above it. Anywhere else plain lines only: the wait, each
+    warm-up and each finished level. Colours only when :func:`colour_wanted` (a terminal
+    without ``NO_COLOR``); use it as a context manager so the display stops on any exit.
+    """
 
-    def __init__(self, stream: TextIO | None = None, *, tty: bool | None = None) -> None:
+    HEALTH_LINE_EVERY: Final = 20  # checks between plain "still waiting" lines (~100 s at 5 s)
+    REFRESH_PER_S: Final = 4.0  # redraws a second: a moving bar costs the run little CPU
+
+    def __init__(
+        self, stream: TextIO | None = None, *, tty: bool | None = None, colour: bool | None = None
+    ) -> None:
         self.stream = stream if stream is not None else sys.stderr
         self.tty = self.stream.isatty() if tty is None else tty
+        self.colour = (colour_wanted(self.stream) if colour is None else colour) and self.tty
+        self._live: RichProgress | None = None  # once something is drawn on a terminal
+        self._task: TaskID | None = None  # its one row: the health wait, a warm-up or a level
+
+    def __enter__(self) -> TerminalProgress:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop the terminal display (the last state stays on screen); idempotent."""
+        if self._live is not None:
+            self._live.stop()
+            self._live, self._task = None, None
+
+    # --- drawing ---------------------------------------------------------------------------
+
+    def _progress(self) -> RichProgress:
+        """The rich display, started on first use (rich is imported only on a terminal)."""
+        if self._live is None:
+            from rich.console import Console
+            from rich.progress import (
+                BarColumn,
+                Progress,
+                SpinnerColumn,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
+
+            console = Console(
+                file=self.stream,
+                force_terminal=True,
+                color_system="standard" if self.colour else None,  # None: no styles at all
+                no_color=not self.colour,
+                highlight=False,
+            )
+            self._live = Progress(
+                SpinnerColumn(),
+                TextColumn("{task.description}"),
+                BarColumn(bar_width=24),
+                TextColumn("{task.fields[counts]}"),
+                TimeElapsedColumn(),
+                TextColumn("eta"),
+                TimeRemainingColumn(),
+                console=console,
+                refresh_per_second=self.REFRESH_PER_S,
+                redirect_stdout=False,
+                redirect_stderr=False,
+            )
+            self._live.start()
+        return self._live
+
+    def _row(self, description: str, total: float | None, counts: str = "") -> None:
+        """Show one row, reset to ``description`` (its elapsed time starts again)."""
+        live = self._progress()
+        if self._task is None:
+            self._task = live.add_task(description, total=total, counts=counts)
+        else:
+            live.reset(self._task, total=total, description=description, counts=counts)
+
+    def _keep(self, line: str) -> None:
+        """A line that stays: above the live row on a terminal, plainly elsewhere."""
+        if self._live is not None:
+            from rich.text import Text
+
+            self._live.console.print(Text(line), soft_wrap=True)
+        else:
+            self.stream.write(f"{line}\n")
+            self.stream.flush()
+
+    # --- the Progress protocol -------------------------------------------------------------
 
     def note(self, message: str) -> None:
         """Print ``message`` on its own line."""
-        self.stream.write(f"{message}\n")
-        self.stream.flush()
+        self._keep(message)
+
+    def health_callback(self, url: str, timeout_s: float) -> Callable[[HealthProgress], None]:
+        """An ``on_health`` for the wait: it says what it waits for and for how long at the
+        first failed check, then spins (a terminal) or adds a line every
+        :attr:`HEALTH_LINE_EVERY` checks; once healthy after a wait, it says so."""
+        target = f"{url}/health"
+
+        def show(state: HealthProgress) -> None:
+            if state.healthy:
+                if state.attempts > 1:
+                    self._done_row()
+                    self._keep(f"{target} is healthy after {state.elapsed_s:.0f} s")
+                return
+            if state.attempts == 1:
+                self._keep(
+                    f"waiting up to {_wait_limit(timeout_s)} for {target} (a cold start "
+                    f"takes minutes; --wait changes the limit); last: {state.last_status}"
+                )
+            if self.tty:
+                self._row(f"waiting for {target}", None, f"last: {state.last_status}")
+            elif state.attempts % self.HEALTH_LINE_EVERY == 1 and state.attempts > 1:
+                self._keep(
+                    f"still waiting for {target}: {state.elapsed_s:.0f} s of "
+                    f"{_wait_limit(timeout_s)}, last: {state.last_status}"
+                )
+
+        return show
+
+    def warmup_started(self, level: Level, requests: int) -> None:
+        """Mark the level's uncounted warm-up."""
+        noun = "request" if requests == 1 else "requests"
+        text = f"{level.label}: warm-up, {requests} short {noun} (not counted)"
+        if self.tty:
+            self._row(f"{level.label:<12} warm-up", None, f"{requests} {noun}, not counted")
+        else:
+            self._keep(text)
 
     def level_started(self, level: Level, total: int | None, duration_s: float | None) -> None:
-        """Draw the level's empty bar (on a terminal)."""
+        """Start the level's bar at zero (on a terminal)."""
         if self.tty:
             # Imported here: the display loads the benchmark only when it shows one.
             from gptoss_modal.bench.progress import LiveStats
 
-            self.update(LiveStats(level, 0, 0, 0, 0.0, 0.0, total, duration_s))
+            live = LiveStats(level, 0, 0, 0, 0.0, 0.0, total, duration_s)
+            self._row(f"{level.label:<12}", self._bar_total(live), self._counts(live))
 
-    def _line(self, live: LiveStats) -> str:
-        if live.total:
-            fraction = live.done / live.total
-            count = f"{live.done}/{live.total} req"
-        elif live.duration_s:
-            fraction = live.elapsed_s / live.duration_s
-            count = f"{live.done} req"
-        else:
-            fraction, count = 0.0, f"{live.done} req"
-        filled = int(self.WIDTH * max(0.0, min(1.0, fraction)))
-        bar = "#" * filled + "." * (self.WIDTH - filled)
-        minutes, seconds = divmod(int(live.elapsed_s), 60)
+    @staticmethod
+    def _bar_total(live: LiveStats) -> float | None:
+        """The bar's length: output tokens when known, else the level's seconds."""
+        return float(live.expected_tokens) if live.expected_tokens else live.duration_s
+
+    @staticmethod
+    def _bar_done(live: LiveStats) -> float:
+        if live.expected_tokens:
+            return float(min(live.tokens, live.expected_tokens))
+        return live.elapsed_s
+
+    @staticmethod
+    def _counts(live: LiveStats) -> str:
+        done = f"{live.done}/{live.total}" if live.total else f"{live.done}"
         return (
-            f"{live.level.label:<16} [{bar}] {count}  {live.errors} err  "
-            f"{live.in_flight} in flight  {live.tokens_per_s:,.0f} tok/s  "
-            f"{minutes:02d}:{seconds:02d}"
+            f"{done} req  {live.errors} err  {live.in_flight} in flight  "
+            f"{live.tokens_per_s:,.0f} tok/s"
         )
 
+    def _line(self, live: LiveStats) -> str:
+        """A finished level's line."""
+        return f"{live.level.label:<16} {self._counts(live)}  {_clock(live.elapsed_s)}"
+
     def update(self, live: LiveStats) -> None:
-        """Redraw the bar in place (on a terminal; nothing elsewhere)."""
-        if self.tty:
-            self.stream.write("\r" + self._line(live) + "\x1b[K")
-            self.stream.flush()
+        """Move the bar (on a terminal; nothing elsewhere)."""
+        if self.tty and self._live is not None and self._task is not None:
+            self._live.update(
+                self._task,
+                total=self._bar_total(live),
+                completed=self._bar_done(live),
+                counts=self._counts(live),
+            )
+
+    def _done_row(self) -> None:
+        if self._live is not None and self._task is not None:
+            self._live.remove_task(self._task)
+            self._task = None
+            self._live.refresh()  # else the next kept line redraws the removed row once
 
     def level_finished(self, live: LiveStats) -> None:
         """The level's final line, kept."""
-        self.stream.write(
-            ("\r" if self.tty else "") + self._line(live) + ("\x1b[K" if self.tty else "") + "\n"
-        )
-        self.stream.flush()
+        self._done_row()
+        self._keep(self._line(live))

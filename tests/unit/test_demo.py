@@ -69,3 +69,20 @@ def test_demo_chat_refuses_unknown_options() -> None:
     with pytest.raises(SystemExit) as exit_:
         demo.main(["chat", "hi", "--json", "x"])
     assert exit_.value.code == 2
+
+
+def test_demo_bench_runs_the_short_default_levels(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`demo bench` runs the bench at its default request count (no --requests 64: minutes)
+    against a live mock, and the options given after it come last."""
+    seen: list[list[str]] = []
+
+    def fake_main(argv: Sequence[str] | None = None) -> int:
+        seen.append(list(argv or []))
+        return 0
+
+    monkeypatch.setattr(cli, "main", fake_main)
+    assert demo.main(["bench", "--json", "x.json"]) == 0
+    argv = seen[0]
+    assert argv[0] == "bench"
+    assert argv[2:] == [*demo.BENCH_ARGS, "--json", "x.json"]
+    assert "--requests" not in argv

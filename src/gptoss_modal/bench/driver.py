@@ -366,7 +366,9 @@ class LevelState:
                     live += usage.completion_tokens
         return self.finished_tokens + live
 
-    def live(self, total: int | None, duration_s: float | None) -> LiveStats:
+    def live(
+        self, total: int | None, duration_s: float | None, expected_tokens: int | None = None
+    ) -> LiveStats:
         """The counters now, with output tokens/s over the trailing window."""
         now = self.clock()
         tokens = self.tokens_so_far()
@@ -385,6 +387,8 @@ class LevelState:
             rate,
             total,
             duration_s,
+            tokens,
+            expected_tokens,
         )
 
 
@@ -416,6 +420,7 @@ class Driver:
         max_tokens = min(WARMUP_MAX_TOKENS, self.settings.output_tokens)
         errors: collections.Counter[str] = collections.Counter()
         slots = asyncio.Semaphore(level.slots)
+        self.progress.warmup_started(level, count)
 
         async def one(i: int) -> None:
             async with slots:
@@ -431,6 +436,8 @@ class Driver:
         total = self.settings.requests_for(level)
         duration = self.settings.duration_s
         output_tokens = self.settings.output_tokens
+        # An upper bound when replies may end early: the bar then completes at the level's end.
+        expected = None if total is None else total * output_tokens
         self.progress.level_started(level, total, duration)
         state = LevelState(level, self.clock)
 
@@ -442,7 +449,7 @@ class Driver:
         async def ticker() -> None:
             while True:
                 await asyncio.sleep(PROGRESS_INTERVAL_S)
-                self.progress.update(state.live(total, duration))
+                self.progress.update(state.live(total, duration, expected))
 
         with collector_paused():
             cpu_start = self.cpu_clock()
@@ -454,7 +461,7 @@ class Driver:
                 ticking.cancel()
             wall = self.clock() - state.start
             cpu = self.cpu_clock() - cpu_start
-        self.progress.level_finished(state.live(total, duration))
+        self.progress.level_finished(state.live(total, duration, expected))
         return LevelMeasurement(state.all_records(), wall_s=wall, cpu_s=cpu)
 
     async def level(

@@ -1,4 +1,13 @@
-"""The benchmark's PNG: latency percentiles and throughput against load, one colour per run.
+"""The benchmark's PNG: the trade-off curve, latencies, distributions, throughput and cost.
+
+Six panels, one colour per run: per-user output tokens/s against output tokens/s per GPU (one
+point per level: the curve a deployment picks its operating point on); time to first token
+and to first content (gpt-oss reasons first, so a user waits for the second); per-token
+latency; each level's end-to-end distribution (min, p50, p90, p99, max); throughput against
+load; and dollars per million tokens against load when the run has cost figures (each level
+summary's ``cost``: ``usd_per_mtok_output`` and ``usd_per_mtok_total``), else a note saying to
+run with ``--gpu``. The title names the model, and the GPU and vLLM version where the run
+recorded them. Legends sit below their panel, never over the data.
 
 matplotlib is an optional extra (``pip install 'gptoss-modal[plot]'``) and is imported only
 when a plot is made; without it :func:`require_matplotlib` raises a :class:`ConfigError` that
@@ -10,24 +19,31 @@ says how to install it. The figure is made from the runs' documents
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Any, Final
 
 from gptoss_modal._exceptions import ConfigError
 from gptoss_modal.bench.schema import RunDoc, SummaryDoc
 
-__all__ = ["plot_runs", "require_matplotlib"]
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
+__all__ = ["NO_COST", "cost_of", "plot_runs", "require_matplotlib", "title_of"]
 
 INSTALL_HINT: Final = "install it with pip install 'gptoss-modal[plot]'"
-# (title, [(metric, stat, line style)]) for the three latency panels.
-_PANELS: Final = (
-    (
-        "time to first token (ms)",
-        (("ttft", "p50", "-"), ("ttft", "p99", "--"), ("ttft_chunk", "p50", ":")),
-    ),
-    ("per output token (ms)", (("tpot", "p50", "-"), ("itl", "p50", "-."), ("itl", "p99", "--"))),
-    ("end to end (ms)", (("e2e", "p50", "-"), ("e2e", "p99", "--"))),
+NO_COST: Final = "no cost: run with --gpu"
+FIGSIZE_IN: Final = (16.0, 9.5)
+DPI: Final = 110
+# (title, [(metric, stat, line style)]) for the two latency-against-load panels.
+_TTFT_LINES: Final = (
+    ("ttft", "p50", "-"),
+    ("ttft", "p99", "--"),
+    ("ttft_content", "p50", "-."),
+    ("ttft_content", "p99", ":"),
 )
+_TOKEN_LINES: Final = (("tpot", "p50", "-"), ("itl", "p50", "-."), ("itl", "p99", "--"))
+_COST_LINES: Final = (("usd_per_mtok_output", "-", "output"), ("usd_per_mtok_total", "--", "total"))
 
 
 def require_matplotlib(field: str = "--plot") -> None:
@@ -40,15 +56,228 @@ def require_matplotlib(field: str = "--plot") -> None:
         ) from exc
 
 
+# --- what a document says -----------------------------------------------------------------------
+
+
+def _field(obj: object, name: str) -> Any:
+    """``obj.name`` or ``obj[name]``: fields other parts of the document may add (``cost``)."""
+    if isinstance(obj, dict):
+        return obj.get(name)
+    return getattr(obj, name, None)
+
+
+def cost_of(summary: SummaryDoc, key: str) -> float | None:
+    """A level's ``cost[key]`` in dollars per million tokens, ``None`` when not recorded."""
+    value = _field(_field(summary, "cost"), key)
+    return float(value) if isinstance(value, (int, float)) else None
+
+
+def _gpus(summary: SummaryDoc) -> int:
+    """GPUs serving the level (the cost's ``gpu_count`` when recorded, else one)."""
+    count = _field(_field(summary, "cost"), "gpu_count")
+    return count if isinstance(count, int) and count > 0 else 1
+
+
+def title_of(doc: RunDoc) -> str:
+    """``openai/gpt-oss-20b · H100 · vLLM 0.13.0`` from what the run recorded; a missing
+    fact says so, so a reader knows it is unknown rather than left out."""
+    costs = [_field(level.summary, "cost") for level in doc.levels]
+    gpu = _field(doc.settings, "gpu") or next(
+        (g for c in costs if (g := _field(c, "gpu")) is not None), None
+    )
+    version = _field(doc, "vllm_version") or _field(doc.settings, "vllm_version")
+    return " · ".join(
+        (
+            f"{doc.settings.model or 'model not named'}",
+            f"GPU {gpu}" if gpu else "GPU not recorded",
+            f"vLLM {version}" if version else "vLLM version not recorded",
+        )
+    )
+
+
 def _x(summary: SummaryDoc) -> float:
     level = summary.level
     return float(level.rate if level.rate is not None else (level.concurrency or 0))
 
 
-def _y(summary: SummaryDoc, metric: str, stat: str) -> float:
+def _stat(summary: SummaryDoc, metric: str, stat: str) -> float:
     dist = summary.latency_ms.get(metric)
     value = dist.stat(stat) if dist is not None else None
     return float("nan") if value is None else value
+
+
+def _per_user(summary: SummaryDoc) -> float:
+    """The median request's output tokens/s after its first token (1 / TPOT)."""
+    dist = summary.stream_tokens_per_s
+    return float("nan") if dist is None else dist.p50
+
+
+def _nan(value: float | None) -> float:
+    return float("nan") if value is None else value
+
+
+# --- the figure ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Run:
+    """One run as drawn: its legend name, colour and levels ordered by load. A lone run
+    (``palette`` set) gives each line of a panel its own colour instead."""
+
+    name: str
+    colour: str
+    summaries: list[SummaryDoc]
+    palette: tuple[str, ...] = ()
+
+    def label(self, what: str) -> str:
+        return f"{self.name} {what}".strip()
+
+    def line_colour(self, line: int) -> str:
+        return self.palette[line % len(self.palette)] if self.palette else self.colour
+
+
+def _headroom(ax: Axes, factor: float = 1.15) -> None:
+    """Start the y axis at zero, with room above the highest point for its label."""
+    top = ax.get_ylim()[1]
+    ax.set_ylim(bottom=0, top=top * factor)
+
+
+def _tradeoff(ax: Axes, runs: Sequence[_Run]) -> None:
+    """Per-user speed against per-GPU throughput, each point named by its level."""
+    for run in runs:
+        xs = [s.output_tokens_per_s / _gpus(s) for s in run.summaries]
+        ys = [_per_user(s) for s in run.summaries]
+        ax.plot(xs, ys, "-", marker="o", color=run.colour, label=run.label("levels"))
+        for x, y, s in zip(xs, ys, run.summaries, strict=True):
+            ax.annotate(
+                s.level.label, (x, y), textcoords="offset points", xytext=(5, 5), fontsize=7
+            )
+    counted = any(_field(_field(s, "cost"), "gpu_count") for r in runs for s in r.summaries)
+    ax.set_title("trade-off: speed per user against throughput per GPU")
+    ax.set_xlabel(
+        "output tokens/s per GPU" if counted else "output tokens/s (GPU count not recorded)"
+    )
+    ax.set_ylabel("output tokens/s per user (p50 of 1/TPOT)")
+    ax.set_xlim(left=0, right=ax.get_xlim()[1] * 1.1)  # room for the last point's label
+    _headroom(ax)
+
+
+def _lines(ax: Axes, runs: Sequence[_Run], lines: Sequence[tuple[str, str, str]]) -> None:
+    for run in runs:
+        xs = [_x(s) for s in run.summaries]
+        for line, (metric, stat, style) in enumerate(lines):
+            ys = [_stat(s, metric, stat) for s in run.summaries]
+            colour = run.line_colour(line)
+            ax.plot(xs, ys, style, marker="o", color=colour, label=run.label(f"{metric} {stat}"))
+    _headroom(ax)
+
+
+def _distributions(ax: Axes, runs: Sequence[_Run]) -> None:
+    """Each level's e2e latency: a box from p50 to p99, a tick at p90, whiskers min to max.
+
+    The axis is fitted to the data, not started at zero: the spread is what it shows.
+    """
+    width = 0.7 / max(1, len(runs))
+    labels: list[str] = []
+    for number, run in enumerate(runs):
+        for position, s in enumerate(run.summaries):
+            if position >= len(labels):
+                labels.append(s.level.label)
+            dist = s.latency_ms.get("e2e")
+            if dist is None:
+                continue
+            x = position + (number - (len(runs) - 1) / 2) * width
+            ax.vlines(x, dist.min, dist.max, color=run.colour, linewidth=1)
+            ax.bar(
+                x, dist.p99 - dist.p50, width * 0.8, bottom=dist.p50, color=run.colour, alpha=0.35
+            )
+            ax.hlines(dist.p50, x - width * 0.4, x + width * 0.4, color=run.colour, linewidth=2)
+            ax.hlines(dist.p90, x - width * 0.4, x + width * 0.4, color=run.colour, linestyle=":")
+        ax.bar([], [], color=run.colour, alpha=0.35, label=run.label("p50 (line) to p99 (top)"))
+    ax.plot([], [], ":", color="grey", label="p90")
+    ax.plot([], [], "-", color="grey", linewidth=1, label="min to max")
+    ax.set_xticks(range(len(labels)), labels)
+    ax.set_title("end-to-end latency per level (ms)")
+    ax.set_xlabel("level")
+
+
+def _throughput(ax: Axes, runs: Sequence[_Run]) -> Axes | None:
+    """Output tokens/s against load; with budgets, the share of requests within every limit
+    on the right (requests/s would only be output tokens/s rescaled, one line over the other)."""
+    with_goodput = any(s.goodput for run in runs for s in run.summaries)
+    share = ax.twinx() if with_goodput else None
+    for run in runs:
+        xs = [_x(s) for s in run.summaries]
+        ys = [s.output_tokens_per_s for s in run.summaries]
+        ax.plot(xs, ys, "-", marker="o", color=run.colour, label=run.label("output tokens/s"))
+        if share is not None:
+            good = [s.goodput.fraction if s.goodput else None for s in run.summaries]
+            percent = [float("nan") if g is None else 100 * g for g in good]
+            label = run.label("goodput (% of requests within budget)")
+            share.plot(xs, percent, "--", marker="x", color=run.line_colour(1), label=label)
+    ax.set_title("throughput against load")
+    ax.set_ylabel("output tokens/s")
+    _headroom(ax)
+    if share is not None:
+        share.set_ylabel("goodput (% of requests)")
+        share.set_ylim(0, 110)
+    return share
+
+
+def _cost(ax: Axes, runs: Sequence[_Run]) -> bool:
+    """Dollars per million tokens against load; ``False`` (and the note) without cost."""
+    drawn = False
+    for run in runs:
+        xs = [_x(s) for s in run.summaries]
+        for line, (key, style, what) in enumerate(_COST_LINES):
+            ys = [cost_of(s, key) for s in run.summaries]
+            if all(y is None for y in ys):
+                continue
+            drawn = True
+            colour = run.line_colour(line)
+            ax.plot(
+                xs, [_nan(y) for y in ys], style, marker="o", color=colour, label=run.label(what)
+            )
+    ax.set_title("cost per million tokens against load")
+    if not drawn:
+        ax.text(0.5, 0.5, NO_COST, ha="center", va="center", transform=ax.transAxes, fontsize=11)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        return False
+    ax.set_ylabel("USD per million tokens")
+    _headroom(ax)
+    return True
+
+
+def _load_axis(ax: Axes, xs: Sequence[float], open_loop: bool) -> None:
+    """The shared load axis: log 2 when the levels span 4x or more, a tick per level."""
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
+    ax.set_xlabel("request rate (requests/s)" if open_loop else "concurrency (requests in flight)")
+    spread = max(xs) / min(xs) if xs and min(xs) > 0 else 1.0
+    if spread >= 4:
+        ax.set_xscale("log", base=2)
+    ax.set_xticks(sorted(set(xs)))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+
+
+def _legend_below(ax: Axes, *extra: Axes) -> None:
+    """The panel's legend under its x label, so it never covers a point."""
+    handles, labels = ax.get_legend_handles_labels()
+    for other in extra:
+        more_handles, more_labels = other.get_legend_handles_labels()
+        handles, labels = handles + more_handles, labels + more_labels
+    if handles:
+        ax.legend(
+            handles,
+            labels,
+            fontsize=7,
+            loc="upper center",
+            bbox_to_anchor=(0.5, -0.2),
+            ncol=2,
+            frameon=False,
+        )
 
 
 def plot_runs(runs: Sequence[tuple[str, RunDoc]], path: str | Path) -> None:
@@ -58,76 +287,40 @@ def plot_runs(runs: Sequence[tuple[str, RunDoc]], path: str | Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib.ticker import FuncFormatter, NullFormatter
 
-    fig, axes = plt.subplots(2, 2, figsize=(11, 7.5), constrained_layout=True)
-    panels = [axes[0][0], axes[0][1], axes[1][0]]
-    throughput = axes[1][1]
-    rates = throughput.twinx()  # requests/s and goodput on the right-hand axis
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    open_loop = False
-    xs_all: list[float] = []
-    for number, (run_name, doc) in enumerate(runs):
-        colour = colours[number % len(colours)]
-        name = run_name if len(runs) > 1 else ""  # one run: the title names it
-        summaries = sorted((lv.summary for lv in doc.levels), key=_x)
-        if not summaries:
-            continue
-        open_loop = open_loop or summaries[0].level.rate is not None
-        xs = [_x(s) for s in summaries]
-        xs_all += xs
-        for ax, (_, lines) in zip(panels, _PANELS, strict=True):
-            for metric, stat, style in lines:
-                ys = [_y(s, metric, stat) for s in summaries]
-                ax.plot(
-                    xs, ys, style, marker="o", color=colour, label=f"{name} {metric} {stat}".strip()
-                )
-        throughput.plot(
-            xs,
-            [s.output_tokens_per_s for s in summaries],
-            "-",
-            marker="o",
-            color=colour,
-            label=f"{name} output tokens/s".strip(),
+    lone = len(runs) == 1  # one run: the title names it, and each line has its own colour
+    drawn = [
+        _Run(
+            "" if lone else name,
+            colours[number % len(colours)],
+            sorted((lv.summary for lv in doc.levels), key=_x),
+            tuple(colours) if lone else (),
         )
-        rates.plot(
-            xs,
-            [s.requests_per_s for s in summaries],
-            ":",
-            marker="s",
-            color=colour,
-            label=f"{name} requests/s".strip(),
-        )
-        goodput = [s.goodput.per_s if s.goodput else None for s in summaries]
-        if any(g is not None for g in goodput):
-            rates.plot(
-                xs,
-                [float("nan") if g is None else g for g in goodput],
-                "-.",
-                marker="s",
-                color=colour,
-                label=f"{name} goodput (requests/s)".strip(),
-            )
-    xlabel = "request rate (requests/s)" if open_loop else "concurrency (requests in flight)"
-    spread = max(xs_all) / min(xs_all) if xs_all and min(xs_all) > 0 else 1.0
-    for ax, title in (
-        *zip(panels, (p[0] for p in _PANELS), strict=True),
-        (throughput, "throughput (tokens/s)"),
-    ):
-        ax.set_title(title)
-        ax.set_xlabel(xlabel)
-        if spread >= 4:
-            ax.set_xscale("log", base=2)
-        ax.set_xticks(sorted(set(xs_all)))
-        ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
-        ax.xaxis.set_minor_formatter(NullFormatter())
+        for number, (name, doc) in enumerate(runs)
+    ]
+    drawn = [run for run in drawn if run.summaries]
+    xs = [_x(s) for run in drawn for s in run.summaries]
+    open_loop = any(run.summaries[0].level.rate is not None for run in drawn)
+
+    fig, axes = plt.subplots(2, 3, figsize=FIGSIZE_IN, constrained_layout=True)
+    tradeoff, ttft, token = axes[0]
+    spread, throughput, cost = axes[1]
+    _tradeoff(tradeoff, drawn)
+    _lines(ttft, drawn, _TTFT_LINES)
+    ttft.set_title("time to first token and to first content (ms)")
+    _lines(token, drawn, _TOKEN_LINES)
+    token.set_title("per output token (ms)")
+    _distributions(spread, drawn)
+    rates = _throughput(throughput, drawn)
+    has_cost = _cost(cost, drawn)
+    for ax in (ttft, token, throughput, *((cost,) if has_cost else ())):
+        _load_axis(ax, xs, open_loop)
+    for ax in axes.flat:
         ax.grid(True, alpha=0.3)
-        ax.set_ylim(bottom=0, top=ax.get_ylim()[1] * 1.25)  # room for the legend
-        ax.legend(fontsize=7, loc="upper left")
-    rates.set_ylabel("requests/s")
-    rates.set_ylim(bottom=0, top=rates.get_ylim()[1] * 1.25)
-    rates.legend(fontsize=7, loc="upper right")
-    throughput.set_ylabel("output tokens/s")
-    fig.suptitle("gptoss-modal bench: " + " vs ".join(name for name, _ in runs))
-    fig.savefig(path, dpi=110)
+        _legend_below(ax, *((rates,) if ax is throughput and rates is not None else ()))
+    names = " vs ".join(name for name, _ in runs)
+    heading = " vs ".join(dict.fromkeys(title_of(doc) for _, doc in runs))  # each fact once
+    fig.suptitle(f"gptoss-modal bench: {names}\n{heading}")
+    fig.savefig(path, dpi=DPI)
     plt.close(fig)

@@ -16,7 +16,9 @@ __all__ = ["LiveStats", "Progress", "SilentProgress"]
 
 @dataclass(frozen=True, slots=True)
 class LiveStats:
-    """Where a level is: requests done and failed, in flight, seconds, live output tokens/s."""
+    """Where a level is: requests done and failed, in flight, seconds, live output tokens/s,
+    and the output tokens received so far against those the level will ask for (``None``: a
+    level that runs for a duration), so a bar moves with every token, not every request."""
 
     level: Level
     done: int
@@ -26,6 +28,8 @@ class LiveStats:
     tokens_per_s: float
     total: int | None
     duration_s: float | None
+    tokens: int = 0
+    expected_tokens: int | None = None
 
 
 class Progress(Protocol):
@@ -33,6 +37,9 @@ class Progress(Protocol):
 
     def note(self, message: str) -> None:
         """A line to show (a level's warning)."""
+
+    def warmup_started(self, level: Level, requests: int) -> None:
+        """A level's uncounted warm-up of ``requests`` short requests begins."""
 
     def level_started(self, level: Level, total: int | None, duration_s: float | None) -> None:
         """A level begins: ``total`` requests, or for ``duration_s`` seconds."""
@@ -48,6 +55,9 @@ class SilentProgress:
     """Progress that shows nothing (``--quiet``, benchmarks, tests)."""
 
     def note(self, message: str) -> None:
+        """Shows nothing."""
+
+    def warmup_started(self, level: Level, requests: int) -> None:
         """Shows nothing."""
 
     def level_started(self, level: Level, total: int | None, duration_s: float | None) -> None:

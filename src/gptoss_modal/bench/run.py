@@ -18,6 +18,7 @@ import collections
 import datetime
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
 from gptoss_modal._exceptions import AllRequestsFailed, BenchmarkError, GptossModalError
@@ -50,6 +51,7 @@ async def run_benchmark(
     clock: Callable[[], float] = time.perf_counter,
     cpu_clock: Callable[[], float] = time.thread_time,
     client: BenchClient | None = None,
+    on_level: Callable[[BenchRun], None] | None = None,
 ) -> BenchRun:
     """Run every level of ``settings`` against its server and return the results.
 
@@ -60,10 +62,13 @@ async def run_benchmark(
     :class:`gptoss_modal.stream.client.Client` made from the settings (any
     :class:`~gptoss_modal.bench.driver.BenchClient`; tests pass a scripted one). ``clock``
     stamps requests and chunks; ``cpu_clock`` is the CPU time of the event-loop thread,
-    for the client-bound warning.
+    for the client-bound warning. ``on_level`` is called with the run so far after each
+    level is measured: a caller interrupted later (Ctrl-C cancels the run) still has the
+    finished levels.
     """
+    hooks = _Hooks(progress or SilentProgress(), on_health, on_level)
     if client is not None:
-        return await _run(settings, client, budgets, progress, on_health, clock, cpu_clock)
+        return await _run(settings, client, budgets, hooks, clock, cpu_clock)
     from gptoss_modal.stream.client import Client  # aiohttp only when a run really starts
 
     async with Client(
@@ -77,19 +82,27 @@ async def run_benchmark(
         max_connections=max(level.slots for level in settings.levels) + CONNECTIONS_SPARE,
         clock=clock,
     ) as own:
-        return await _run(settings, own, budgets, progress, on_health, clock, cpu_clock)
+        return await _run(settings, own, budgets, hooks, clock, cpu_clock)
+
+
+@dataclass(frozen=True, slots=True)
+class _Hooks:
+    """Who hears about the run as it goes."""
+
+    progress: Progress
+    on_health: Callable[[HealthProgress], None] | None
+    on_level: Callable[[BenchRun], None] | None
 
 
 async def _run(
     settings: BenchSettings,
     client: BenchClient,
     budgets: Budgets | None,
-    progress: Progress | None,
-    on_health: Callable[[HealthProgress], None] | None,
+    hooks: _Hooks,
     clock: Callable[[], float],
     cpu_clock: Callable[[], float],
 ) -> BenchRun:
-    sink: Progress = progress if progress is not None else SilentProgress()
+    sink = hooks.progress
     run = BenchRun(
         settings=settings,
         started_at=_now_iso(),
@@ -97,7 +110,7 @@ async def _run(
         budgets_source=budgets.source if budgets else None,
     )
     try:
-        await client.wait_healthy(timeout_s=settings.health_timeout_s, on_progress=on_health)
+        await client.wait_healthy(timeout_s=settings.health_timeout_s, on_progress=hooks.on_health)
     except GptossModalError as exc:
         raise BenchmarkError(f"the server is not healthy: {exc}") from exc
     prompts = PromptSet(settings)
@@ -107,6 +120,7 @@ async def _run(
         prompts.calibrate(probed.template_tokens)
     run.template_tokens = probed.template_tokens
     run.fixed_output = probed.fixed_output
+    run.warnings = list(probed.warnings)  # known now: an interrupted run keeps them
     scraper = MetricsScraper(client, enabled=settings.scrape_metrics)
     sender = Sender(client, settings.reasoning_effort, probed.fixed_output, clock)
     driver = Driver(settings, sender, prompts, scraper, sink, cpu_clock)
@@ -117,7 +131,9 @@ async def _run(
         for warning in result.warnings:
             sink.note(f"{level.label}: warning: {warning}")
         run.levels.append(result)
-    run.warnings = [*probed.warnings, *scraper.warnings]
+        if hooks.on_level is not None:
+            hooks.on_level(run)
+    run.warnings += scraper.warnings
     run.finished_at = _now_iso()
     if run.all_failed:
         raise _all_failed(run)

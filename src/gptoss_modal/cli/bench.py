@@ -4,7 +4,8 @@
 each load level, prints the tables, and writes the JSON (``--json``) and the plot (``--plot``).
 Its exit code says whether the budgets held: 0 they held (or none were given), 1 a budget
 failed, every request failed or the server could not be benchmarked, 2 bad usage (flags,
-budgets file, prompts file).
+budgets file, prompts file), 130 interrupted (Ctrl-C: the levels that finished are printed and
+written to ``--json`` first).
 
 ``gptoss-modal bench compare A.json B.json [--plot OUT.png]`` prints each metric's change from
 run A to run B, level by level (exit 0, or 2 when a file is not a run).
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime
 import os
 import sys
 from typing import TYPE_CHECKING, Any
@@ -23,9 +25,9 @@ from gptoss_modal.cli._options import API_KEY_ENV, request_headers
 
 if TYPE_CHECKING:
     from gptoss_modal.bench.budgets import Budgets
+    from gptoss_modal.bench.results import BenchRun
     from gptoss_modal.bench.run import AllRequestsFailed
     from gptoss_modal.bench.settings import BenchSettings
-    from gptoss_modal.stream.client import HealthProgress
 
 EPILOG = """\
 examples:
@@ -244,9 +246,38 @@ def _all_failed(args: argparse.Namespace, exc: AllRequestsFailed) -> int:
     return EXIT_FAILURE
 
 
+def _interrupted(args: argparse.Namespace, settings: BenchSettings, run: BenchRun | None) -> int:
+    """Ctrl-C: print, write and plot the levels that finished, then exit 130."""
+    from gptoss_modal.bench.report import render_run
+    from gptoss_modal.cli import EXIT_INTERRUPTED
+
+    if run is None or not run.levels:
+        print("\ngptoss-modal bench: interrupted before any level finished", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    missing = [level.label for level in settings.levels[len(run.levels) :]]
+    run.warnings.append(
+        f"interrupted (Ctrl-C): {len(run.levels)} of {len(settings.levels)} levels measured; "
+        f"not measured: {', '.join(missing)}"
+    )
+    run.finished_at = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+    print(render_run(run.to_doc(records=False)))
+    for warning in run.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    if args.json:
+        run.write_json(args.json)
+        print(f"\njson: {args.json}")
+    if args.plot:
+        from gptoss_modal.bench.plot import plot_runs
+
+        plot_runs([(settings.url, run.to_doc(records=False))], args.plot)
+        print(f"plot: {args.plot}")
+    return EXIT_INTERRUPTED
+
+
 def bench(args: argparse.Namespace) -> int:
-    """Run the benchmark; the exit code says whether every budget held."""
-    from gptoss_modal.bench.progress import Progress, SilentProgress
+    """Run the benchmark; the exit code says whether every budget held (130: interrupted,
+    after printing and writing the levels that finished)."""
+    from gptoss_modal.bench.progress import SilentProgress
     from gptoss_modal.bench.report import render_run
     from gptoss_modal.bench.run import AllRequestsFailed, run_benchmark
     from gptoss_modal.display import TerminalProgress
@@ -258,21 +289,27 @@ def bench(args: argparse.Namespace) -> int:
         require_matplotlib()
     budgets = _budgets(args)
     settings = _settings(args)
-    progress: Progress = SilentProgress() if args.quiet else TerminalProgress(sys.stderr)
+    finished: list[BenchRun] = []  # the run so far, after each level: what Ctrl-C keeps
 
-    def on_health(state: HealthProgress) -> None:
-        # The first failed check, then every 20th (about every 100 s once the backoff is full).
-        if not args.quiet and not state.healthy and state.attempts % 20 == 1:
-            print(
-                f"waiting for {settings.url}/health: {state.elapsed_s:.0f} s, last: "
-                f"{state.last_status}",
-                file=sys.stderr,
-            )
+    def keep(run: BenchRun) -> None:
+        finished[:] = [run]
 
+    terminal = TerminalProgress(sys.stderr)
     try:
-        result = asyncio.run(
-            run_benchmark(settings, budgets=budgets, progress=progress, on_health=on_health)
-        )
+        with terminal:
+            result = asyncio.run(
+                run_benchmark(
+                    settings,
+                    budgets=budgets,
+                    progress=SilentProgress() if args.quiet else terminal,
+                    on_health=None
+                    if args.quiet
+                    else terminal.health_callback(settings.url, settings.health_timeout_s),
+                    on_level=keep,
+                )
+            )
+    except KeyboardInterrupt:
+        return _interrupted(args, settings, finished[0] if finished else None)
     except AllRequestsFailed as exc:
         return _all_failed(args, exc)
     doc = result.to_doc(records=False)

@@ -1,0 +1,139 @@
+"""The benchmark's figure: what each panel draws, the title's facts, legends clear of data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, cast
+
+import msgspec
+import pytest
+
+from gptoss_modal.bench.schema import LevelEntryDoc, RunDoc, SummaryDoc, read_run
+
+pytest.importorskip("matplotlib")
+
+from matplotlib.figure import Figure
+
+from gptoss_modal.bench import plot
+
+RUN = Path(__file__).parent / "data" / "run-v1.json"
+COST = {"usd_per_mtok_output": 2.5, "usd_per_mtok_total": 0.9, "gpu": "H100", "gpu_count": 2}
+
+
+class WithCost:
+    """A level summary with the ``cost`` field the cost module adds to the document."""
+
+    def __init__(self, summary: SummaryDoc, cost: dict[str, Any]) -> None:
+        self._summary = summary
+        self.cost = cost
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._summary, name)
+
+
+def with_cost(doc: RunDoc, cost: dict[str, Any]) -> RunDoc:
+    levels = [
+        LevelEntryDoc(summary=cast(SummaryDoc, WithCost(level.summary, cost)))
+        for level in doc.levels
+    ]
+    return msgspec.structs.replace(doc, levels=levels)
+
+
+@pytest.fixture
+def doc() -> RunDoc:
+    return read_run(RUN)
+
+
+@pytest.fixture
+def figures(monkeypatch: pytest.MonkeyPatch) -> list[Figure]:
+    """The figures plot_runs makes, kept when it closes them."""
+    import matplotlib.pyplot as plt
+
+    kept: list[Figure] = []
+    monkeypatch.setattr(plt, "close", lambda fig: kept.append(fig))
+    return kept
+
+
+def panel(fig: Figure, title_start: str) -> Any:
+    return next(ax for ax in fig.axes if ax.get_title().startswith(title_start))
+
+
+def test_without_cost_the_cost_panel_says_how_to_get_it(
+    tmp_path: Path, doc: RunDoc, figures: list[Figure]
+) -> None:
+    """No ``cost`` in the summaries: a PNG whose cost panel has no line and the --gpu note."""
+    plot.plot_runs([("run", doc)], tmp_path / "a.png")
+    assert (tmp_path / "a.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    cost = panel(figures[0], "cost per million")
+    assert cost.get_lines() == []
+    assert [t.get_text() for t in cost.texts] == [plot.NO_COST]
+
+
+def test_with_cost_the_panel_draws_output_and_total_per_level(
+    tmp_path: Path, doc: RunDoc, figures: list[Figure]
+) -> None:
+    """Cost fields: two lines (output, total) with a point per level at the recorded values."""
+    costly = with_cost(doc, COST)
+    plot.plot_runs([("run", costly)], tmp_path / "a.png")
+    cost = panel(figures[0], "cost per million")
+    assert len(cost.texts) == 0
+    assert [list(line.get_ydata()) for line in cost.get_lines()] == [
+        [2.5] * len(doc.levels),
+        [0.9] * len(doc.levels),
+    ]
+
+
+def test_the_trade_off_curve_has_a_named_point_per_level(
+    tmp_path: Path, doc: RunDoc, figures: list[Figure]
+) -> None:
+    """Per-user tokens/s (1/TPOT p50) against output tokens/s per GPU, each point labelled."""
+    plot.plot_runs([("run", with_cost(doc, COST))], tmp_path / "a.png")
+    ax = panel(figures[0], "trade-off")
+    (line,) = ax.get_lines()
+    summaries = sorted((lv.summary for lv in doc.levels), key=plot._x)
+    assert list(line.get_xdata()) == pytest.approx([s.output_tokens_per_s / 2 for s in summaries])
+    per_user = [s.stream_tokens_per_s.p50 for s in summaries if s.stream_tokens_per_s]
+    assert list(line.get_ydata()) == pytest.approx(per_user)
+    assert [t.get_text() for t in ax.texts] == [s.level.label for s in summaries]
+
+
+def test_ttft_panel_shows_first_token_and_first_content(
+    tmp_path: Path, doc: RunDoc, figures: list[Figure]
+) -> None:
+    """gpt-oss reasons first: the TTFT panel has ttft and ttft_content lines."""
+    plot.plot_runs([("run", doc)], tmp_path / "a.png")
+    labels = panel(figures[0], "time to first token").get_legend_handles_labels()[1]
+    assert {"ttft p50", "ttft p99", "ttft_content p50", "ttft_content p99"} <= set(labels)
+
+
+def test_every_legend_sits_below_its_panel(
+    tmp_path: Path, doc: RunDoc, figures: list[Figure]
+) -> None:
+    """No legend overlaps its panel's plotting area (each is drawn under the x axis)."""
+    plot.plot_runs([("a", doc), ("b", with_cost(doc, COST))], tmp_path / "a.png")
+    fig = figures[0]
+    renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
+    legends = 0
+    for ax in fig.axes:
+        legend = ax.get_legend()
+        if legend is None:
+            continue
+        legends += 1
+        assert legend.get_window_extent(renderer).y1 < ax.get_window_extent(renderer).y0
+    assert legends >= 5
+
+
+def test_the_title_names_model_gpu_and_vllm_version(doc: RunDoc) -> None:
+    """The title has the model, and the GPU and vLLM version, or says they were not recorded."""
+    assert plot.title_of(doc) == (
+        f"{doc.settings.model} · GPU not recorded · vLLM version not recorded"
+    )
+    assert "GPU H100" in plot.title_of(with_cost(doc, COST))
+
+
+def test_cost_of_reads_the_summary_cost_field(doc: RunDoc) -> None:
+    """cost_of: the value under ``cost`` when recorded, None when the summary has no cost."""
+    summary = doc.levels[0].summary
+    assert plot.cost_of(summary, "usd_per_mtok_output") is None
+    costly = with_cost(doc, COST).levels[0].summary
+    assert plot.cost_of(costly, "usd_per_mtok_total") == 0.9
