@@ -94,6 +94,11 @@ async def _run(
         started_at=_now_iso(),
         budgets_section=budgets.name if budgets else None,
         budgets_source=budgets.source if budgets else None,
+        budgets_not_measured=budgets.not_measured(
+            (level.concurrency, level.rate) for level in settings.levels
+        )
+        if budgets
+        else [],
     )
     try:
         await client.wait_healthy(timeout_s=settings.health_timeout_s, on_progress=on_health)
