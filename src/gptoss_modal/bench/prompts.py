@@ -126,7 +126,7 @@ def _sharegpt(at: str, obj: dict[str, Any]) -> Messages | None:
         raise ConfigError(f"{at}.conversations", turns, 'a list of {"from", "value"} turns')
     messages: list[dict[str, str]] = []
     for i, turn in enumerate(turns):
-        role = SHAREGPT_ROLES.get(turn.get("from")) if isinstance(turn, dict) else None
+        role = SHAREGPT_ROLES.get(str(turn.get("from"))) if isinstance(turn, dict) else None
         if role is None or not isinstance(turn.get("value"), str):
             got = turn.get("from") if isinstance(turn, dict) else turn
             raise ConfigError(
