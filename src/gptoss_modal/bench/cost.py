@@ -224,11 +224,13 @@ def resolve_price(
             notes.append(f"Modal's billing API was not used ({reason}); using the list price")
     listed = LIST_PRICES_USD_PER_S.get(gpu)
     if listed is None:
+        known = ", ".join(LIST_PRICES_USD_PER_S)
         raise ConfigError(
             "--gpu",
             gpu,
-            f"a GPU with a list price ({', '.join(LIST_PRICES_USD_PER_S)}), or its price "
-            "with --gpu-price, or a budgets section with --budgets",
+            f"a GPU with a list price ({known})",
+            message=f"--gpu {gpu} has no list price here ({known} have): give its price with "
+            "--gpu-price USD_PER_GPU_S, or name a budgets section with --budgets",
         )
     return GpuPrice(gpu, count, listed, "list-price", LIST_PRICES_SOURCE)
 
