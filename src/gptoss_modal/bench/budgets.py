@@ -38,12 +38,13 @@ from __future__ import annotations
 
 import math
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Literal
 
 from gptoss_modal._exceptions import ConfigError
+from gptoss_modal.bench.cost import usd_per_mtok
 from gptoss_modal.bench.stats import LATENCY_METRICS, SLO_METRICS, STATS, LevelSummary
 
 __all__ = [
@@ -75,7 +76,7 @@ SLO_KEYS: Final = frozenset(f"{m}_ms" for m in SLO_METRICS)
 BUDGET_KEYS: Final = frozenset(
     [f"{m}_{s}_ms" for m in LATENCY_METRICS for s in STATS]
     + [f"min_{q}" for q in LOWER_LIMITS]
-    + ["max_error_rate"]
+    + ["max_error_rate", "max_cost_per_mtok"]
 )
 
 SECTION_KEYS: Final = (
@@ -99,7 +100,8 @@ _FRACTIONS: Final = frozenset({"min_goodput_fraction", "min_acceptance_rate", "m
 ALLOWED_LIMIT_KEYS: Final = (
     f"<metric>_<stat>_ms (metric: {', '.join(LATENCY_METRICS)}; stat: {', '.join(STATS)}), "
     f"<metric>_ms per request ({', '.join(sorted(k[:-3] for k in SLO_KEYS))}), "
-    f"{', '.join(f'min_{q}' for q in LOWER_LIMITS)}, max_error_rate, or source"
+    f"{', '.join(f'min_{q}' for q in LOWER_LIMITS)}, max_error_rate, max_cost_per_mtok "
+    "(dollars per million output tokens, with --gpu), or source"
 )
 
 _MS: Final = 1000.0
@@ -128,6 +130,16 @@ class Budgets:
         if rate is not None:
             limits.update(self.rate.get(rate, {}))
         return limits
+
+    def not_measured(self, levels: Iterable[tuple[int | None, float | None]]) -> list[str]:
+        """The level tables of this section that none of ``levels`` (``(concurrency, rate)``
+        pairs) uses, as ``concurrency.4`` or ``rate.2.5``: reported, never silently skipped."""
+        pairs = list(levels)
+        used_c = {c for c, _ in pairs}
+        used_r = {r for _, r in pairs}
+        return [f"concurrency.{c}" for c in self.concurrency if c not in used_c] + [
+            f"rate.{r:g}" for r in self.rate if r not in used_r
+        ]
 
 
 @dataclass(frozen=True)
@@ -304,11 +316,13 @@ def measured_values(
     *,
     acceptance_rate: float | None = None,
     acceptance_length: float | None = None,
+    usd_per_s: float | None = None,
 ) -> dict[str, float | None]:
     """Every quantity a budget can name, as measured (``None`` where nothing was measured).
 
     Latency statistics are in milliseconds under ``<metric>_<stat>_ms``; the lower-limit
-    quantities under their own names; the failed fraction as ``error_rate``.
+    quantities under their own names; the failed fraction as ``error_rate``; with the GPUs'
+    price (``usd_per_s``), dollars per million output tokens as ``cost_per_mtok``.
     """
     values: dict[str, float | None] = {}
     for metric in LATENCY_METRICS:
@@ -324,6 +338,11 @@ def measured_values(
     values["acceptance_rate"] = acceptance_rate
     values["acceptance_length"] = acceptance_length
     values["error_rate"] = summary.error_rate if summary.requests else None
+    values["cost_per_mtok"] = (
+        None
+        if usd_per_s is None or not summary.completed
+        else usd_per_mtok(usd_per_s, summary.output_tokens_per_s)
+    )
     return values
 
 

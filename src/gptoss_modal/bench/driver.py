@@ -477,4 +477,6 @@ class Driver:
             dataclasses.replace(measured, before=before, after=after, warmup_errors=warmup_errors),
             limits=limits,
             planned_requests=self.settings.requests_for(level),
+            price=self.settings.price,
+            compare_usd_per_mtok=self.settings.compare_usd_per_mtok,
         )

@@ -22,6 +22,7 @@ __all__ = [
     "compare_runs",
     "render_budgets",
     "render_comparison",
+    "render_cost",
     "render_run",
 ]
 
@@ -62,6 +63,7 @@ COMPARED: Final[tuple[tuple[str, Measure, Better], ...]] = (
     ),
     ("acceptance rate", _acceptance_rate, "higher"),
     ("acceptance length", _acceptance_length, "higher"),
+    ("$/M output tokens", lambda s: s.cost.usd_per_mtok_output if s.cost else None, "lower"),
 )
 SAME_WITHIN: Final = 0.01  # a relative change smaller than 1% is reported as "same"
 
@@ -159,9 +161,54 @@ def render_run(doc: RunDoc) -> str:
             f"  {label}: " + ", ".join(f"{kind} x{count}" for kind, count in kinds.items())
             for label, kinds in errors
         ]
+    cost = render_cost(doc)
+    if cost:
+        out += ["", cost]
     budgets = render_budgets(doc)
     if budgets:
         out += ["", budgets]
+    return "\n".join(out)
+
+
+def _dollars(value: float | None) -> str:
+    return "-" if value is None else f"${value:,.3f}"
+
+
+def render_cost(doc: RunDoc) -> str:
+    """The cost table (dollars per million tokens per level) and where the price came from;
+    empty when the run was not priced (no ``--gpu``)."""
+    gpu = doc.settings.gpu
+    if gpu is None:
+        return ""
+    compare = gpu.compare_usd_per_mtok
+    header = ["level", "out tok/s", "$/M out", "total tok/s", "$/M total"]
+    if compare is not None:
+        header.append(f"vs ${compare:g}/M")
+    rows = []
+    for level in doc.levels:
+        s = level.summary
+        cost = s.cost
+        row = [
+            s.level.label,
+            _num(s.output_tokens_per_s),
+            _dollars(cost.usd_per_mtok_output if cost else None),
+            _num(cost.total_tokens_per_s if cost else None),
+            _dollars(cost.usd_per_mtok_total if cost else None),
+        ]
+        if compare is not None:
+            ratio = cost.vs_compare if cost else None
+            row.append("-" if ratio is None else f"{ratio:.2f}x")
+        rows.append(row)
+    out = [
+        f"cost: {gpu.count} x {gpu.name} at ${gpu.usd_per_gpu_s:g}/GPU-s "
+        f"(${gpu.usd_per_s * 3600:,.2f}/h) from {gpu.source}: {gpu.detail}",
+        *_table(header, rows),
+    ]
+    if gpu.break_even_output_tokens_per_s is not None:
+        out.append(
+            f"break-even with ${compare:g}/M output tokens: "
+            f"{gpu.break_even_output_tokens_per_s:,.0f} output tok/s sustained"
+        )
     return "\n".join(out)
 
 
@@ -186,6 +233,10 @@ def render_budgets(doc: RunDoc) -> str:
                 f"  {verdict}  {s.level.label:<14} {check.key:<26} {measured} "
                 f"(limit {sign} {check.limit:g})"
             )
+    out.extend(
+        f"  not measured  [{info.section}.{table}]: the run has no such level"
+        for table in info.not_measured
+    )
     if total == 0:
         out.append("  no budget applies to these levels")
     else:

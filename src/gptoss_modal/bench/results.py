@@ -18,6 +18,7 @@ from gptoss_modal.bench.schema import (
     BudgetCheckDoc,
     BudgetsDoc,
     ClientDoc,
+    CostDoc,
     DistributionDoc,
     GoodputDoc,
     LevelBudgetsDoc,
@@ -97,6 +98,7 @@ class LevelResult:
     checks: list[BudgetCheck] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     warmup_errors: dict[str, int] = field(default_factory=dict)
+    cost: CostDoc | None = None  # with the GPUs' price (--gpu)
 
     @property
     def client_bound(self) -> bool:
@@ -143,6 +145,7 @@ class LevelResult:
                 held=self.budgets_held,
                 checks=[_check(c) for c in self.checks],
             ),
+            cost=self.cost,
         )
 
 
@@ -159,6 +162,7 @@ class BenchRun:
     template_tokens: int | None = None
     fixed_output: bool = True
     warnings: list[str] = field(default_factory=list)
+    budgets_not_measured: list[str] = field(default_factory=list)  # level tables not run
 
     @property
     def budgets_held(self) -> bool | None:
@@ -185,7 +189,10 @@ class BenchRun:
             budgets=None
             if self.budgets_section is None
             else BudgetsDoc(
-                section=self.budgets_section, source=self.budgets_source, held=self.budgets_held
+                section=self.budgets_section,
+                source=self.budgets_source,
+                held=self.budgets_held,
+                not_measured=self.budgets_not_measured,
             ),
             warnings=self.warnings,
             levels=[

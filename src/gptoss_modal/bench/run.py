@@ -15,6 +15,7 @@ The result is a :class:`~gptoss_modal.bench.results.BenchRun`; its JSON document
 from __future__ import annotations
 
 import collections
+import dataclasses
 import datetime
 import time
 from collections.abc import Callable
@@ -25,6 +26,7 @@ from gptoss_modal._exceptions import AllRequestsFailed, BenchmarkError, GptossMo
 from gptoss_modal.bench.budgets import Budgets
 from gptoss_modal.bench.driver import BenchClient, Driver, MetricsScraper, Sender, probe
 from gptoss_modal.bench.loads import load_pattern
+from gptoss_modal.bench.models import ModelsClient, served_model
 from gptoss_modal.bench.progress import Progress, SilentProgress
 from gptoss_modal.bench.prompts import PromptSet
 from gptoss_modal.bench.results import BenchRun
@@ -108,11 +110,18 @@ async def _run(
         started_at=_now_iso(),
         budgets_section=budgets.name if budgets else None,
         budgets_source=budgets.source if budgets else None,
+        budgets_not_measured=budgets.not_measured(
+            (level.concurrency, level.rate) for level in settings.levels
+        )
+        if budgets
+        else [],
     )
     try:
         await client.wait_healthy(timeout_s=settings.health_timeout_s, on_progress=hooks.on_health)
     except GptossModalError as exc:
         raise BenchmarkError(f"the server is not healthy: {exc}") from exc
+    settings = await _with_model(settings, client)
+    run.settings = settings
     prompts = PromptSet(settings)
     sender = Sender(client, settings.reasoning_effort, settings.fixed_output, clock)
     probed = await probe(sender, prompts, settings)
@@ -138,6 +147,17 @@ async def _run(
     if run.all_failed:
         raise _all_failed(run)
     return run
+
+
+async def _with_model(settings: BenchSettings, client: BenchClient) -> BenchSettings:
+    """The settings with the served model from ``/v1/models`` when none was given (and the
+    client sends it from now on)."""
+    if settings.model is not None or not isinstance(client, ModelsClient):
+        return settings
+    model = await served_model(client)
+    if hasattr(client, "model"):
+        client.model = model
+    return dataclasses.replace(settings, model=model)
 
 
 def _all_failed(run: BenchRun) -> AllRequestsFailed:

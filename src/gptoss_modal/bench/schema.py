@@ -25,8 +25,10 @@ __all__ = [
     "BudgetsDoc",
     "ChunksDoc",
     "ClientDoc",
+    "CostDoc",
     "DistributionDoc",
     "GoodputDoc",
+    "GpuDoc",
     "LevelBudgetsDoc",
     "LevelDoc",
     "LevelEntryDoc",
@@ -46,7 +48,11 @@ _ALLOWED: Final = "a JSON file written by gptoss-modal bench --json"
 
 
 class _Doc(msgspec.Struct, kw_only=True):
-    """Keyword-only, so the field order (the key order on disk) can mix defaults freely."""
+    """Keyword-only, so the field order (the key order on disk) can mix defaults freely.
+
+    Fields added after a schema's first files (cost, dataset, levels not measured) have
+    defaults, and the structs holding them omit them when at their default, so a file written
+    before them reads and writes back the same."""
 
 
 class LevelDoc(_Doc):
@@ -57,7 +63,23 @@ class LevelDoc(_Doc):
     rate: float | None
 
 
-class SettingsDoc(_Doc):
+class GpuDoc(_Doc):
+    """The GPUs a run is priced at: ``count`` x ``name`` at ``usd_per_gpu_s`` each (dollars
+    per GPU-second), where the price came from (``source``: ``--gpu-price``,
+    ``modal-billing-api`` or ``list-price``; ``detail`` says more), and the break-even
+    against the hosted price per million output tokens given with ``--compare-price``."""
+
+    name: str
+    count: int
+    usd_per_gpu_s: float
+    usd_per_s: float
+    source: str
+    detail: str
+    compare_usd_per_mtok: float | None = None
+    break_even_output_tokens_per_s: float | None = None
+
+
+class SettingsDoc(_Doc, omit_defaults=True):
     """What the run was asked to do; ``api_key`` is ``"set"`` or null, never the key."""
 
     url: str
@@ -73,6 +95,8 @@ class SettingsDoc(_Doc):
     seed: int
     warmup: int | None
     api_key: Literal["set"] | None
+    gpu: GpuDoc | None = None
+    dataset: str | None = None
 
 
 class DistributionDoc(_Doc):
@@ -139,7 +163,17 @@ class LevelBudgetsDoc(_Doc):
     checks: list[BudgetCheckDoc]
 
 
-class SummaryDoc(_Doc):
+class CostDoc(_Doc):
+    """A level's cost at its throughput: dollars per million output tokens and per million
+    total (prompt + output) tokens, and its ratio to ``--compare-price`` (below 1: cheaper)."""
+
+    usd_per_mtok_output: float | None
+    usd_per_mtok_total: float | None
+    total_tokens_per_s: float
+    vs_compare: float | None = None
+
+
+class SummaryDoc(_Doc, omit_defaults=True):
     """Everything the tables show for one level (latencies in milliseconds)."""
 
     level: LevelDoc
@@ -163,6 +197,7 @@ class SummaryDoc(_Doc):
     warmup_errors: dict[str, int]
     warnings: list[str]
     budgets: LevelBudgetsDoc | None
+    cost: CostDoc | None = None
 
 
 class ChunksDoc(_Doc):
@@ -212,12 +247,13 @@ class ToolDoc(_Doc):
     version: str
 
 
-class BudgetsDoc(_Doc):
+class BudgetsDoc(_Doc, omit_defaults=True):
     """The budgets section the run was held to, and whether every level's budgets held."""
 
     section: str
     source: str | None
     held: bool | None
+    not_measured: list[str] = []
 
 
 class RunDoc(_Doc, kw_only=True):

@@ -13,6 +13,7 @@ from typing import Any, Final, TypeVar
 
 from gptoss_modal._duration import parse_duration
 from gptoss_modal._exceptions import ConfigError
+from gptoss_modal.bench.cost import GpuPrice, gpu_doc
 from gptoss_modal.bench.schema import LevelDoc, SettingsDoc
 
 __all__ = [
@@ -105,7 +106,9 @@ class BenchSettings:
     """Everything a run needs. ``requests`` and ``duration_s`` are per level (neither: 4 per
     slot, at least 8). ``prompts`` are chat conversations (from a JSONL file); without them
     synthetic prompts of ``input_tokens`` are made from ``seed``. ``warmup`` is the number of
-    uncounted requests before each level (``None``: one per slot)."""
+    uncounted requests before each level (``None``: one per slot). ``price`` (the GPUs'
+    price, :mod:`gptoss_modal.bench.cost`) turns each level's throughput into dollars per
+    million tokens, and ``compare_usd_per_mtok`` is a hosted price to hold it against."""
 
     url: str
     model: str | None = "llm"
@@ -126,6 +129,10 @@ class BenchSettings:
     stall_timeout_s: float | None = 120.0
     connect_timeout_s: float | None = 10.0
     scrape_metrics: bool = True
+    # Cost and datasets (issue 14).
+    price: GpuPrice | None = None
+    compare_usd_per_mtok: float | None = None
+    dataset: str | None = None  # the prompts file's format: "jsonl" or "sharegpt"
 
     def __post_init__(self) -> None:
         if not self.levels:
@@ -148,6 +155,13 @@ class BenchSettings:
             raise ConfigError("--reasoning-effort", self.reasoning_effort, "low, medium or high")
         if self.prompts is not None and not self.prompts:
             raise ConfigError("--prompts", self.prompts_source, "a file with at least one prompt")
+        if self.compare_usd_per_mtok is not None and self.price is None:
+            raise ConfigError(
+                "--compare-price",
+                self.compare_usd_per_mtok,
+                "--gpu",
+                message="--compare-price needs the GPU's price: give --gpu (e.g. B200)",
+            )
 
     def requests_for(self, level: Level) -> int | None:
         """How many measured requests a level sends (``None``: as many as fit the duration)."""
@@ -173,4 +187,6 @@ class BenchSettings:
             seed=self.seed,
             warmup=self.warmup,
             api_key="set" if self.api_key else None,
+            gpu=None if self.price is None else gpu_doc(self.price, self.compare_usd_per_mtok),
+            dataset=self.dataset,
         )

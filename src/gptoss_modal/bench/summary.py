@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from gptoss_modal.bench.budgets import evaluate_budgets, measured_values
+from gptoss_modal.bench.cost import GpuPrice, level_cost
 from gptoss_modal.bench.prometheus import (
     MetricsSnapshot,
     SpecDecode,
@@ -109,6 +110,8 @@ def summarise(
     *,
     limits: dict[str, float] | None = None,
     planned_requests: int | None = None,
+    price: GpuPrice | None = None,
+    compare_usd_per_mtok: float | None = None,
 ) -> LevelResult:
     """The level's result: its records in order, summary, server-side numbers, budget checks
     (``limits``: the level's budgets) and warnings. ``planned_requests`` is how many requests
@@ -127,12 +130,20 @@ def summarise(
         cpu_fraction=cpu / wall if wall > 0 else 0.0,
         limits=limits,
         warmup_errors=dict(measured.warmup_errors),
+        cost=level_cost(
+            price,
+            output_tokens=summary.output_tokens,
+            input_tokens=summary.input_tokens,
+            duration_s=summary.duration_s,
+            compare_usd_per_mtok=compare_usd_per_mtok,
+        ),
     )
     if limits is not None:
         values = measured_values(
             summary,
             acceptance_rate=spec.acceptance_rate if spec else None,
             acceptance_length=spec.acceptance_length if spec else None,
+            usd_per_s=price.usd_per_s if price else None,
         )
         result.checks = evaluate_budgets(limits, values)
     result.warnings = _warnings(result, planned_requests)

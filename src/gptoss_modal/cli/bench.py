@@ -25,6 +25,7 @@ from gptoss_modal.cli._options import API_KEY_ENV, request_headers
 
 if TYPE_CHECKING:
     from gptoss_modal.bench.budgets import Budgets
+    from gptoss_modal.bench.cost import GpuPrice
     from gptoss_modal.bench.results import BenchRun
     from gptoss_modal.bench.run import AllRequestsFailed
     from gptoss_modal.bench.settings import BenchSettings
@@ -76,7 +77,7 @@ def register_run(commands: argparse._SubParsersAction[Any]) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("url", metavar="URL", help="the server's root URL")
-    p.add_argument("--model", default="llm", help="served model name (default: llm)")
+    p.add_argument("--model", help="served model name (default: the one /v1/models lists)")
     p.add_argument("--api-key", help=f"the server's API key (default: ${API_KEY_ENV})")
     p.add_argument(
         "--header",
@@ -91,7 +92,9 @@ def register_run(commands: argparse._SubParsersAction[Any]) -> None:
         "--budgets", metavar="FILE.toml", help="latency budgets (see budgets.example.toml)"
     )
     out.add_argument(
-        "--gpu", metavar="SECTION", help="the budgets file's section (default: its only one)"
+        "--gpu",
+        metavar="GPU[:N]",
+        help="the GPU (B200, H200, H100; priced per level) and the budgets file's section",
     )
     out.add_argument("--json", metavar="OUT.json", help="write every request and the summary here")
     out.add_argument("--plot", metavar="OUT.png", help="plot latency and throughput against load")
@@ -102,7 +105,63 @@ def register_run(commands: argparse._SubParsersAction[Any]) -> None:
         "--stall-timeout", default="120s", help="fail a request after no bytes for this long (120s)"
     )
     conn.add_argument("--no-metrics", action="store_true", help="do not scrape /metrics")
+    _cost_and_format_options(p)
     p.set_defaults(func=bench)
+
+
+# --- issue 14: cost, the vLLM result format and vLLM's flag spellings -------------------------
+
+
+def _cost_and_format_options(p: argparse.ArgumentParser) -> None:
+    """``--gpu-count``, ``--gpu-price``, ``--compare-price`` and ``--format``."""
+    cost = p.add_argument_group("cost (with --gpu)")
+    cost.add_argument("--gpu-count", type=int, help="GPUs serving the model (default 1, or :N)")
+    cost.add_argument(
+        "--gpu-price",
+        metavar="USD",
+        help="dollars per GPU-second (0.001736) or GPU-hour (6.25/h); default: Modal's "
+        "billing API with credentials, else the list price",
+    )
+    cost.add_argument(
+        "--compare-price",
+        metavar="USD/M",
+        help="a hosted price per million output tokens to hold each level against, e.g. 0.19/M",
+    )
+    p.add_argument(
+        "--format",
+        choices=("gptoss", "vllm"),
+        default="gptoss",
+        help="what --json writes: this tool's document (default) or one `vllm bench serve "
+        "--save-result` object per level, one per line",
+    )
+
+
+def _price(args: argparse.Namespace) -> GpuPrice | None:
+    """The GPUs' price (``--gpu``, ``--gpu-count``, ``--gpu-price``), or ``None``: not priced
+    (no ``--gpu``, or a budgets section that is not a GPU we have a price for)."""
+    from gptoss_modal.bench.cost import (
+        LIST_PRICES_USD_PER_S,
+        parse_gpu,
+        parse_gpu_price,
+        resolve_price,
+    )
+
+    override = parse_gpu_price(args.gpu_price) if args.gpu_price else None
+    if not args.gpu:
+        if override is not None or args.gpu_count is not None:
+            from gptoss_modal._exceptions import ConfigError
+
+            flag = "--gpu-price" if override is not None else "--gpu-count"
+            raise ConfigError(flag, None, "--gpu", message=f"{flag} needs --gpu (e.g. B200)")
+        return None
+    name, count = parse_gpu(args.gpu, args.gpu_count)
+    if override is None and name not in LIST_PRICES_USD_PER_S and args.budgets:
+        return None  # a budgets section such as "mock": not a GPU with a price
+    notes: list[str] = []
+    price = resolve_price(name, count, override_usd_per_s=override, notes=notes)
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
+    return price
 
 
 def _load_options(p: argparse.ArgumentParser) -> None:
@@ -110,11 +169,21 @@ def _load_options(p: argparse.ArgumentParser) -> None:
     load = p.add_argument_group("load")
     load.add_argument(
         "--concurrency",
+        "--max-concurrency",  # vLLM's spelling
         help="closed-loop levels, e.g. 1,8,32 (default); with --rate, the in-flight cap",
     )
-    load.add_argument("--rate", help="open-loop Poisson arrivals per second, e.g. 2 or 0.5,1,2")
+    load.add_argument(
+        "--rate",
+        "--request-rate",  # vLLM's spelling; inf means closed loop, as in vLLM
+        help="open-loop Poisson arrivals per second, e.g. 2 or 0.5,1,2",
+    )
     size = load.add_mutually_exclusive_group()
-    size.add_argument("--requests", type=int, help="measured requests per level (default 4/slot)")
+    size.add_argument(
+        "--requests",
+        "--num-prompts",  # vLLM's spelling
+        type=int,
+        help="measured requests per level (default 4/slot)",
+    )
     size.add_argument("--duration", help="send requests for this long per level, e.g. 60s, 2m")
     load.add_argument(
         "--warmup", type=int, help="uncounted requests before each level (default: one per slot)"
@@ -141,7 +210,10 @@ def _load_options(p: argparse.ArgumentParser) -> None:
         help="gpt-oss reasoning effort (default low)",
     )
     req.add_argument(
-        "--prompts", metavar="FILE.jsonl", help='prompts: {"messages": [...]} per line'
+        "--prompts",
+        "--dataset-path",  # vLLM's spelling
+        metavar="FILE",
+        help='prompts: JSONL of {"messages": [...]} or {"prompt": "..."}, or ShareGPT',
     )
 
 
@@ -189,16 +261,33 @@ def compare(args: argparse.Namespace) -> int:
 
 def _settings(args: argparse.Namespace) -> BenchSettings:
     """The run's settings from the flags (a ConfigError naming the flag for a bad one)."""
-    from gptoss_modal.bench.prompts import load_prompts
+    from gptoss_modal.bench.prompts import load_dataset
     from gptoss_modal.bench.settings import BenchSettings, parse_duration, parse_levels
 
-    prompts = load_prompts(args.prompts) if args.prompts else None
+    dataset = load_dataset(args.prompts) if args.prompts else None
+    if dataset is not None and dataset.skipped:
+        print(
+            f"note: {args.prompts}: {dataset.skipped} conversations without a user turn skipped",
+            file=sys.stderr,
+        )
+    prompts = dataset.prompts if dataset is not None else None
+    price = _price(args)
+    if args.format == "vllm" and not args.json:
+        from gptoss_modal._exceptions import ConfigError
+
+        raise ConfigError("--format", "vllm", "--json", message="--format vllm needs --json OUT")
+    compare = None
+    if args.compare_price:
+        from gptoss_modal.bench.cost import parse_mtok_price
+
+        compare = parse_mtok_price(args.compare_price)
     return BenchSettings(
         url=args.url,
         model=args.model or None,
         api_key=args.api_key or os.environ.get(API_KEY_ENV) or None,
         headers=request_headers(args.header, os.environ),  # + Modal proxy auth from env
-        levels=parse_levels(args.concurrency, args.rate),
+        # vLLM's --request-rate inf is its closed loop: here, no --rate.
+        levels=parse_levels(args.concurrency, None if args.rate == "inf" else args.rate),
         requests=args.requests,
         duration_s=parse_duration(args.duration) if args.duration else None,
         input_tokens=args.input_tokens,
@@ -212,6 +301,9 @@ def _settings(args: argparse.Namespace) -> BenchSettings:
         health_timeout_s=parse_duration(args.wait, "--wait"),
         stall_timeout_s=parse_duration(args.stall_timeout, "--stall-timeout"),
         scrape_metrics=not args.no_metrics,
+        price=price,
+        compare_usd_per_mtok=compare,
+        dataset=dataset.format if dataset is not None else None,
     )
 
 
@@ -219,17 +311,23 @@ def _budgets(args: argparse.Namespace) -> Budgets | None:
     """The budgets section the run is held to (``--budgets`` and ``--gpu``), if any."""
     from gptoss_modal.bench.budgets import load_budgets
 
-    budgets = load_budgets(args.budgets).section(args.gpu) if args.budgets else None
-    if args.gpu and not args.budgets:
-        from gptoss_modal._exceptions import ConfigError
+    if not args.budgets:
+        return None  # --gpu alone prices the run (see _price)
+    budgets_file = load_budgets(args.budgets)
+    section = args.gpu
+    if section and section not in budgets_file.sections:
+        section = section.partition(":")[0]  # B200:2 picks [B200]
+    return budgets_file.section(section)
 
-        raise ConfigError(
-            "--gpu",
-            args.gpu,
-            "--budgets",
-            message="--gpu picks a section of the budgets file: give it with --budgets FILE.toml",
-        )
-    return budgets
+
+def _write_json(args: argparse.Namespace, result: BenchRun) -> None:
+    """``--json`` in the chosen ``--format``."""
+    if args.format == "vllm":
+        from gptoss_modal.bench.vllm_format import write_vllm
+
+        write_vllm(result, args.json)
+    else:
+        result.write_json(args.json)
 
 
 def _all_failed(args: argparse.Namespace, exc: AllRequestsFailed) -> int:
@@ -237,7 +335,7 @@ def _all_failed(args: argparse.Namespace, exc: AllRequestsFailed) -> int:
     from gptoss_modal.bench.report import render_run
 
     if args.json:
-        exc.run.write_json(args.json)
+        _write_json(args, exc.run)
         print(f"json: {args.json}", file=sys.stderr)
     print(render_run(exc.run.to_doc(records=False)))
     for warning in exc.run.warnings:
@@ -317,7 +415,7 @@ def bench(args: argparse.Namespace) -> int:
     for warning in result.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     if args.json:
-        result.write_json(args.json)
+        _write_json(args, result)
         print(f"\njson: {args.json}")
     if args.plot:
         from gptoss_modal.bench.plot import plot_runs

@@ -256,3 +256,32 @@ def test_a_bad_cold_start_budget_names_its_path(table: dict[str, Any], field: st
     with pytest.raises(ConfigError) as caught:
         parse_budgets({"B200": {"cold_starts": table}})
     assert caught.value.field == field
+
+
+def test_a_budget_for_a_level_not_run_is_reported_not_skipped() -> None:
+    """Tables for concurrency 4 and rate 2.5 with a run of c=1 and c=8: both named."""
+    data = {
+        "s": {
+            "concurrency": {"1": {"ttft_p50_ms": 1}, "4": {"ttft_p50_ms": 1}},
+            "rate": {"2.5": {"ttft_p50_ms": 1}},
+        }
+    }
+    section = parse_budgets(data).section("s")
+    assert section.not_measured([(1, None), (8, None)]) == ["concurrency.4", "rate.2.5"]
+    assert section.not_measured([(1, None), (4, 2.5)]) == []
+
+
+def test_max_cost_per_mtok_is_a_budget_on_the_priced_throughput() -> None:
+    """max_cost_per_mtok checks dollars per million output tokens; without a price it fails."""
+    from gptoss_modal.bench.budgets import evaluate_budgets, measured_values
+    from gptoss_modal.bench.stats import summarize_level
+
+    limits = parse_budgets({"s": {"all": {"max_cost_per_mtok": 2.0}}}).section("s").every
+    summary = summarize_level([], {}, 1.0)
+    object.__setattr__(summary, "completed", 1)
+    object.__setattr__(summary, "output_tokens_per_s", 1000.0)
+    priced = evaluate_budgets(limits, measured_values(summary, usd_per_s=0.001736))
+    assert [c.passed for c in priced] == [True]
+    assert priced[0].measured == pytest.approx(1.736)
+    unpriced = evaluate_budgets(limits, measured_values(summary))
+    assert [(c.measured, c.passed) for c in unpriced] == [(None, False)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 from pathlib import Path
 
@@ -90,3 +91,48 @@ def test_a_missing_prompts_file_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="readable") as info:
         load_prompts(tmp_path / "missing.jsonl")
     assert info.value.field == "--prompts"
+
+
+def test_prompt_lines_and_sharegpt_files_load(tmp_path: Path) -> None:
+    """A {"prompt"} line is one user request; a ShareGPT array gives each conversation's system
+    and first user turn; entries with no user turn are skipped and counted."""
+    from gptoss_modal.bench.prompts import load_dataset
+
+    lines = tmp_path / "prompts.jsonl"
+    lines.write_text('{"prompt": "hi"}\n{"messages": [{"role": "user", "content": "yo"}]}\n')
+    plain = load_dataset(lines)
+    assert plain.format == "jsonl"
+    assert plain.prompts == (
+        ({"role": "user", "content": "hi"},),
+        ({"role": "user", "content": "yo"},),
+    )
+    share = tmp_path / "sharegpt.json"
+    conversations = [
+        {
+            "conversations": [
+                {"from": "system", "value": "be brief"},
+                {"from": "human", "value": "a?"},
+                {"from": "gpt", "value": "b"},
+                {"from": "human", "value": "c?"},
+            ]
+        },
+        {"conversations": [{"from": "gpt", "value": "alone"}]},
+    ]
+    share.write_text(json.dumps(conversations))
+    data = load_dataset(share)
+    assert data.format == "sharegpt"
+    assert data.prompts == (
+        ({"role": "system", "content": "be brief"}, {"role": "user", "content": "a?"}),
+    )
+    assert data.skipped == 1
+
+
+def test_a_sharegpt_turn_with_an_unknown_speaker_names_it(tmp_path: Path) -> None:
+    """A ShareGPT turn from an unknown speaker is a ConfigError naming the entry and turn."""
+    from gptoss_modal.bench.prompts import load_dataset
+
+    share = tmp_path / "s.jsonl"
+    share.write_text('{"conversations": [{"from": "robot", "value": "x"}]}\n')
+    with pytest.raises(ConfigError) as info:
+        load_dataset(share)
+    assert info.value.field.endswith("s.jsonl:1.conversations[0]")

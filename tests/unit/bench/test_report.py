@@ -142,7 +142,10 @@ def test_compare_prints_the_changes(saved: Path, capsys: pytest.CaptureFixture[s
         ["bench", "compare", "one.json"],
         ["bench", "http://x", "extra"],
         ["bench", "http://x", "--requests", "3", "--duration", "5s"],
-        ["bench", "http://x", "--gpu", "B200"],
+        ["bench", "http://x", "--gpu", "T4"],  # no list price, no --gpu-price, no budgets
+        ["bench", "http://x", "--compare-price", "0.19/M"],  # nothing to compare without --gpu
+        ["bench", "http://x", "--gpu", "B200", "--gpu-price", "cheap"],
+        ["bench", "http://x", "--format", "vllm"],  # needs --json
         ["bench", "http://x", "--concurrency", "0"],
         ["bench", "http://x", "--duration", "soon"],
         ["bench", "http://x", "--header", "no-colon"],

@@ -225,7 +225,7 @@ def test_bench_url_keeps_working_beside_its_subcommands(argv: list[str], command
     [
         (["bench", "compare", "a.json"], "required: B.json", "compare=["),
         (["bench", "compare", "nope.json", "b.json"], "cannot read nope.json", "nope.json='"),
-        (["bench", "http://127.0.0.1:9", "--gpu", "B200"], "give it with --budgets", "--gpu='"),
+        (["bench", "http://127.0.0.1:9", "--gpu", "T4"], "give its price with", "--gpu='"),
     ],
 )
 def test_errors_say_what_to_do_not_a_dump_of_the_value(
