@@ -72,24 +72,21 @@ def cost_of(summary: SummaryDoc, key: str) -> float | None:
     return float(value) if isinstance(value, (int, float)) else None
 
 
-def _gpus(summary: SummaryDoc) -> int:
-    """GPUs serving the level (the cost's ``gpu_count`` when recorded, else one)."""
-    count = _field(_field(summary, "cost"), "gpu_count")
-    return count if isinstance(count, int) and count > 0 else 1
+def gpu_count(doc: RunDoc) -> int | None:
+    """GPUs serving the run (``--gpu NAME:N`` or ``--gpu-count``), ``None`` when not recorded."""
+    gpu = doc.settings.gpu
+    return gpu.count if gpu is not None else None
 
 
 def title_of(doc: RunDoc) -> str:
-    """``openai/gpt-oss-20b · H100 · vLLM 0.13.0`` from what the run recorded; a missing
+    """``openai/gpt-oss-20b · 1 x B200 · vLLM 0.33.0`` from what the run recorded; a missing
     fact says so, so a reader knows it is unknown rather than left out."""
-    costs = [_field(level.summary, "cost") for level in doc.levels]
-    gpu = _field(doc.settings, "gpu") or next(
-        (g for c in costs if (g := _field(c, "gpu")) is not None), None
-    )
+    gpu = doc.settings.gpu
     version = _field(doc, "vllm_version") or _field(doc.settings, "vllm_version")
     return " · ".join(
         (
             f"{doc.settings.model or 'model not named'}",
-            f"GPU {gpu}" if gpu else "GPU not recorded",
+            f"{gpu.count} x {gpu.name}" if gpu is not None else "GPU not recorded",
             f"vLLM {version}" if version else "vLLM version not recorded",
         )
     )
@@ -128,6 +125,7 @@ class _Run:
     colour: str
     summaries: list[SummaryDoc]
     palette: tuple[str, ...] = ()
+    gpus: int | None = None  # GPUs serving the run, when recorded
 
     def label(self, what: str) -> str:
         return f"{self.name} {what}".strip()
@@ -145,14 +143,14 @@ def _headroom(ax: Axes, factor: float = 1.15) -> None:
 def _tradeoff(ax: Axes, runs: Sequence[_Run]) -> None:
     """Per-user speed against per-GPU throughput, each point named by its level."""
     for run in runs:
-        xs = [s.output_tokens_per_s / _gpus(s) for s in run.summaries]
+        xs = [s.output_tokens_per_s / (run.gpus or 1) for s in run.summaries]
         ys = [_per_user(s) for s in run.summaries]
         ax.plot(xs, ys, "-", marker="o", color=run.colour, label=run.label("levels"))
         for x, y, s in zip(xs, ys, run.summaries, strict=True):
             ax.annotate(
                 s.level.label, (x, y), textcoords="offset points", xytext=(5, 5), fontsize=7
             )
-    counted = any(_field(_field(s, "cost"), "gpu_count") for r in runs for s in r.summaries)
+    counted = all(r.gpus for r in runs)
     ax.set_title("trade-off: speed per user against throughput per GPU")
     ax.set_xlabel(
         "output tokens/s per GPU" if counted else "output tokens/s (GPU count not recorded)"
@@ -296,6 +294,7 @@ def plot_runs(runs: Sequence[tuple[str, RunDoc]], path: str | Path) -> None:
             colours[number % len(colours)],
             sorted((lv.summary for lv in doc.levels), key=_x),
             tuple(colours) if lone else (),
+            gpu_count(doc),
         )
         for number, (name, doc) in enumerate(runs)
     ]

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import msgspec
 import pytest
 
-from gptoss_modal.bench.schema import LevelEntryDoc, RunDoc, SummaryDoc, read_run
+from gptoss_modal.bench.schema import CostDoc, GpuDoc, RunDoc, read_run
 
 pytest.importorskip("matplotlib")
 
@@ -17,26 +17,21 @@ from matplotlib.figure import Figure
 from gptoss_modal.bench import plot
 
 RUN = Path(__file__).parent / "data" / "run-v1.json"
-COST = {"usd_per_mtok_output": 2.5, "usd_per_mtok_total": 0.9, "gpu": "H100", "gpu_count": 2}
+COST = CostDoc(usd_per_mtok_output=2.5, usd_per_mtok_total=0.9, total_tokens_per_s=100.0)
+GPU = GpuDoc(
+    name="H100", count=2, usd_per_gpu_s=0.001, usd_per_s=0.002, source="list-price", detail=""
+)
 
 
-class WithCost:
-    """A level summary with the ``cost`` field the cost module adds to the document."""
-
-    def __init__(self, summary: SummaryDoc, cost: dict[str, Any]) -> None:
-        self._summary = summary
-        self.cost = cost
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._summary, name)
-
-
-def with_cost(doc: RunDoc, cost: dict[str, Any]) -> RunDoc:
+def with_cost(doc: RunDoc, cost: CostDoc) -> RunDoc:
+    """The document as a ``--gpu H100:2`` run writes it: the GPUs in the settings, a cost per
+    level (the cost module's own structs)."""
     levels = [
-        LevelEntryDoc(summary=cast(SummaryDoc, WithCost(level.summary, cost)))
+        msgspec.structs.replace(level, summary=msgspec.structs.replace(level.summary, cost=cost))
         for level in doc.levels
     ]
-    return msgspec.structs.replace(doc, levels=levels)
+    settings = msgspec.structs.replace(doc.settings, gpu=GPU)
+    return msgspec.structs.replace(doc, levels=levels, settings=settings)
 
 
 @pytest.fixture
@@ -128,7 +123,7 @@ def test_the_title_names_model_gpu_and_vllm_version(doc: RunDoc) -> None:
     assert plot.title_of(doc) == (
         f"{doc.settings.model} · GPU not recorded · vLLM version not recorded"
     )
-    assert "GPU H100" in plot.title_of(with_cost(doc, COST))
+    assert "2 x H100" in plot.title_of(with_cost(doc, COST))
 
 
 def test_cost_of_reads_the_summary_cost_field(doc: RunDoc) -> None:
