@@ -31,8 +31,10 @@ from gptoss_modal.stream.sse import ServerSentEvent
 
 __all__ = [
     "RESPONSE_TERMINAL_TYPES",
+    "AnyResponseEvent",
     "ContentPart",
     "ContentPartEvent",
+    "ErrorEvent",
     "FunctionCallArgumentsDelta",
     "FunctionCallArgumentsDone",
     "OutputItem",
