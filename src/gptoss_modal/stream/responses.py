@@ -437,7 +437,9 @@ def _parse(sse: ServerSentEvent) -> AnyResponseEvent:
     kind = sse.event
     if kind == "message":  # no event: line (vLLM always sends one): the data names its type
         kind = _type_of(data)
-    if kind == "error":  # vLLM's {"error": {...}} payload, or the openai API's error event
+    # vLLM's {"error": {...}} payload (under any event name: every field of an event has a
+    # default, so it would decode as an empty event), or the openai API's error event
+    if kind == "error" or data.startswith('{"error"'):
         upstream = _upstream_error(data)
         if upstream is not None:
             raise upstream
