@@ -353,6 +353,78 @@ def bench_event_sizes(repeats: int) -> None:
     )
 
 
+def responses_events(count: int) -> list[bytes]:
+    """A vLLM 0.33.0-shaped Responses stream: ``count`` answer deltas between the lifecycle
+    and item events, one event per write, ending with ``response.completed``."""
+    from gptoss_modal.stream.sse import encode_event
+
+    def event(kind: str, number: int, **fields: Any) -> bytes:
+        data = _dumps({**fields, "sequence_number": number, "type": kind})
+        return encode_event(data, event=kind)
+
+    response = {"id": "resp_1", "object": "response", "model": MODEL, "output": [],
+                "status": "in_progress"}  # fmt: skip
+    where = {"content_index": 0, "item_id": "msg_1", "output_index": 0}
+    events = [event("response.created", 0, response=response),
+              event("response.in_progress", 1, response=response)]  # fmt: skip
+    events += [
+        event("response.output_text.delta", 2 + i, delta=f" tok{i % 97}", logprobs=[], **where)
+        for i in range(count)
+    ]
+    done = {**response, "status": "completed", "usage": {"input_tokens": 20, "output_tokens": count,
+            "total_tokens": 20 + count}}  # fmt: skip
+    events.append(event("response.completed", 2 + count, response=done))
+    return events
+
+
+def decode_responses_ours(reads: list[bytes]) -> int:
+    from gptoss_modal.stream.responses import AnyResponseEvent
+    from gptoss_modal.stream.responses_decoder import ResponseEventDecoder
+
+    decoder = ResponseEventDecoder()
+    events: list[AnyResponseEvent] = []
+    for data in reads:
+        if decoder.feed(data, events):
+            break
+    return len(events)
+
+
+def decode_responses_openai(reads: list[bytes]) -> int:
+    """What ``client.responses.create(stream=True)`` does per event: its SSE decoder, then
+    ``json.loads`` and its typed ``ResponseStreamEvent`` union."""
+    from openai._models import construct_type
+    from openai._streaming import SSEDecoder as OpenAIDecoder
+    from openai.types.responses import ResponseStreamEvent
+
+    count = 0
+    for sse in OpenAIDecoder().iter_bytes(iter(reads)):
+        construct_type(type_=ResponseStreamEvent, value=json.loads(sse.data))
+        count += 1
+    return count
+
+
+def bench_responses_decode(repeats: int) -> None:
+    """The Responses decode path beside the chat path's (as many deltas) and the openai SDK's."""
+    count = 10000
+    body = b"".join(responses_events(count))
+    chat = b"".join(vllm_events(count)) + DONE_EVENT
+    rows = []
+    for name, decode, data, events in (
+        ("ours: ResponseEventDecoder (Responses)", decode_responses_ours, body, count + 3),
+        ("openai SDK Responses stream (same bytes)", decode_responses_openai, body, count + 3),
+        ("ours: ChatChunkDecoder (chat, same deltas)", decode_ours, chat, count),
+    ):
+        reads = reads_of(data, 4096)
+        assert decode(reads) == events, name
+        rate = events / median(cpu_seconds(functools.partial(decode, reads), repeats))
+        rows.append([name, f"{rate:,.0f}", f"{len(data) / events:.0f}"])
+    table(
+        f"Responses decode: events per CPU-second, 4 KiB reads (median of {repeats})",
+        ["decoder", "events/CPU-s", "bytes/event"],
+        rows,
+    )
+
+
 # --- 3. end to end over loopback ---------------------------------------------------------------
 #
 # The server: a small HTTP/1.1 server on asyncio's protocol API, run as its own process.
@@ -804,6 +876,7 @@ def main(argv: list[str] | None = None) -> None:
     json_s = bench_json(repeats)
     bench_decode(repeats)
     bench_event_sizes(repeats)
+    bench_responses_decode(repeats)
     e2e_repeats, warmup_s, window_s = (1, 0.2, 0.3) if args.quick else (4, 0.2, 0.4)
     results = bench_end_to_end(concurrencies, e2e_repeats, warmup_s, window_s)
     check_targets(results, concurrencies, json_s)

@@ -11,6 +11,14 @@ Layered from pure to I/O (each module imports only those above it)::
     chatstream   one streamed chat request: retries, redirects, the stall watchdog (aiohttp)
     client       the aiohttp client: health wait, metrics, streamed chat (aiohttp)
 
+and the Responses API (``/v1/responses``) beside the chat path, layered the same way::
+
+    responses_request      the JSON body of a Responses request, checked (no dependency)
+    responses              events in, typed Responses events out (msgspec)
+    responses_decoder      bytes in, typed events out (msgspec)
+    responses_accumulator  events folded into the response; one request's timings
+    responses_client       the streamed request on the client (aiohttp)
+
 Every public name is importable from here and loads its module on first use (PEP 562), so
 ``import gptoss_modal.stream`` costs nothing until a name is asked for.
 """
@@ -58,6 +66,47 @@ if TYPE_CHECKING:  # for mypy; a unit test checks it names exactly __all__, each
     )
     from gptoss_modal.stream.decoder import ChatChunkDecoder
     from gptoss_modal.stream.request import REASONING_EFFORTS, build_chat_request
+    from gptoss_modal.stream.responses import (
+        RESPONSE_TERMINAL_TYPES,
+        AnyResponseEvent,
+        ContentPart,
+        ContentPartEvent,
+        ErrorEvent,
+        FunctionCallArgumentsDelta,
+        FunctionCallArgumentsDone,
+        OutputItem,
+        OutputItemEvent,
+        OutputTextDelta,
+        OutputTextDone,
+        ReasoningTextDelta,
+        ReasoningTextDone,
+        ResponseEvent,
+        ResponseLifecycleEvent,
+        ResponseObject,
+        ResponseUsage,
+        ToolCallArgumentsDelta,
+        ToolCallArgumentsDone,
+        ToolCallStatusEvent,
+        UnknownEvent,
+        parse_response_event,
+        parse_response_events,
+    )
+    from gptoss_modal.stream.responses_accumulator import (
+        BuiltinToolCall,
+        ResponseAccumulator,
+        ResponseOutput,
+        ResponseResult,
+    )
+    from gptoss_modal.stream.responses_client import (
+        ResponseStream,
+        stream_response,
+    )
+    from gptoss_modal.stream.responses_decoder import (
+        ResponseEventDecoder,
+    )
+    from gptoss_modal.stream.responses_request import (
+        build_response_request,
+    )
     from gptoss_modal.stream.sse import (
         DEFAULT_MAX_EVENT_CHARS,
         ServerSentEvent,
@@ -76,6 +125,9 @@ __all__ = [
     "DEFAULT_STALL_TIMEOUT_S",
     "DONE",
     "REASONING_EFFORTS",
+    "RESPONSE_TERMINAL_TYPES",
+    "AnyResponseEvent",
+    "BuiltinToolCall",
     "ChatAccumulator",
     "ChatChunk",
     "ChatChunkDecoder",
@@ -84,28 +136,69 @@ __all__ = [
     "ChatStream",
     "Choice",
     "Client",
+    "ContentPart",
+    "ContentPartEvent",
     "Delta",
+    "ErrorEvent",
+    "FunctionCallArgumentsDelta",
+    "FunctionCallArgumentsDone",
     "FunctionDelta",
     "HealthProgress",
+    "OutputItem",
+    "OutputItemEvent",
+    "OutputTextDelta",
+    "OutputTextDone",
+    "ReasoningTextDelta",
+    "ReasoningTextDone",
+    "ResponseAccumulator",
+    "ResponseEvent",
+    "ResponseEventDecoder",
+    "ResponseLifecycleEvent",
+    "ResponseObject",
+    "ResponseOutput",
+    "ResponseResult",
+    "ResponseStream",
+    "ResponseUsage",
     "SSEDecoder",
     "ServerSentEvent",
     "StreamEnd",
     "ToolCall",
+    "ToolCallArgumentsDelta",
+    "ToolCallArgumentsDone",
     "ToolCallDelta",
+    "ToolCallStatusEvent",
+    "UnknownEvent",
     "Usage",
     "build_chat_request",
+    "build_response_request",
     "decode_tokens_per_s",
     "encode_event",
     "parse_chat_chunk",
     "parse_chat_chunks",
+    "parse_response_event",
+    "parse_response_events",
     "stream_chat",
+    "stream_response",
     "time_per_output_token_s",
     "wait_healthy",
     "worth_waiting",
 ]
 
 # Where the lazy lookup searches, lightest first: a name found early never loads aiohttp.
-SUBMODULES = ("sse", "request", "chunks", "decoder", "accumulator", "chatstream", "client")
+SUBMODULES = (
+    "sse",
+    "request",
+    "responses_request",
+    "chunks",
+    "decoder",
+    "accumulator",
+    "responses",
+    "responses_decoder",
+    "responses_accumulator",
+    "chatstream",
+    "client",
+    "responses_client",
+)
 
 
 def __getattr__(name: str) -> Any:

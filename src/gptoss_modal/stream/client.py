@@ -28,7 +28,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Final, Self
+from typing import TYPE_CHECKING, Any, Final, Self
 
 import aiohttp
 import msgspec
@@ -62,6 +62,10 @@ from gptoss_modal.stream.errors import status_error as _status_error
 from gptoss_modal.stream.errors import translate as _translate
 from gptoss_modal.stream.request import build_chat_request
 from gptoss_modal.stream.sse import DEFAULT_MAX_EVENT_CHARS
+
+if TYPE_CHECKING:
+    from gptoss_modal.stream.responses_accumulator import ResponseResult
+    from gptoss_modal.stream.responses_client import ResponseStream
 
 __all__ = [
     "DEFAULT_CONNECT_TIMEOUT_S",
@@ -434,6 +438,49 @@ class Client:
         raise HTTPStatusError(
             f"{url} redirected more than {MAX_REDIRECTS} times", status=status, url=url
         )
+
+    def stream_response(
+        self,
+        input: str | Sequence[Mapping[str, Any]],
+        *,
+        instructions: str | None = None,
+        model: str | None = None,
+        reasoning_effort: str | None = None,
+        tools: Sequence[Mapping[str, Any]] | None = None,
+        max_output_tokens: int | None = None,
+        previous_response_id: str | None = None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> ResponseStream:
+        """Start a streamed Responses request, ``POST /v1/responses`` (sent on first use).
+
+        The arguments are those of
+        :func:`~gptoss_modal.stream.responses_request.build_response_request`; ``model``
+        defaults to the client's. Returns a
+        :class:`~gptoss_modal.stream.responses_client.ResponseStream`.
+        """
+        # Imported here: that module builds on this one (its stream is a ChatStream).
+        from gptoss_modal.stream.responses_client import new_response_stream
+        from gptoss_modal.stream.responses_request import build_response_request
+
+        body = build_response_request(
+            input,
+            instructions=instructions,
+            model=model if model is not None else self.model,
+            reasoning_effort=reasoning_effort,
+            tools=tools,
+            max_output_tokens=max_output_tokens,
+            previous_response_id=previous_response_id,
+            extra=extra,
+        )
+        return new_response_stream(self, body, owns=False)
+
+    async def respond(
+        self, input: str | Sequence[Mapping[str, Any]], **options: Any
+    ) -> ResponseResult:
+        """Stream a Responses request to its end and return the result (``stream_response``
+        options)."""
+        async with self.stream_response(input, **options) as stream:
+            return await stream.collect()
 
 
 @dataclass(frozen=True, slots=True)
