@@ -174,6 +174,16 @@ STREAM_CASES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
             tools=[WEATHER_TOOL],
         ),
     ),
+    "tool-call-length": (  # max_tokens is reached inside the call's arguments (vllm#37937)
+        {},
+        chat(
+            "What is the weather in Paris? Use get_weather.",
+            stream=True,
+            reasoning_effort="low",
+            tools=[WEATHER_TOOL],
+            max_tokens=44,
+        ),
+    ),
     "tool-call-interval-3": (
         {"stream_interval": 3},
         chat("Call get_weather for Oslo", stream=True, tools=[WEATHER_TOOL]),
