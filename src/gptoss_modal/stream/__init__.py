@@ -55,7 +55,12 @@ if TYPE_CHECKING:  # for mypy; a unit test checks it names exactly __all__, each
         worth_waiting,
     )
     from gptoss_modal.stream.decoder import ChatChunkDecoder
-    from gptoss_modal.stream.request import REASONING_EFFORTS, build_chat_request
+    from gptoss_modal.stream.request import (
+        HARMONY_EFFORTS,
+        REASONING_EFFORTS,
+        build_chat_request,
+        reasoning_efforts,
+    )
     from gptoss_modal.stream.sse import ServerSentEvent, SSEDecoder, encode_event
 
 __all__ = [
@@ -66,6 +71,7 @@ __all__ = [
     "DEFAULT_HEALTH_TIMEOUT_S",
     "DEFAULT_STALL_TIMEOUT_S",
     "DONE",
+    "HARMONY_EFFORTS",
     "REASONING_EFFORTS",
     "ChatAccumulator",
     "ChatChunk",
@@ -89,6 +95,7 @@ __all__ = [
     "encode_event",
     "parse_chat_chunk",
     "parse_chat_chunks",
+    "reasoning_efforts",
     "stream_chat",
     "time_per_output_token_s",
     "wait_healthy",

@@ -145,17 +145,14 @@ def plan_stream(
     return StreamPlan033(deltas, counts, tools_streamed)
 
 
-def final_message(
-    generation: engine.Generation, *, tool_parser: bool, include_reasoning: bool = True
-) -> engine.FinalMessage:
-    """``HarmonyParser.parse`` for the non-streamed reply: every message, the one being written
-    completed by the end of the output (a cut header becomes final content); reasoning from
-    ``analysis``, content from ``final`` and recipient-less ``commentary``, tool calls (their
-    JSON arguments re-serialised by ``json.dumps``) only with the tool parser."""
-    import json
+_Done = list[tuple[str | None, str | None, str]]  # completed messages: channel, recipient, text
 
+
+def _messages(generation: engine.Generation) -> _Done:
+    """Every message of the output, the one being written completed by the end (a cut header
+    becomes final content of its raw token texts, as ``flush`` recovers it)."""
     parser = engine.HarmonyState(generation.text_of)
-    done: list[tuple[str | None, str | None, str]] = []
+    done: _Done = []
     pending: list[int] = []
     current = ""
     for token in generation.tokens:
@@ -172,23 +169,36 @@ def final_message(
         done.append((parser.channel, parser.recipient, current))
     elif parser.state == "header" and (parser.header or parser.next_role is None):
         done.append(("final", None, "".join(generation.text_of(t) for t in pending)))
+    return done
+
+
+def _arguments(text: str) -> str:
+    """JSON arguments as ``json.dumps`` re-serialises them (others as they are)."""
+    import json
+
+    try:
+        return json.dumps(json.loads(text))
+    except json.JSONDecodeError:
+        return text
+
+
+def final_message(
+    generation: engine.Generation, *, tool_parser: bool, include_reasoning: bool = True
+) -> engine.FinalMessage:
+    """``HarmonyParser.parse`` for the non-streamed reply: reasoning from ``analysis``, content
+    from ``final`` and recipient-less ``commentary``, tool calls only with the tool parser."""
     reasoning, content, calls = [], [], []
-    for channel, recipient, text in done:
+    for channel, recipient, text in _messages(generation):
         if recipient and recipient.startswith("functions."):
             if tool_parser:
-                try:
-                    arguments = json.dumps(json.loads(text))
-                except json.JSONDecodeError:
-                    arguments = text
-                calls.append((recipient.split("functions.", 1)[1], arguments))
+                calls.append((recipient.split("functions.", 1)[1], _arguments(text)))
         elif channel == "analysis" and text:
             reasoning.append(text)
         elif (channel == "final" or (channel == "commentary" and not recipient)) and text:
             content.append(text)
-    finish = generation.finish_reason
     return engine.FinalMessage(
         content="\n".join(content) or None,
         reasoning=("\n".join(reasoning) or None) if include_reasoning else None,
         tool_calls=calls,
-        finish_reason=finish,
+        finish_reason=generation.finish_reason,
     )
