@@ -9,6 +9,7 @@ from gptoss_modal.testing import _wire as wire
 from gptoss_modal.testing._layout import (
     ChatStreamOptions,
     StreamEvents,
+    StreamSettings,
     chat_stream_events,
 )
 from gptoss_modal.testing._planning import GenerationRequest, Planner
