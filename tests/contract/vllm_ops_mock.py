@@ -402,6 +402,7 @@ class _ScriptedEngine033(_ScriptedEngine):
         self.renderer = SimpleNamespace(tokenizer=_Tokenizer033(vocab))
         self.input_processor = None
         self.is_running = not dead
+        self.should_keep_api_server_alive = False
 
     def check_admission(self, n: int) -> None:
         return None

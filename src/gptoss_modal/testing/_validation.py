@@ -139,12 +139,10 @@ def check_chat_body(
         expected = _quoted(efforts)
         msg = f"Input should be {expected}"
         err = _error(("body", "reasoning_effort"), "literal_error", msg, effort, expected=expected)
-    elif body.get("stream_options") is not None and not body.get("stream"):
+    elif body.get("stream_options") and not body.get("stream"):  # an empty object is allowed
         text = "Stream options can only be defined when `stream=True`."
         if vllm_version != "0.13.0":
-            if body["stream_options"]:  # an empty object is allowed
-                raise _bad_request_033(text, "stream_options")
-            return
+            raise _bad_request_033(text, "stream_options")
         err = _error(("body",), "value_error", f"Value error, {text}", body, error=ValueError(text))
     if err is not None:
         raise _refuse([err], endpoint_context, vllm_version)
