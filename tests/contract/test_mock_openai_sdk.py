@@ -1,19 +1,58 @@
 """The openai Python SDK, as a real client, consumes the server's streams and replies.
 
-Runs against the in-process mock, or a real server when GPTOSS_BASE_URL is set: the assertions
-are about shapes (reasoning reachable, tool calls assembled, usage consistent), not texts.
+Runs against the in-process mock in each vLLM version's mode (0.13.0 and 0.33.0), or a real
+server when GPTOSS_BASE_URL is set: the assertions are about shapes (reasoning reachable, tool
+calls assembled, usage consistent), not texts.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 from typing import Any
 
 import openai
 import pytest
 from openai.types.chat import ChatCompletionMessageFunctionToolCall
 
-from tests.contract.conftest_server import Target
+from gptoss_modal.serve.options import VLLM_VERSIONS
+from gptoss_modal.testing.mock_server import MockConfig, MockVLLM
+from tests.contract.conftest_server import MOCK_API_KEY, Target, real_base_url, real_target
+
+
+@pytest.fixture(params=VLLM_VERSIONS)
+def vllm_version(request: pytest.FixtureRequest) -> str:
+    """Each supported vLLM version whose wire format the mock serves."""
+    version: str = request.param
+    return version
+
+
+@pytest.fixture
+async def target(vllm_version: str) -> AsyncIterator[Target]:
+    """The mock in each version's mode, or (once) the real server at GPTOSS_BASE_URL."""
+    url = real_base_url()
+    if url:
+        if vllm_version != VLLM_VERSIONS[0]:
+            pytest.skip("a real server speaks one version: checked once")
+        import os
+
+        yield real_target(url, os.environ)
+        return
+    config = MockConfig(api_keys=(MOCK_API_KEY,), content_tokens=24, vllm_version=vllm_version)
+    async with MockVLLM(config) as server:
+        yield Target(base_url=server.url, api_key=MOCK_API_KEY, model="llm", mock=server)
+
+
+@pytest.fixture
+def start_mock(start_mock: Any, vllm_version: str) -> Any:
+    """In-process mocks in the version's mode."""
+
+    async def start(**fields: Any) -> MockVLLM:
+        server: MockVLLM = await start_mock(vllm_version=vllm_version, **fields)
+        return server
+
+    return start
+
 
 WEATHER_TOOL: Any = {
     "type": "function",
