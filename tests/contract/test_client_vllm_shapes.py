@@ -23,7 +23,7 @@ from gptoss_modal import (
     build_chat_request,
     parse_chat_chunk,
 )
-from gptoss_modal.serve.options import VLLM_VERSIONS
+from gptoss_modal.serve.options import VLLM_VERSIONS, VllmVersion
 from gptoss_modal.stream.client import Client
 from gptoss_modal.testing.mock_server import MockConfig, MockVLLM
 from tests.contract._oracle import VllmOracle
@@ -201,6 +201,10 @@ APP_CASES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
 }
 
 
+def _version(name: str) -> VllmVersion:
+    return next(v for v in VLLM_VERSIONS if v == name)
+
+
 @pytest.fixture(params=VLLM_VERSIONS)
 def vllm_app(request: pytest.FixtureRequest, vllm_oracle_for: OracleFor) -> VllmOracle:
     """Each supported version's oracle, whose own FastAPI app streams the replies."""
@@ -216,7 +220,7 @@ async def test_each_versions_own_stream_reads_as_the_mocks(vllm_app: VllmOracle,
     fields, options = APP_CASES[case]
     version = vllm_app.version
     prompt = "What is the weather in Paris? Use get_weather."
-    config = MockConfig(content_tokens=16, vllm_version=version, **fields)
+    config = MockConfig(content_tokens=16, vllm_version=_version(version), **fields)
     body = build_chat_request(prompt, vllm_version=version, **options)
     async with MockVLLM(config) as server, Client(server.url) as client:
         direct = await client.chat(prompt, vllm_version=version, **options)

@@ -38,7 +38,8 @@ async def target(vllm_version: str) -> AsyncIterator[Target]:
 
         yield real_target(url, os.environ)
         return
-    config = MockConfig(api_keys=(MOCK_API_KEY,), content_tokens=24, vllm_version=vllm_version)
+    version = next(v for v in VLLM_VERSIONS if v == vllm_version)
+    config = MockConfig(api_keys=(MOCK_API_KEY,), content_tokens=24, vllm_version=version)
     async with MockVLLM(config) as server:
         yield Target(base_url=server.url, api_key=MOCK_API_KEY, model="llm", mock=server)
 

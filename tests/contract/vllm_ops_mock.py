@@ -407,7 +407,7 @@ class _ScriptedEngine033(_ScriptedEngine):
     def check_admission(self, n: int) -> None:
         return None
 
-    def generate(self, engine_input: Any, sampling_params: Any, request_id: str, **_: Any) -> Any:
+    def generate(self, engine_request: Any, sampling_params: Any, request_id: str, **_: Any) -> Any:
         from vllm.v1.engine import FinishReason
         from vllm.v1.engine.output_processor import RequestState
 
@@ -420,7 +420,7 @@ class _ScriptedEngine033(_ScriptedEngine):
             lora_request=None,
             output_kind=sampling_params.output_kind,
             prompt=None,
-            prompt_token_ids=list(engine_input["prompt_token_ids"]),
+            prompt_token_ids=list(engine_request["prompt_token_ids"]),
             prompt_embeds=None,
             logprobs_processor=_Logprobs033(),
             detokenizer=_Detokenizer033(),
