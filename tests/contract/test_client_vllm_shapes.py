@@ -1,4 +1,5 @@
-"""The chunks our tests replay are vLLM 0.13.0's own, and the client reads vLLM's streams right.
+"""The chunks our tests replay are vLLM 0.13.0's own, and the client reads vLLM's streams right,
+each supported version's own app's streams included.
 
 vLLM's protocol classes build the events (``vllm_ops_stream.py``, through the oracle); these
 tests check the literal samples and the unit tests' renderer against them, then replay vLLM's
@@ -7,14 +8,26 @@ own events through a real server to the client.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
+import aiohttp
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from gptoss_modal import ChatChunk, ChatResult, ServerSentEvent, UpstreamError, parse_chat_chunk
+from gptoss_modal import (
+    ChatChunk,
+    ChatResult,
+    ServerSentEvent,
+    UpstreamError,
+    build_chat_request,
+    parse_chat_chunk,
+)
+from gptoss_modal.serve.options import VLLM_VERSIONS, VllmVersion
 from gptoss_modal.stream.client import Client
+from gptoss_modal.testing.mock_server import MockConfig, MockVLLM
 from tests.contract._oracle import VllmOracle
+from tests.contract.conftest import OracleFor
 from tests.strategies_stream import (
     VLLM_CONTENT,
     VLLM_ERROR,
@@ -166,3 +179,80 @@ async def test_vllm_error_event_mid_stream_through_the_client(vllm: VllmOracle) 
     assert (caught.value.message, caught.value.code) == ("Internal server error", 500)
     assert caught.value.partial is not None
     assert caught.value.partial.content == "Par"
+
+
+# --- each version's own app: its real stream through the client ----------------------------
+
+WEATHER: dict[str, Any] = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "parameters": {
+            "type": "object",
+            "properties": {"city": {"type": "string"}},
+            "required": ["city"],
+        },
+    },
+}
+APP_CASES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
+    "reasoning-then-content": ({"stream_interval": 4}, {"reasoning_effort": "low"}),
+    "continuous-usage": ({}, {"reasoning_effort": "low", "continuous_usage": True}),
+    "tool-call": ({"stream_interval": 3}, {"tools": [WEATHER]}),
+}
+
+
+def _version(name: str) -> VllmVersion:
+    return next(v for v in VLLM_VERSIONS if v == name)
+
+
+@pytest.fixture(params=VLLM_VERSIONS)
+def vllm_app(request: pytest.FixtureRequest, vllm_oracle_for: OracleFor) -> VllmOracle:
+    """Each supported version's oracle, whose own FastAPI app streams the replies."""
+    version: str = request.param
+    return vllm_oracle_for(version)
+
+
+@pytest.mark.parametrize("case", sorted(APP_CASES))
+async def test_each_versions_own_stream_reads_as_the_mocks(vllm_app: VllmOracle, case: str) -> None:
+    """The stream that version's own app sends for the mock's engine tokens, replayed to the
+    client, reads as the client reads the mock in that version's mode: the same message,
+    finish, usage and per-chunk token counts."""
+    fields, options = APP_CASES[case]
+    version = vllm_app.version
+    prompt = "What is the weather in Paris? Use get_weather."
+    config = MockConfig(content_tokens=16, vllm_version=_version(version), **fields)
+    body = build_chat_request(prompt, vllm_version=version, **options)
+    async with MockVLLM(config) as server, Client(server.url) as client:
+        direct = await client.chat(prompt, vllm_version=version, **options)
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(
+                server.url + "/v1/chat/completions", json=body, headers={"X-Request-Id": "app"}
+            ) as response,
+        ):
+            await response.read()
+        script = server.engine_script("chatcmpl-app")
+    argv = ["vllm", "serve", config.model, "--served-model-name", *config.served_model_names]
+    argv += ["--max-model-len", str(config.max_model_len)]
+    argv += ["--stream-interval", str(config.stream_interval)]
+    argv += ["--tool-call-parser", "openai", "--enable-auto-tool-choice"]
+    answer = vllm_app.call(
+        "vllm_http",
+        argv=argv,
+        method="POST",
+        path="/v1/chat/completions",
+        headers={"Content-Type": "application/json"},
+        body=json.dumps(body),
+        script=script,
+        system_fingerprint=config.fingerprint,
+    )
+    assert answer["ok"], answer
+    assert answer["status"] == 200, answer
+    events = [e + "\n\n" for e in answer["body"].split("\n\n") if e]
+    replayed = await replay(events, vllm_version=version, **options)
+    assert (replayed.reasoning, replayed.content) == (direct.reasoning, direct.content)
+    calls = [(c.name, c.arguments) for c in replayed.message.tool_calls]
+    assert calls == [(c.name, c.arguments) for c in direct.message.tool_calls]  # ids are random
+    assert (replayed.finish_reason, replayed.usage) == (direct.finish_reason, direct.usage)
+    assert replayed.chunk_tokens() == direct.chunk_tokens()
+    assert replayed.content or replayed.message.tool_calls

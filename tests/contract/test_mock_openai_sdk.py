@@ -1,19 +1,62 @@
 """The openai Python SDK, as a real client, consumes the server's streams and replies.
 
-Runs against the in-process mock, or a real server when GPTOSS_BASE_URL is set: the assertions
-are about shapes (reasoning reachable, tool calls assembled, usage consistent), not texts.
+Runs against the in-process mock in each vLLM version's mode (0.13.0 and 0.33.0), or a real
+server when GPTOSS_BASE_URL is set: the assertions are about shapes (reasoning reachable, tool
+calls assembled, usage consistent), not texts.
 """
 
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import AsyncIterator
 from typing import Any
 
 import openai
 import pytest
 from openai.types.chat import ChatCompletionMessageFunctionToolCall
 
-from tests.contract.conftest_server import Target
+from gptoss_modal.serve.options import DEFAULT_VLLM_VERSION, VLLM_VERSIONS
+from gptoss_modal.testing.mock_server import MockConfig, MockVLLM
+from tests.contract.conftest_server import MOCK_API_KEY, Target, real_base_url, real_target
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Against the mock, every test runs once per version's mode; against a real server
+    (which speaks one version) once, under its plain name (the e2e known failures name it)."""
+    if "vllm_version" in metafunc.fixturenames and not real_base_url():
+        metafunc.parametrize("vllm_version", VLLM_VERSIONS)
+
+
+@pytest.fixture
+def vllm_version() -> str:
+    """The version whose wire format the mock serves (parametrized per version above)."""
+    return DEFAULT_VLLM_VERSION
+
+
+@pytest.fixture
+async def target(vllm_version: str) -> AsyncIterator[Target]:
+    """The mock in each version's mode, or the real server at GPTOSS_BASE_URL."""
+    url = real_base_url()
+    if url:
+        yield real_target(url, os.environ)
+        return
+    version = next(v for v in VLLM_VERSIONS if v == vllm_version)
+    config = MockConfig(api_keys=(MOCK_API_KEY,), content_tokens=24, vllm_version=version)
+    async with MockVLLM(config) as server:
+        yield Target(base_url=server.url, api_key=MOCK_API_KEY, model="llm", mock=server)
+
+
+@pytest.fixture
+def start_mock(start_mock: Any, vllm_version: str) -> Any:
+    """In-process mocks in the version's mode."""
+
+    async def start(**fields: Any) -> MockVLLM:
+        server: MockVLLM = await start_mock(vllm_version=vllm_version, **fields)
+        return server
+
+    return start
+
 
 WEATHER_TOOL: Any = {
     "type": "function",

@@ -1,4 +1,7 @@
-"""The mock's bytes against vLLM 0.13.0's own FastAPI app serving the same engine tokens.
+"""The mock's bytes against each vLLM version's own FastAPI app serving the same engine tokens.
+
+Every test runs once per supported version (0.13.0 and 0.33.0): the mock in that version's
+mode against that version's app, in that version's venv.
 
 For each request the mock answers, the oracle (``vllm_ops_mock.py``) builds vLLM's real app from
 the equivalent ``vllm serve`` argv and replays the tokens the mock's pretend engine generated,
@@ -17,8 +20,10 @@ from typing import Any
 import aiohttp
 import pytest
 
+from gptoss_modal.serve.options import VLLM_VERSIONS
 from gptoss_modal.testing.mock_server import MockConfig, MockVLLM
 from tests.contract._oracle import VllmOracle
+from tests.contract.conftest import OracleFor
 
 pytestmark = [pytest.mark.vllm, pytest.mark.mock_only]
 
@@ -61,10 +66,28 @@ def serve_argv(config: MockConfig) -> list[str]:
     return argv
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(params=VLLM_VERSIONS)
+def vllm(request: pytest.FixtureRequest, vllm_oracle_for: OracleFor) -> VllmOracle:
+    """Each supported version's oracle in turn (every test here runs once per version)."""
+    version: str = request.param
+    return vllm_oracle_for(version)
+
+
+@pytest.fixture
 def site_packages(vllm: VllmOracle) -> str:
     """Where the oracle's vLLM lives (FastAPI prints it in validation messages)."""
     return str(vllm.call("vllm_site_packages")["path"])
+
+
+@pytest.fixture
+def start_mock(start_mock: Any, vllm: VllmOracle) -> Any:
+    """The mock in the oracle's version's mode."""
+
+    async def start(**fields: Any) -> MockVLLM:
+        server: MockVLLM = await start_mock(vllm_version=vllm.version, **fields)
+        return server
+
+    return start
 
 
 async def compare(
@@ -105,6 +128,7 @@ async def compare(
         body=text if method == "POST" else None,
         script=script,
         engine_dead=server.engine_dead if engine_dead is None else engine_dead,
+        system_fingerprint=server.config.fingerprint,
     )
     assert answer["ok"], answer
     assert mock_status == answer["status"]
@@ -174,6 +198,16 @@ STREAM_CASES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
             tools=[WEATHER_TOOL],
         ),
     ),
+    "tool-call-length": (  # max_tokens is reached inside the call's arguments (vllm#37937)
+        {},
+        chat(
+            "What is the weather in Paris? Use get_weather.",
+            stream=True,
+            reasoning_effort="low",
+            tools=[WEATHER_TOOL],
+            max_tokens=44,
+        ),
+    ),
     "tool-call-interval-3": (
         {"stream_interval": 3},
         chat("Call get_weather for Oslo", stream=True, tools=[WEATHER_TOOL]),
@@ -197,7 +231,7 @@ STREAM_CASES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
 async def test_streams_match_vllm_byte_for_byte(
     vllm: VllmOracle, start_mock: Any, site_packages: str, case: str
 ) -> None:
-    """Each streamed reply is vLLM 0.13.0's, byte for byte, and every chunk round-trips."""
+    """Each streamed reply is that vLLM version's, byte for byte, and every chunk round-trips."""
     fields, body = STREAM_CASES[case]
     server = await start_mock(content_tokens=20, site_packages=site_packages, **fields)
     status, reply = await compare(vllm, server, body)
@@ -226,7 +260,7 @@ REPLY_CASES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
 async def test_non_streamed_replies_match_vllm(
     vllm: VllmOracle, start_mock: Any, site_packages: str, case: str
 ) -> None:
-    """Each non-streamed reply is vLLM 0.13.0's JSON, byte for byte."""
+    """Each non-streamed reply is that vLLM version's JSON, byte for byte."""
     fields, body = REPLY_CASES[case]
     server = await start_mock(content_tokens=20, site_packages=site_packages, **fields)
     status, reply = await compare(vllm, server, body)
@@ -238,7 +272,10 @@ ERROR_CASES: dict[str, tuple[dict[str, Any], dict[str, Any] | str, dict[str, str
     "wrong-content-type": ({}, chat("hi"), {"Content-Type": "text/plain"}),
     "invalid-json": ({}, "{not json", {}),
     "missing-messages": ({}, {"model": "llm"}, {}),
-    "bad-reasoning-effort": ({}, chat("hi", reasoning_effort="max"), {}),
+    "bad-reasoning-effort": ({}, chat("hi", reasoning_effort="max"), {}),  # 0.33.0: harmony's
+    "unknown-reasoning-effort": ({}, chat("hi", reasoning_effort="bogus"), {}),
+    "reasoning-effort-none": ({}, chat("hi", reasoning_effort="none", stream=True), {}),
+    "empty-stream-options-without-stream": ({}, chat("hi", stream_options={}), {}),
     "stream-options-without-stream": ({}, chat("hi", stream_options={"include_usage": True}), {}),
     "unknown-model": ({}, {"model": "gpt-5", "messages": []}, {}),
     "missing-key": ({"api_keys": ("sk-a",)}, chat("hi"), {}),
@@ -294,7 +331,8 @@ async def test_a_per_request_dead_fault_fails_as_vllm_does(
 async def test_in_stream_errors_use_vllms_json_dumps_text(
     vllm: VllmOracle, start_mock: Any, code: int, kind: str
 ) -> None:
-    """An injected in-stream error is the text vLLM's create_streaming_error_response makes."""
+    """An injected in-stream error is the text that version writes for an error raised while
+    generating (0.13.0: ``json.dumps``, spaced; 0.33.0: ``model_dump_json``, compact)."""
     server = await start_mock()
     async with (
         aiohttp.ClientSession() as session,

@@ -13,7 +13,7 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Any, NoReturn
+from typing import Any, NoReturn, cast
 
 import modal
 import pytest
@@ -28,6 +28,7 @@ from gptoss_modal.deploy.snapshot import (
     after_restore,
     before_snapshot,
 )
+from gptoss_modal.serve.options import VllmVersion
 from gptoss_modal.serve.sleep import sleep_mode
 from gptoss_modal.stream.client import Client
 from gptoss_modal.testing.mock_server import MockConfig, MockVLLM
@@ -57,7 +58,9 @@ def version(request: pytest.FixtureRequest) -> str:
 
 
 async def _mock(version: str, **options: Any) -> MockVLLM:
-    config = MockConfig(dev_mode=True, version=version, api_keys=(API_KEY,), **options)
+    config = MockConfig(
+        dev_mode=True, vllm_version=cast(VllmVersion, version), api_keys=(API_KEY,), **options
+    )
     server = MockVLLM(config)
     await server.start()
     return server

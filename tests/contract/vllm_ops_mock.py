@@ -1,4 +1,4 @@
-"""Oracle ops for the mock server's contract tests: vLLM 0.13.0's own HTTP app answers.
+"""Oracle ops for the mock server's contract tests: vLLM's own HTTP app answers (0.13.0 or 0.33.0).
 
 Runs only under the cached vLLM venv's interpreter (loaded by ``vllm_oracle.py``). The op
 ``vllm_http`` builds vLLM's real FastAPI app (``api_server.build_app``) from a real
@@ -17,6 +17,14 @@ vocabulary (which cannot be downloaded on these machines):
 Everything else (request validation, auth, the model check, chunk construction and
 serialisation, the usage rules, the finish reasons, the non-streaming response and the tool
 parser) is vLLM's code.
+
+Under vLLM 0.33.0 the app is built as 0.33.0 builds it (``vllm.entrypoints.launchers.app``,
+the chat serving class in ``openai.chat_completion.serving``, the models registry); its own
+``HarmonyParser`` (``vllm/parser/harmony.py``) streams the tokens, fed by the same
+transcribed ``StreamableParser`` (the mock's token ids are not o200k's), and the prompt is
+rendered by 0.33.0's own harmony code (so its reasoning-effort checks run) and then replaced by
+one of the length the mock declares. 0.33.0 keeps the parser's tool settings on the
+``HarmonyParser`` class, so the app, and with it those settings, is rebuilt for every request.
 """
 
 from __future__ import annotations
@@ -62,6 +70,7 @@ class _Message:
         self.recipient = header["recipient"]
         self.content_type = header["content_type"]
         self.content = [_Text(text)]
+        self.author = SimpleNamespace(role="assistant")
 
 
 class _HarmonyParser:
@@ -140,6 +149,17 @@ class _HarmonyParser:
                 self.content += piece
                 self.last_content_delta = piece
         return self
+
+    def process_eos(self) -> None:
+        """The end of the output: a message being written is complete; a header is not."""
+        if self.state == "content":
+            assert self.header is not None
+            self.messages.append(_Message(self.header, self.content))
+            self.state = "expect_start"
+        elif self.state == "header" and (self.header_tokens or self.next_role is None):
+            from openai_harmony import HarmonyError
+
+            raise HarmonyError("Unexpected EOS while waiting for message header to complete")
 
     @property
     def current_channel(self) -> str | None:
@@ -335,11 +355,195 @@ def _build_app(req: dict[str, Any]) -> Any:
     return app, patches
 
 
+# --- vLLM 0.33.0 ------------------------------------------------------------------------------
+
+V033 = not vllm.__version__.startswith("0.13.")
+
+
+class _Detokenizer033(_Detokenizer):
+    def num_output_tokens(self) -> int:
+        return len(self.output_token_ids)
+
+
+class _Logprobs033(_Logprobs):
+    prompt_token_id_logprobs = None
+
+    def pop_prompt_token_id_logprobs(self) -> None:
+        return None
+
+
+class _Tokenizer033:
+    """What 0.33.0's harmony parser asks of the tokenizer: the text of tokens (the recovered
+    output of a cut header; specials kept, as Hugging Face's ``decode`` does by default)."""
+
+    def __init__(self, vocab: dict[int, str]) -> None:
+        self._vocab = vocab
+
+    def decode(self, ids: Any, **_: Any) -> str:
+        return "".join(SPECIAL_TEXT.get(t) or self._vocab[t] for t in ids)
+
+    def get_vocab(self) -> dict[str, int]:
+        return {}
+
+
+class _ScriptedEngine033(_ScriptedEngine):
+    """0.33.0's engine client: the same replay, through 0.33.0's ``RequestState``."""
+
+    def __init__(self, script: dict[str, Any], args: Any, dead: bool, vocab: dict[int, str]):
+        super().__init__(script, args.stream_interval, dead)
+        self.model_config = SimpleNamespace(
+            model=args.model,
+            max_model_len=args.max_model_len,
+            hf_config=SimpleNamespace(model_type="gpt_oss"),
+            logits_processor_pattern=None,
+            generation_config="auto",
+            is_encoder_decoder=False,
+        )
+        self.renderer = SimpleNamespace(tokenizer=_Tokenizer033(vocab))
+        self.input_processor = None
+        self.is_running = not dead
+        self.should_keep_api_server_alive = False
+
+    def check_admission(self, n: int) -> None:
+        return None
+
+    def generate(self, engine_request: Any, sampling_params: Any, request_id: str, **_: Any) -> Any:
+        from vllm.v1.engine import FinishReason
+        from vllm.v1.engine.output_processor import RequestState
+
+        script = self.script
+        state = RequestState(
+            request_id=request_id,
+            external_req_id=request_id,
+            parent_req=None,
+            request_index=0,
+            lora_request=None,
+            output_kind=sampling_params.output_kind,
+            prompt=None,
+            prompt_token_ids=list(engine_request["prompt_token_ids"]),
+            prompt_embeds=None,
+            logprobs_processor=_Logprobs033(),
+            detokenizer=_Detokenizer033(),
+            max_tokens_param=sampling_params.max_tokens,
+            arrival_time=0.0,
+            queue=None,
+            log_stats=False,
+            stream_interval=self.stream_interval,
+        )
+        reasons = {"stop": FinishReason.STOP, "length": FinishReason.LENGTH}
+        steps: list[list[int]] = script["steps"]
+
+        async def run() -> Any:
+            for number, step in enumerate(steps):
+                last = number == len(steps) - 1
+                state.detokenizer.output_token_ids.extend(step)
+                out = state.make_request_output(
+                    list(step),
+                    None,
+                    reasons[script["finish_reason"]] if last else None,
+                    script.get("stop_reason") if last else None,
+                )
+                if out is not None:
+                    yield out
+                await asyncio.sleep(0)
+            if script.get("error"):
+                raise RuntimeError(script["error"])
+
+        return run()
+
+
+def _build_app_033(req: dict[str, Any]) -> tuple[Any, list[Any]]:
+    from vllm.entrypoints.launchers.app import build_app
+    from vllm.entrypoints.openai.chat_completion.serving import OpenAIServingChat
+    from vllm.entrypoints.openai.models.protocol import BaseModelPath
+    from vllm.entrypoints.openai.models.serving import OpenAIServingModels
+    from vllm.parser import harmony
+    from vllm.parser.parser_manager import ParserManager
+    from vllm.renderers.online_renderer import OnlineRenderer
+
+    args = _serve_args(req["argv"])
+    app = build_app(args, supported_tasks=("generate",))
+    script = req.get("script") or {"prompt_tokens": 1, "steps": [[RETURN]], "finish_reason": "stop"}
+    vocab = {int(k): v for k, v in (script.get("vocab") or {}).items()}
+    engine = _ScriptedEngine033(script, args, bool(req.get("engine_dead")), vocab)
+    names = args.served_model_name or [args.model]
+    models = OpenAIServingModels(
+        engine, [BaseModelPath(name=n, model_path=args.model) for n in names]
+    )
+
+    chat = object.__new__(OpenAIServingChat)
+    chat.engine_client = engine
+    chat.models = models
+    chat.model_config = engine.model_config
+    chat.renderer = engine.renderer
+    chat.input_processor = None
+    chat.request_logger = None
+    chat.return_tokens_as_token_ids = False
+    chat.has_kv_connector = False
+    chat.system_fingerprint = req.get("system_fingerprint")
+    chat.response_role = "assistant"
+    chat.chat_template = None
+    chat.chat_template_content_format = "auto"
+    chat.trust_request_chat_template = False
+    chat.default_chat_template_kwargs = {}
+    chat.enable_log_outputs = False
+    chat.enable_log_deltas = True
+    chat.enable_auto_tools = bool(args.enable_auto_tool_choice)
+    chat._include_reasoning_tokens_details = True  # the openai_gptoss reasoning parser is set
+    chat.parser_cls = ParserManager.get_parser(
+        tool_parser_name=args.tool_call_parser,
+        reasoning_parser_name="openai_gptoss",
+        enable_auto_tools=chat.enable_auto_tools,
+        model_name=args.model,
+        is_harmony=True,
+        tokenizer=None,
+    )
+    chat.exclude_tools_when_tool_choice_none = False
+    chat.enable_prompt_tokens_details = False
+    chat.enable_force_include_usage = False
+    chat.enable_per_request_metrics = False
+    chat.default_sampling_params = {"stop_token_ids": [RETURN, CALL]}
+    chat.override_max_tokens = None
+    chat.supports_browsing = False
+    chat.supports_code_interpreter = False
+
+    prompt = [0] * script["prompt_tokens"]
+    stub = SimpleNamespace(
+        reasoning_effort_map=None,
+        supports_browsing=False,
+        supports_code_interpreter=False,
+        renderer=SimpleNamespace(),
+    )
+
+    async def render_chat(request: Any, **_: Any) -> Any:
+        # vLLM's own harmony rendering (its reasoning-effort checks), then the mock's length
+        conversation, inputs = OnlineRenderer._make_request_with_harmony(
+            stub, request, request.tools is not None
+        )
+        for engine_input in inputs:
+            engine_input["prompt_token_ids"] = prompt
+        return conversation, inputs
+
+    chat.online_renderer = SimpleNamespace(reasoning_effort_map=None, render_chat=render_chat)
+
+    def parser() -> _HarmonyParser:
+        return _HarmonyParser(vocab)
+
+    patches = [mock.patch.object(harmony, "get_streamable_parser_for_assistant", parser)]
+    app.state.engine_client = engine
+    app.state.openai_serving_models = models
+    app.state.openai_serving_chat = chat
+    app.state.server_load_metrics = 0
+    app.state.enable_server_load_tracking = False
+    app.state.server = SimpleNamespace(should_exit=False)
+    return app, patches
+
+
 def op_vllm_http(req: dict[str, Any]) -> dict[str, Any]:
     """One HTTP request to vLLM's own app; answers status, headers and the body text."""
     from starlette.testclient import TestClient
 
-    app, patches = _build_app(req)
+    app, patches = _build_app_033(req) if V033 else _build_app(req)
     for p in patches:
         p.start()
     try:
@@ -373,6 +577,13 @@ def op_streaming_error(req: dict[str, Any]) -> dict[str, Any]:
     """The in-stream error event text vLLM's ``create_streaming_error_response`` writes."""
     from http import HTTPStatus
 
+    if V033:
+        # 0.33.0: an exception raised while generating becomes create_error_response's
+        # ErrorResponse, dumped compact (a ValueError maps to 400, anything else to 500)
+        from vllm.entrypoints.serve import create_error_response
+
+        exc = ValueError if req["code"] == 400 else RuntimeError
+        return {"ok": True, "data": create_error_response(exc(req["message"])).model_dump_json()}
     from vllm.entrypoints.openai.serving_engine import OpenAIServing
 
     serving = object.__new__(OpenAIServing)

@@ -212,7 +212,10 @@ def _protocol_class(name: str) -> Any:
     if "." in name:
         module, _, attr = name.rpartition(".")
         return getattr(importlib.import_module(module), attr)
-    from vllm.entrypoints.openai import protocol
+    try:
+        from vllm.entrypoints.openai import protocol
+    except ImportError:  # 0.33.0 split it; the chat classes live here
+        from vllm.entrypoints.openai.chat_completion import protocol
 
     return getattr(protocol, name)
 

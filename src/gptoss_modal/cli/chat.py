@@ -25,6 +25,7 @@ from gptoss_modal.cli._options import (
 )
 from gptoss_modal.cli.health import report_connection_failure
 from gptoss_modal.display import format_summary, print_stream, wait_with_spinner, write_jsonl
+from gptoss_modal.serve.options import DEFAULT_VLLM_VERSION, VLLM_VERSIONS
 from gptoss_modal.stream.request import REASONING_EFFORTS
 
 
@@ -44,6 +45,12 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     *others, last = REASONING_EFFORTS
     efforts = f"{', '.join(others)} or {last}"  # "low, medium or high"
     chat.add_argument("--reasoning-effort", metavar="EFFORT", help=efforts)
+    chat.add_argument(
+        "--vllm",
+        choices=VLLM_VERSIONS,
+        default=DEFAULT_VLLM_VERSION,
+        help=f"the server's vLLM version, whose checks apply (default {DEFAULT_VLLM_VERSION})",
+    )
     chat.add_argument("--model", help="the served model name (default: the server's only one)")
     chat.add_argument("--max-tokens", type=int, help="stop after this many tokens")
     chat.add_argument(
@@ -90,6 +97,7 @@ async def _chat(args: argparse.Namespace) -> int:
             args.prompt,
             system=args.system,
             reasoning_effort=args.reasoning_effort,
+            vllm_version=args.vllm,
             max_tokens=args.max_tokens,
         )
         try:

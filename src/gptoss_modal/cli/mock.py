@@ -1,4 +1,5 @@
-"""``gptoss-modal mock``: run the mock vLLM 0.13.0 server for gpt-oss (no GPU, no account).
+"""``gptoss-modal mock``: run the mock vLLM server for gpt-oss (no GPU, no account), serving
+vLLM 0.33.0's wire format by default or 0.13.0's (``--vllm 0.13.0``).
 
 It prints one line with its URL first, then logs one line per request to stderr. Its options
 are ``MockConfig``'s fields, read from the dataclass (type, default, help kept beside each
@@ -119,11 +120,11 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     """Register ``mock``."""
     p = subparsers.add_parser(
         "mock",
-        help="run a mock vLLM 0.13.0 server for gpt-oss (wire-exact streams, faults)",
+        help="run a mock vLLM server for gpt-oss (wire-exact streams, faults)",
         description=(
             "Serve /health, /version, /metrics, /v1/models and /v1/chat/completions as vLLM "
-            "0.13.0 serves gpt-oss, with configurable timing and injected faults. "
-            "See docs/mock-server.md."
+            "serves gpt-oss (0.33.0 by default, or --vllm 0.13.0), with configurable timing "
+            "and injected faults. See docs/mock-server.md."
         ),
     )
     p.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")

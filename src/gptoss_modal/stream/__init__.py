@@ -65,7 +65,12 @@ if TYPE_CHECKING:  # for mypy; a unit test checks it names exactly __all__, each
         worth_waiting,
     )
     from gptoss_modal.stream.decoder import ChatChunkDecoder
-    from gptoss_modal.stream.request import REASONING_EFFORTS, build_chat_request
+    from gptoss_modal.stream.request import (
+        HARMONY_EFFORTS,
+        REASONING_EFFORTS,
+        build_chat_request,
+        reasoning_efforts,
+    )
     from gptoss_modal.stream.responses import (
         RESPONSE_TERMINAL_TYPES,
         AnyResponseEvent,
@@ -124,6 +129,7 @@ __all__ = [
     "DEFAULT_MAX_RETRIES",
     "DEFAULT_STALL_TIMEOUT_S",
     "DONE",
+    "HARMONY_EFFORTS",
     "REASONING_EFFORTS",
     "RESPONSE_TERMINAL_TYPES",
     "AnyResponseEvent",
@@ -177,6 +183,7 @@ __all__ = [
     "parse_chat_chunks",
     "parse_response_event",
     "parse_response_events",
+    "reasoning_efforts",
     "stream_chat",
     "stream_response",
     "time_per_output_token_s",

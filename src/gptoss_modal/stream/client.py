@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, Self
@@ -42,6 +42,7 @@ from gptoss_modal._exceptions import (
     StreamError,
     TimeoutException,
 )
+from gptoss_modal.serve.options import DEFAULT_VLLM_VERSION
 from gptoss_modal.stream import _checks
 from gptoss_modal.stream._policy import (
     DEFAULT_MAX_RETRIES,
@@ -329,11 +330,14 @@ class Client:
         max_tokens: int | None = None,
         continuous_usage: bool = False,
         extra: Mapping[str, Any] | None = None,
+        vllm_version: str = DEFAULT_VLLM_VERSION,
+        mapped_efforts: Collection[str] = (),
     ) -> ChatStream:
         """Start a streamed chat completion (the request is sent on first use).
 
-        The arguments are those of :func:`build_chat_request`; ``model`` defaults to the
-        client's (vLLM serves its only model when none is named).
+        The arguments are those of :func:`build_chat_request` (``vllm_version`` is the
+        server's, which decides the efforts it takes); ``model`` defaults to the client's
+        (vLLM serves its only model when none is named).
         """
         body = build_chat_request(
             messages,
@@ -344,6 +348,8 @@ class Client:
             max_tokens=max_tokens,
             continuous_usage=continuous_usage,
             extra=extra,
+            vllm_version=vllm_version,
+            mapped_efforts=mapped_efforts,
         )
         return ChatStream(self, _json_encode(body))
 

@@ -16,10 +16,12 @@ from aiohttp import web
 
 from gptoss_modal._exceptions import ConfigError
 from gptoss_modal.testing import _engine as engine
+from gptoss_modal.testing import _harmony_v033 as harmony033
 from gptoss_modal.testing import _validation as validation
 from gptoss_modal.testing import _wire as wire
+from gptoss_modal.testing import _wire_v033 as wire033
 from gptoss_modal.testing._faults import FAULT_HEADER, Fault, choose_fault, error_kind
-from gptoss_modal.testing._layout import ChatStreamOptions, chat_stream_events
+from gptoss_modal.testing._layout import ChatStreamOptions, StreamSettings, chat_stream_events
 from gptoss_modal.testing._planning import GenerationRequest, Plan
 from gptoss_modal.testing._state import NOTE, MockState
 from gptoss_modal.testing._writer import Interruption, SendRecord, StreamWriter
@@ -58,6 +60,11 @@ def _generation_request(body: dict[str, Any]) -> GenerationRequest:
     )
 
 
+def _named_tool(body: dict[str, Any]) -> bool:
+    """A ``tool_choice`` naming one function: 0.33.0 then finishes with ``stop``, as OpenAI."""
+    return isinstance(body.get("tool_choice"), dict)
+
+
 def _abort(request: web.Request) -> None:
     transport = request.transport
     if transport is not None:
@@ -69,6 +76,15 @@ class ChatCompletions:
 
     def __init__(self, state: MockState) -> None:
         self.state = state
+        c = state.config
+        self.version = c.vllm_version
+        self.settings = StreamSettings(
+            vllm_version=c.vllm_version,
+            stream_interval=c.stream_interval,
+            reasoning_content=c.reasoning_shape == "v0.13",
+            tool_parser=c.tool_parser,
+            fingerprint=c.fingerprint,
+        )
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         """Answer one request: an error reply, a JSON reply or a stream."""
@@ -130,22 +146,24 @@ class ChatCompletions:
         return web.Response(status=status, body=body, content_type=JSON, headers=headers or None)
 
     async def _read_body(self, request: web.Request) -> dict[str, Any]:
-        validation.check_content_type(request.headers.get("Content-Type", ""))
+        version = self.version
+        validation.check_content_type(request.headers.get("Content-Type", ""), version)
         raw = await request.read()
         context = wire.chat_endpoint_context(self.state.config.site_packages)
-        body = validation.parse_json_body(raw, context)
-        validation.check_chat_body(body, context)
+        body = validation.parse_json_body(raw, context, version)
+        validation.check_chat_body(body, context, version)
         return body
 
     def _prepare(self, body: dict[str, Any], request: web.Request, number: int) -> _ChatRequest:
         """Checks in vLLM's order (model, engine, options, context length), then the plan."""
         state = self.state
         config = state.config
-        validation.check_model(body.get("model"), config.served_model_names)
+        validation.check_model(body.get("model"), config.served_model_names, self.version)
         fault = self._fault(request, number)
         if state.engine_dead or (fault is not None and fault.name == "dead"):
             request[NOTE] = "fault=dead"
-            raise validation.engine_dead()
+            raise validation.engine_dead(self.version)
+        validation.check_harmony_effort(body.get("reasoning_effort"), self.version)
         validation.check_n(body)
         plan = state.planner.plan(_generation_request(body))
         header_id = request.headers.get("X-Request-Id")
@@ -176,11 +194,13 @@ class ChatCompletions:
 
     def _reply_body(self, chat: _ChatRequest) -> bytes:
         gen = chat.plan.generation
-        final = engine.final_message(
-            gen,
-            tool_parser=self.state.config.tool_parser,
-            include_reasoning=chat.body.get("include_reasoning", True) is not False,
-        )
+        reply = {
+            "tool_parser": self.state.config.tool_parser,
+            "include_reasoning": chat.body.get("include_reasoning", True) is not False,
+        }
+        if self.version != "0.13.0":
+            return self._reply_body_033(chat, harmony033.final_message(gen, **reply))
+        final = engine.final_message(gen, **reply)
         return wire.chat_response(
             request_id=chat.request_id,
             created=int(time.time()),
@@ -192,6 +212,28 @@ class ChatCompletions:
             stop_reason=gen.stop_reason,
             prompt_tokens=chat.plan.prompt_tokens,
             completion_tokens=len(gen.tokens),
+        )
+
+    def _reply_body_033(self, chat: _ChatRequest, final: engine.FinalMessage) -> bytes:
+        gen = chat.plan.generation
+        sizes = [len(gen.tokens)] if gen.tokens else []
+        reasoning_tokens = harmony033.plan_stream(gen, sizes).reasoning_tokens
+        finish = gen.finish_reason
+        if final.tool_calls and finish == "stop" and not _named_tool(chat.body):
+            finish = "tool_calls"
+        return wire033.chat_response(
+            request_id=chat.request_id,
+            created=int(time.time()),
+            model=chat.model,
+            content=final.content,
+            reasoning=final.reasoning,
+            tool_calls=final.tool_calls,
+            finish_reason=finish,
+            stop_reason=gen.stop_reason,
+            prompt_tokens=chat.plan.prompt_tokens,
+            completion_tokens=len(gen.tokens),
+            reasoning_tokens=reasoning_tokens[-1] if reasoning_tokens else 0,
+            fingerprint=self.state.config.fingerprint,
         )
 
     # --- the stream -----------------------------------------------------------------------
@@ -208,7 +250,9 @@ class ChatCompletions:
             return Interruption(at, stop=True)
         if fault.name == "error":
             message, err_type = error_kind(fault)
-            error = wire.streaming_error(message, err_type, fault.code)
+            # 0.13.0 writes it with json.dumps (spaced); 0.33.0 with model_dump_json (compact)
+            spaced = self.version == "0.13.0"
+            error = (wire if spaced else wire033).streaming_error(message, err_type, fault.code)
             return Interruption(at, payloads=(error, wire.DONE), stop=True)
         if fault.name == "stall":
             return Interruption(at, pause_s=fault.seconds)
@@ -225,9 +269,9 @@ class ChatCompletions:
             request_id=chat.request_id,
             created=int(time.time()),
             model=chat.model,
-            options=ChatStreamOptions.from_body(chat.body),
-            reasoning_content=config.reasoning_shape == "v0.13",
-            stream_interval=config.stream_interval,
+            options=ChatStreamOptions.from_body(chat.body, self.version),
+            settings=self.settings,
+            named_tool=_named_tool(chat.body),
         )
         cut = self._interruption(chat, len(stream.events))
         response = web.StreamResponse(status=200, headers={"Content-Type": wire.SSE_CONTENT_TYPE})

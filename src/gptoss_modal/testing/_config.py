@@ -8,10 +8,12 @@ without loading the server: adding a field here adds its option there. A bad val
 from __future__ import annotations
 
 import dataclasses
+import zlib
 from dataclasses import dataclass
 from typing import Literal
 
 from gptoss_modal._exceptions import ConfigError
+from gptoss_modal.serve.options import DEFAULT_VLLM_VERSION, VLLM_VERSIONS, VllmVersion
 from gptoss_modal.testing import _engine as engine
 from gptoss_modal.testing._faults import FAULTS, parse_fault
 
@@ -75,6 +77,13 @@ def _positive_times(config: MockConfig) -> None:
 class MockConfig:
     """How the mock behaves. Times are in milliseconds, as on the command line."""
 
+    vllm_version: VllmVersion = dataclasses.field(
+        default=DEFAULT_VLLM_VERSION,
+        metadata=_cli(
+            f"the vLLM version whose wire format is served: {', '.join(VLLM_VERSIONS)}",
+            flag="--vllm",
+        ),
+    )
     served_model_names: tuple[str, ...] = dataclasses.field(
         default=("openai/gpt-oss-20b", "llm"),
         metadata=_cli("served names, one /v1/models card each", flag="--served-model-name"),
@@ -109,7 +118,10 @@ class MockConfig:
     )
     reasoning_shape: Literal["v0.13", "v0.16"] = dataclasses.field(
         default="v0.13",
-        metadata=_cli("v0.13: reasoning and reasoning_content; v0.16: reasoning only"),
+        metadata=_cli(
+            "with --vllm 0.13.0: v0.13 sends reasoning and reasoning_content, v0.16 reasoning "
+            "only (0.33.0 never sends reasoning_content)"
+        ),
     )
     tool_parser: bool = dataclasses.field(
         default=True,  # as with ``--tool-call-parser openai --enable-auto-tool-choice``
@@ -157,12 +169,19 @@ class MockConfig:
         default="/usr/local/lib/python3.12/site-packages",
         metadata=_cli("the path in validation messages", hidden="pinned by the contract tests"),
     )
-    version: str = dataclasses.field(
-        default="0.13.0",
-        metadata=_cli("the vLLM version served", hidden="the wire format is 0.13.0's"),
+    system_fingerprint: str | None = dataclasses.field(
+        default=None,
+        metadata=_cli(
+            "the system_fingerprint 0.33.0 puts on a stream's last chunk "
+            "(default: vllm-VERSION-HASH8, HASH8 made from the model name)"
+        ),
     )
 
     def __post_init__(self) -> None:
+        if self.vllm_version not in VLLM_VERSIONS:
+            raise ConfigError(
+                "vllm_version", self.vllm_version, f"one of {', '.join(VLLM_VERSIONS)}"
+            )
         if self.stream_interval < 1:
             raise ConfigError("stream_interval", self.stream_interval, ">= 1")
         _positive_times(self)
@@ -172,3 +191,16 @@ class MockConfig:
         if self.fault:
             parse_fault(self.fault)
         _check_sleep_fault(self.sleep_fault)
+
+    @property
+    def version(self) -> VllmVersion:
+        """The vLLM version served (``/version``, the wire format)."""
+        return self.vllm_version
+
+    @property
+    def fingerprint(self) -> str:
+        """The ``system_fingerprint`` 0.33.0 sends: as set, or ``vllm-<version>-<hash8>`` as
+        ``--fingerprint-mode full`` writes it for one GPU (the hash made here from the model)."""
+        if self.system_fingerprint is not None:
+            return self.system_fingerprint
+        return f"vllm-{self.vllm_version}-{zlib.crc32(self.model.encode()):08x}"

@@ -1,4 +1,4 @@
-"""A mock vLLM 0.13.0 server for gpt-oss: wire-exact streams, realistic timing, injected faults.
+"""A mock vLLM server for gpt-oss: wire-exact streams, realistic timing, injected faults.
 
 Use it in tests (in-process, port 0)::
 
@@ -11,8 +11,10 @@ from synchronous code or another thread (``run_mock_in_thread``), in another pro
 (``spawn_mock_process``, used by benchmarks so the mock does not share the client's CPU), or
 from a terminal: ``gptoss-modal mock --port 8000 --ttft-ms 200 --itl-ms 20``.
 
-What it serves, and how each piece was checked against vLLM 0.13.0's own code, is in
-``docs/mock-server.md``. This module is the public face; the parts are private modules of
+It serves vLLM 0.33.0's wire format (the package's default) or 0.13.0's
+(``MockConfig(vllm_version="0.13.0")``, ``--vllm 0.13.0``). What it serves, and how each piece
+was checked against each version's own code, is in ``docs/mock-server.md``. This module is
+the public face; the parts are private modules of
 ``gptoss_modal.testing``, pure ones first:
 
 ``_config``      ``MockConfig``, each field with its command-line option
@@ -20,7 +22,9 @@ What it serves, and how each piece was checked against vLLM 0.13.0's own code, i
 ``_engine``      tokens, engine steps, stream-interval batching, the harmony streaming rules
 ``_planning``    what a request generates and when, API-neutral (``GenerationRequest``, ``Plan``)
 ``_validation``  the requests vLLM refuses, with its exact replies
-``_wire``        chat-completions bytes; ``_layout`` a plan's steps as chat stream events
+``_harmony_v033``  0.33.0's harmony streaming (every token parsed) and non-streamed parse
+``_wire``        chat-completions bytes (``_wire_v033``: 0.33.0's); ``_layout`` a plan's steps
+                 as chat stream events
 ``_metrics``     the Prometheus text of ``/metrics``
 ``_writer``      the paced stream writer (coalescing, fault interruptions)
 ``_chat``, ``_endpoints``   the endpoint handlers; ``_state`` what they share

@@ -13,6 +13,7 @@ import pytest
 
 from gptoss_modal import cli
 from gptoss_modal.cli import mock
+from gptoss_modal.serve.options import DEFAULT_VLLM_VERSION, VLLM_VERSIONS
 from gptoss_modal.testing._config import cli_option
 from gptoss_modal.testing.mock_server import FAULTS, MockConfig, spawn_mock_process
 
@@ -34,8 +35,25 @@ def test_every_shown_config_field_is_an_option() -> None:
     is the field's name: a new field is a new option."""
     shown = {f.name for f in dataclasses.fields(MockConfig) if cli_option(f).hidden is None}
     hidden = {f.name for f in dataclasses.fields(MockConfig)} - shown
-    assert hidden == {"reasoning_tokens", "record_send_times", "site_packages", "version"}
+    assert hidden == {"reasoning_tokens", "record_send_times", "site_packages"}
     assert shown <= set(vars(_parsed()))
+
+
+@pytest.mark.parametrize("version", VLLM_VERSIONS)
+def test_vllm_picks_the_wire_format_and_defaults_to_the_package_default(version: str) -> None:
+    """``--vllm`` sets the version served; without it the mock serves the package's default."""
+    assert mock.config_from_args(_parsed("--vllm", version)).vllm_version == version
+    assert mock.config_from_args(_parsed()).vllm_version == DEFAULT_VLLM_VERSION
+
+
+def test_an_unsupported_vllm_version_is_refused_by_the_parser(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``--vllm 0.20.0`` is a usage error that lists the supported versions."""
+    with pytest.raises(SystemExit):
+        _parsed("--vllm", "0.20.0")
+    err = capsys.readouterr().err
+    assert all(v in err for v in VLLM_VERSIONS)
 
 
 def test_the_command_line_defaults_are_a_paced_server() -> None:
@@ -88,7 +106,7 @@ def test_the_mock_runs_in_another_process() -> None:
     the server's own (it has counted its start-up, and it grows as it serves streams)."""
     with spawn_mock_process(["--ttft-ms", "0", "--itl-ms", "0"]) as mock:
         with urllib.request.urlopen(mock.url + "/version", timeout=10) as response:  # noqa: S310
-            assert response.read() == b'{"version":"0.13.0"}'
+            assert response.read() == b'{"version":"0.33.0"}'
         before = mock.cpu_seconds()
         assert before > 0  # importing aiohttp and the package alone takes tens of ms
         for _ in range(MAX_BATCHES):

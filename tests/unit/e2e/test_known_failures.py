@@ -16,7 +16,7 @@ from tests.e2e.settings import ROOT
 from tests.unit.e2e.tiny_suite import TINY_SUITE_TIMEOUT_S
 
 KEY = "sk-known-failures"
-SEED_LIKE = ("--stream-interval", "20", "--num-speculative-tokens", "7")  # the balanced profile
+SEED_LIKE = ("--vllm", "0.13.0", "--stream-interval", "20", "--num-speculative-tokens", "7")
 
 
 @pytest.mark.parametrize(

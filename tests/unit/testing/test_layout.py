@@ -6,7 +6,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gptoss_modal.testing import _wire as wire
-from gptoss_modal.testing._layout import ChatStreamOptions, StreamEvents, chat_stream_events
+from gptoss_modal.testing._layout import (
+    ChatStreamOptions,
+    StreamEvents,
+    StreamSettings,
+    chat_stream_events,
+)
 from gptoss_modal.testing._planning import GenerationRequest, Planner
 from gptoss_modal.testing.mock_server import MockConfig
 
@@ -24,8 +29,7 @@ def _events(
         created=1,
         model="llm",
         options=options,
-        reasoning_content=True,
-        stream_interval=interval,
+        settings=StreamSettings(stream_interval=interval),
     )
 
 

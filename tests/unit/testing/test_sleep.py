@@ -38,7 +38,7 @@ async def test_without_dev_mode_the_sleep_routes_do_not_exist(
 
 async def test_v0_13_sleep_and_wake_answer_empty_200s(http: aiohttp.ClientSession) -> None:
     """0.13.0: /sleep and /wake_up answer an empty 200; /is_sleeping follows them."""
-    server = await _serve(version="0.13.0")
+    server = await _serve(vllm_version="0.13.0")
     try:
         async with http.post(f"{server.url}/sleep", params={"level": "1"}) as response:
             assert (response.status, await response.read()) == (200, b"")
@@ -54,7 +54,7 @@ async def test_v0_13_sleep_and_wake_answer_empty_200s(http: aiohttp.ClientSessio
 
 async def test_v0_13_a_level_that_is_not_a_number_is_a_500(http: aiohttp.ClientSession) -> None:
     """0.13.0 reads level with int(): 'x' is an unhandled error, a 500, and nothing sleeps."""
-    server = await _serve(version="0.13.0")
+    server = await _serve(vllm_version="0.13.0")
     try:
         async with http.post(f"{server.url}/sleep", params={"level": "x"}) as response:
             assert response.status == 500
@@ -65,7 +65,7 @@ async def test_v0_13_a_level_that_is_not_a_number_is_a_500(http: aiohttp.ClientS
 
 async def test_v0_13_a_chat_while_asleep_kills_the_engine(http: aiohttp.ClientSession) -> None:
     """0.13.0 does not pause its scheduler: the chat fails (500) and /health turns 503."""
-    server = await _serve(version="0.13.0")
+    server = await _serve(vllm_version="0.13.0")
     try:
         await http.post(f"{server.url}/sleep")
         async with http.post(f"{server.url}/v1/chat/completions", json=CHAT) as response:
@@ -78,7 +78,7 @@ async def test_v0_13_a_chat_while_asleep_kills_the_engine(http: aiohttp.ClientSe
 
 async def test_v0_33_sleep_and_wake_answer_json(http: aiohttp.ClientSession) -> None:
     """0.33.0: {"status":"sleeping","level":1}, then {"status":"awake","tags":null}."""
-    server = await _serve(version="0.33.0")
+    server = await _serve(vllm_version="0.33.0")
     try:
         async with http.post(f"{server.url}/sleep", params={"level": "1"}) as response:
             assert await response.json() == {"status": "sleeping", "level": 1}
@@ -90,7 +90,7 @@ async def test_v0_33_sleep_and_wake_answer_json(http: aiohttp.ClientSession) -> 
 
 async def test_v0_33_a_partial_wake_stays_sleeping(http: aiohttp.ClientSession) -> None:
     """Waking only the weights leaves the KV cache asleep: "sleeping" until the last tag wakes."""
-    server = await _serve(version="0.33.0")
+    server = await _serve(vllm_version="0.33.0")
     try:
         await http.post(f"{server.url}/sleep")
         async with http.post(f"{server.url}/wake_up", params={"tags": "weights"}) as response:
@@ -106,7 +106,7 @@ async def test_v0_33_rejects_a_level_or_mode_out_of_range(
     http: aiohttp.ClientSession, query: dict[str, str]
 ) -> None:
     """level is Query(ge=0, le=2) and mode abort|wait|keep: anything else is a 400, no sleep."""
-    server = await _serve(version="0.33.0")
+    server = await _serve(vllm_version="0.33.0")
     try:
         async with http.post(f"{server.url}/sleep", params=query) as response:
             assert response.status == 400
@@ -118,7 +118,7 @@ async def test_v0_33_rejects_a_level_or_mode_out_of_range(
 
 async def test_v0_33_a_chat_while_asleep_is_held_until_wake(http: aiohttp.ClientSession) -> None:
     """0.33.0 pauses the scheduler: the chat gets no answer while asleep, then a 200 after wake."""
-    server = await _serve(version="0.33.0")
+    server = await _serve(vllm_version="0.33.0")
     try:
         await http.post(f"{server.url}/sleep")
         chat = asyncio.ensure_future(http.post(f"{server.url}/v1/chat/completions", json=CHAT))
@@ -135,7 +135,7 @@ async def test_v0_33_a_chat_while_asleep_is_held_until_wake(http: aiohttp.Client
 
 async def test_never_wakes_keeps_the_engine_asleep(http: aiohttp.ClientSession) -> None:
     """sleep_fault='never-wakes': /wake_up answers, /is_sleeping stays true."""
-    server = await _serve(version="0.33.0", sleep_fault="never-wakes")
+    server = await _serve(vllm_version="0.33.0", sleep_fault="never-wakes")
     try:
         await http.post(f"{server.url}/sleep")
         async with http.post(f"{server.url}/wake_up") as response:
@@ -150,7 +150,7 @@ async def test_garbled_after_wake_breaks_chats_only_after_a_wake(
     http: aiohttp.ClientSession,
 ) -> None:
     """sleep_fault='garbled-after-wake': a chat before any wake decodes, one after does not."""
-    server = await _serve(version="0.33.0", sleep_fault="garbled-after-wake")
+    server = await _serve(vllm_version="0.33.0", sleep_fault="garbled-after-wake")
     try:
         async with Client(server.url) as client:
             before = await client.chat("hi", max_tokens=8)

@@ -43,7 +43,10 @@ def test_bad_json_is_refused_with_its_error_type(raw: bytes, kind: str) -> None:
     [
         ({}, "Field required"),
         ({"messages": [], "reasoning_effort": "max"}, "'low', 'medium' or 'high'"),
-        ({"messages": [], "stream_options": {}}, "Stream options can only be defined"),
+        (
+            {"messages": [], "stream_options": {"include_usage": True}},
+            "Stream options can only be defined",
+        ),
     ],
 )
 def test_chat_bodies_vllm_refuses(body: dict[str, object], words: str) -> None:
