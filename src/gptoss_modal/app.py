@@ -17,7 +17,7 @@ import os
 import shlex
 import sys
 from pathlib import PurePosixPath
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import modal
 
@@ -193,19 +193,23 @@ def _container_api_key() -> str:
     return api_key
 
 
+# What every serving container gets, whichever way it starts: the image, the GPU, the cache
+# Volumes, the Secrets, scaling and timeouts (seconds, from the deploy settings).
+CONTAINER: dict[str, Any] = {
+    "image": image,
+    "gpu": CONFIG.gpu,
+    "volumes": VOLUMES,
+    "secrets": [*API_KEY_SECRETS, *HF_SECRETS],
+    "min_containers": SETTINGS.min_containers,
+    "max_containers": SETTINGS.max_containers,
+    "scaledown_window": SETTINGS.scaledown_window_s,
+    "timeout": SETTINGS.timeout_s,
+    "startup_timeout": SETTINGS.startup_timeout_s,
+}
+
 if SETTINGS.cold_start == "plain":
 
-    @app.function(
-        image=image,
-        gpu=CONFIG.gpu,
-        volumes=VOLUMES,
-        secrets=[*API_KEY_SECRETS, *HF_SECRETS],
-        min_containers=SETTINGS.min_containers,
-        max_containers=SETTINGS.max_containers,
-        scaledown_window=SETTINGS.scaledown_window_s,
-        timeout=SETTINGS.timeout_s,
-        startup_timeout=SETTINGS.startup_timeout_s,
-    )
+    @app.function(**CONTAINER)
     @modal.concurrent(max_inputs=DEPLOYMENT.max_inputs)
     @modal.web_server(
         port=CONFIG.port,
@@ -249,15 +253,7 @@ if SETTINGS.cold_start == "plain":
 else:
 
     @app.cls(
-        image=image,
-        gpu=CONFIG.gpu,
-        volumes=VOLUMES,
-        secrets=[*API_KEY_SECRETS, *HF_SECRETS],
-        min_containers=SETTINGS.min_containers,
-        max_containers=SETTINGS.max_containers,
-        scaledown_window=SETTINGS.scaledown_window_s,
-        timeout=SETTINGS.timeout_s,
-        startup_timeout=SETTINGS.startup_timeout_s,
+        **CONTAINER,
         enable_memory_snapshot=True,
         experimental_options={"enable_gpu_snapshot": True},
     )
