@@ -43,12 +43,12 @@ class ResponseEventDecoder:
         except SSEDecodeError as exc:  # an event over the limit: keep the read's events first
             parse_response_events(exc.events, into, arrival=arrival)
             raise
+        done = False
         try:
-            self._done = parse_response_events(events, into, arrival=arrival)
-        except Exception:
+            done = parse_response_events(events, into, arrival=arrival)
+        finally:
             # response.failed is appended, then raises: the stream has ended all the same
-            self._done = bool(into) and into[-1].type == "response.failed"
-            raise
+            self._done = done or (bool(into) and into[-1].type == "response.failed")
         return self._done
 
     def close(self) -> str:
