@@ -91,9 +91,11 @@ async def test_reported_p50_ttft_and_tpot_match_the_mock(
     assert within(ttft.p50, TTFT_MS + visible_at * ITL_MS), report
     assert within(tpot.p50, ITL_MS), report
     assert within(itl.p50, ITL_MS), report
-    # The partner check: both TTFTs share the same lateness, so their difference is the hidden
-    # prefix's tokens; a definition that took the first chunk for the first visible token fails.
-    assert (ttft.p50 - ttft_chunk.p50) * 1000.0 >= 0.95 * visible_at * ITL_MS - 2.0, report
+    # The partner check: both TTFTs share most of the lateness, so their difference is about the
+    # hidden prefix's tokens (half of it, as a loaded machine's margin: the first chunk can be
+    # later than the rest); a definition that took the first chunk for the first visible token
+    # gives no difference and fails.
+    assert (ttft.p50 - ttft_chunk.p50) * 1000.0 >= 0.5 * visible_at * ITL_MS, report
     assert summary.itl_per_token
 
 
