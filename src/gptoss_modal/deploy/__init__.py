@@ -1,7 +1,7 @@
 """How Modal runs it: deploy settings and the deployment bundle, the image recipe, the
 credentials and messages, the Hub preflight and the vLLM launcher inside the container.
 
-Pure except :mod:`.preflight` (the Hub client) and :mod:`.launch` (subprocesses), which are
+Pure but for :mod:`.preflight` (the Hub client) and :mod:`.launch` (subprocesses), which are
 imported by name where they are needed; importing this package loads no modal.
 """
 

@@ -171,7 +171,7 @@ class ChatStream:
         except _LOWER_LEVEL_ERRORS as exc:
             await self._end(completed=False)
             raise self._translated(exc) from exc
-        except BaseException:  # cancelled: drop the connection before leaving
+        except (asyncio.CancelledError, Exception):  # cancelled, or a bug: drop the connection
             self._drop_response(completed=False)
             raise
 

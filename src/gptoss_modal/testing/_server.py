@@ -148,7 +148,7 @@ class MockVLLM:
                 self._listen_task = asyncio.ensure_future(self._listen_later())
             else:
                 await self._listen()
-        except BaseException:  # the port is taken, say: leave nothing open behind
+        except (asyncio.CancelledError, Exception):  # the port is taken, say: leave nothing open
             self._runner = self._socket = None
             sock.close()
             await runner.cleanup()
