@@ -197,6 +197,19 @@ def chat_endpoint_context(site_packages: str) -> str:
     )
 
 
+def response_tool_calls(tool_calls: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
+    """A non-streamed reply's ``tool_calls``: each (name, arguments) with a fresh call id (both
+    versions write them alike)."""
+    return [
+        {
+            "id": "chatcmpl-tool-" + random_id(),
+            "type": "function",
+            "function": {"name": name, "arguments": arguments},
+        }
+        for name, arguments in tool_calls
+    ]
+
+
 def chat_response(
     *,
     request_id: str,
@@ -211,14 +224,7 @@ def chat_response(
     completion_tokens: int,
 ) -> bytes:
     """The non-streamed ``ChatCompletionResponse``, as ``JSONResponse(model_dump())``."""
-    calls = [
-        {
-            "id": "chatcmpl-tool-" + random_id(),
-            "type": "function",
-            "function": {"name": name, "arguments": arguments},
-        }
-        for name, arguments in tool_calls
-    ]
+    calls = response_tool_calls(tool_calls)
     body = {
         "id": request_id,
         "object": "chat.completion",

@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 
 from gptoss_modal.testing._harmony_v033 import Delta033
-from gptoss_modal.testing._wire import error_body, random_id
+from gptoss_modal.testing._wire import error_body, random_id, response_tool_calls
 
 ENGINE_DEAD_MESSAGE = "The server had an error while processing your request."
 
@@ -170,14 +170,7 @@ def chat_response(
     fingerprint: str,
 ) -> bytes:
     """The non-streamed ``ChatCompletionResponse``, as ``JSONResponse(model_dump())``."""
-    calls = [
-        {
-            "id": "chatcmpl-tool-" + random_id(),
-            "type": "function",
-            "function": {"name": name, "arguments": arguments},
-        }
-        for name, arguments in tool_calls
-    ]
+    calls = response_tool_calls(tool_calls)
     message = {
         "role": "assistant",
         "content": content,
