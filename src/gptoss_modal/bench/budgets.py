@@ -30,7 +30,9 @@ full path and what is allowed.
 
 :func:`evaluate_budgets` holds a level's limits against what it measured
 (:func:`measured_values`): ``<metric>_<stat>_ms`` is an upper limit on a latency statistic,
-``min_<quantity>`` a lower limit, ``max_error_rate`` an upper limit on the failed fraction, and
+``min_<quantity>`` a lower limit, ``max_error_rate`` an upper limit on the failed fraction,
+``tool_call_invalid_rate`` an upper limit on the invalid share of tool calls (agentic runs; a
+run without tool calls has not measured it, so it fails), and
 ``<metric>_ms`` a per-request limit that only defines goodput (it is not checked here).
 """
 
@@ -76,7 +78,7 @@ SLO_KEYS: Final = frozenset(f"{m}_ms" for m in SLO_METRICS)
 BUDGET_KEYS: Final = frozenset(
     [f"{m}_{s}_ms" for m in LATENCY_METRICS for s in STATS]
     + [f"min_{q}" for q in LOWER_LIMITS]
-    + ["max_error_rate", "max_cost_per_mtok"]
+    + ["max_error_rate", "max_cost_per_mtok", "tool_call_invalid_rate"]
 )
 
 SECTION_KEYS: Final = (
@@ -96,12 +98,15 @@ COLD_START_KEYS: Final = frozenset(
     f"{m}_{s}_s" for m in COLD_START_METRICS for s in COLD_START_STATS
 )
 _START_KEYS: Final = ("cold_start_s", "warm_start_s")
-_FRACTIONS: Final = frozenset({"min_goodput_fraction", "min_acceptance_rate", "max_error_rate"})
+_FRACTIONS: Final = frozenset(
+    {"min_goodput_fraction", "min_acceptance_rate", "max_error_rate", "tool_call_invalid_rate"}
+)
 ALLOWED_LIMIT_KEYS: Final = (
     f"<metric>_<stat>_ms (metric: {', '.join(LATENCY_METRICS)}; stat: {', '.join(STATS)}), "
     f"<metric>_ms per request ({', '.join(sorted(k[:-3] for k in SLO_KEYS))}), "
     f"{', '.join(f'min_{q}' for q in LOWER_LIMITS)}, max_error_rate, max_cost_per_mtok "
-    "(dollars per million output tokens, with --gpu), or source"
+    "(dollars per million output tokens, with --gpu), tool_call_invalid_rate (an upper "
+    "limit on the invalid share of tool calls, agentic runs), or source"
 )
 
 _MS: Final = 1000.0
@@ -317,12 +322,14 @@ def measured_values(
     acceptance_rate: float | None = None,
     acceptance_length: float | None = None,
     usd_per_s: float | None = None,
+    tool_call_invalid_rate: float | None = None,
 ) -> dict[str, float | None]:
     """Every quantity a budget can name, as measured (``None`` where nothing was measured).
 
     Latency statistics are in milliseconds under ``<metric>_<stat>_ms``; the lower-limit
     quantities under their own names; the failed fraction as ``error_rate``; with the GPUs'
-    price (``usd_per_s``), dollars per million output tokens as ``cost_per_mtok``.
+    price (``usd_per_s``), dollars per million output tokens as ``cost_per_mtok``; the invalid
+    share of tool calls as ``tool_call_invalid_rate`` (``None``: no calls were checked).
     """
     values: dict[str, float | None] = {}
     for metric in LATENCY_METRICS:
@@ -338,6 +345,7 @@ def measured_values(
     values["acceptance_rate"] = acceptance_rate
     values["acceptance_length"] = acceptance_length
     values["error_rate"] = summary.error_rate if summary.requests else None
+    values["tool_call_invalid_rate"] = tool_call_invalid_rate
     values["cost_per_mtok"] = (
         None
         if usd_per_s is None or not summary.completed

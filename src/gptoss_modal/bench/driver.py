@@ -28,7 +28,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final, Literal, Protocol
 
 from gptoss_modal._exceptions import (
     AuthenticationError,
@@ -45,21 +45,32 @@ from gptoss_modal.bench.results import LevelResult
 from gptoss_modal.bench.settings import BenchSettings, Level
 from gptoss_modal.bench.summary import LevelMeasurement, summarise
 from gptoss_modal.stream.accumulator import ChatResult
+from gptoss_modal.stream.chunks import Usage
+from gptoss_modal.stream.responses_accumulator import ResponseResult
 
 if TYPE_CHECKING:
     from gptoss_modal.stream.client import HealthProgress
 
 __all__ = [
     "MAX_HELD_CHUNKS",
+    "Api",
     "BenchClient",
+    "BenchRequest",
+    "BenchResult",
     "BenchStream",
+    "ChatWorkload",
     "Driver",
     "MetricsScraper",
     "Probe",
     "Sender",
     "Sent",
+    "Workload",
     "probe",
 ]
+
+Api = Literal["chat", "responses"]
+# One request's result: a chat completion's chunks or a Responses stream's events.
+BenchResult = ChatResult | ResponseResult
 
 WARMUP_MAX_TOKENS: Final = 16  # warm-up and probe requests are short
 PROGRESS_INTERVAL_S: Final = 0.25
@@ -74,10 +85,11 @@ _FATAL_PROBE_STATUSES: Final = frozenset({400, 401, 403, 404})
 
 
 class BenchStream(Protocol):
-    """One streamed chat completion, as :class:`gptoss_modal.stream.client.ChatStream` is."""
+    """One streamed request, as :class:`gptoss_modal.stream.client.ChatStream` (and its
+    Responses twin) is."""
 
     @property
-    def result(self) -> ChatResult:
+    def result(self) -> BenchResult:
         """Everything received so far (filled in while :meth:`collect` runs)."""
 
     async def __aenter__(self) -> object:
@@ -91,8 +103,8 @@ class BenchStream(Protocol):
     ) -> None:
         """Release the connection."""
 
-    async def collect(self) -> ChatResult:
-        """Read the stream to ``[DONE]``."""
+    async def collect(self) -> BenchResult:
+        """Read the stream to its end (``[DONE]``, or the terminal Responses event)."""
 
 
 class BenchClient(Protocol):
@@ -118,8 +130,23 @@ class BenchClient(Protocol):
         max_tokens: int,
         continuous_usage: bool,
         extra: Mapping[str, Any] | None,
+        tools: Sequence[Mapping[str, Any]] | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> BenchStream:
         """Start a streamed chat completion."""
+
+    def stream_response(
+        self,
+        input: str | Sequence[Mapping[str, Any]],
+        *,
+        instructions: str | None = None,
+        reasoning_effort: str | None = None,
+        tools: Sequence[Mapping[str, Any]] | None = None,
+        max_output_tokens: int | None = None,
+        extra: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> BenchStream:
+        """Start a streamed Responses request (``--api responses``)."""
 
     async def fetch_metrics(self, *, timeout_s: float = ...) -> str:
         """``/metrics`` as text; a :class:`GptossModalError` when it cannot be read."""
@@ -132,42 +159,114 @@ class BenchClient(Protocol):
 class Sent:
     """A finished request: what it received, and if it failed, the error and when."""
 
-    result: ChatResult
+    result: BenchResult
     error: BaseException | None = None
     failed_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
+class BenchRequest:
+    """What one measured request sends: chat messages (the Responses API gets them as input
+    items), and for an agentic turn its tools, tool choice, headers (``Modal-Session-ID``),
+    turn number, conversation, and whether the turn asks for a tool call."""
+
+    messages: Sequence[Mapping[str, Any]]
+    tools: Sequence[Mapping[str, Any]] | None = None
+    tool_choice: Any = None
+    turn: int | None = None
+    conversation: str | None = None
+    expects_call: bool = False
+    headers: Mapping[str, str] | None = None
+
+
+class Workload(Protocol):
+    """What request ``index`` of a level sends, and what happens once it finished."""
+
+    def request(self, index: int) -> BenchRequest:
+        """The request with this index."""
+
+    def finished(self, index: int, sent: Sent) -> None:
+        """Request ``index`` has finished (or failed)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ChatWorkload:
+    """Single-turn requests: level ``number``'s prompt ``index`` of the prompt set."""
+
+    prompts: PromptSet
+    number: int
+
+    def request(self, index: int) -> BenchRequest:
+        """The prompt with this index."""
+        return BenchRequest(self.prompts.messages(self.number, index))
+
+    def finished(self, index: int, sent: Sent) -> None:
+        """Nothing follows from a single-turn request."""
+
+
+@dataclass(frozen=True, slots=True)
 class Sender:
-    """Sends one request as the run asks: its reasoning effort, continuous usage, and (when
-    ``fixed_output``) exactly ``max_tokens`` of output."""
+    """Sends one request as the run asks: through chat completions or the Responses API
+    (``api``), with its reasoning effort, continuous usage (chat), and (when ``fixed_output``)
+    exactly ``max_tokens`` of output."""
 
     client: BenchClient
     reasoning_effort: str | None
     fixed_output: bool
     clock: Callable[[], float]
+    api: Api = "chat"
 
     def _extra(self, max_tokens: int) -> dict[str, Any] | None:
         # vLLM: ignore_eos skips the EOS token, min_tokens also holds back stop tokens such as
         # harmony's <|return|>, so the reply is exactly max_tokens long.
-        if not self.fixed_output:
+        # The Responses API has no min_tokens (and 0.13.0 no ignore_eos): lengths are not fixed.
+        if not self.fixed_output or self.api == "responses":
             return None
         return {"ignore_eos": True, "min_tokens": max_tokens}
 
+    def _stream(self, request: BenchRequest, max_tokens: int) -> BenchStream:
+        extra = self._extra(max_tokens)
+        if request.tool_choice is not None:
+            extra = {**(extra or {}), "tool_choice": self._tool_choice(request.tool_choice)}
+        if self.api == "chat":
+            return self.client.stream_chat(
+                request.messages,
+                reasoning_effort=self.reasoning_effort,
+                max_tokens=max_tokens,
+                continuous_usage=True,
+                extra=extra,
+                tools=request.tools,
+                headers=request.headers,
+            )
+        from gptoss_modal.bench.agentic import response_input, response_tools
+
+        instructions, items = response_input(request.messages)
+        return self.client.stream_response(
+            items,
+            instructions=instructions,
+            reasoning_effort=self.reasoning_effort,
+            tools=response_tools(request.tools) if request.tools else None,
+            max_output_tokens=max_tokens,
+            extra=extra,
+            headers=request.headers,
+        )
+
+    def _tool_choice(self, choice: Any) -> Any:
+        # The Responses API names a function flat: {"type": "function", "name": ...}.
+        if self.api == "responses" and isinstance(choice, dict) and "function" in choice:
+            return {"type": "function", "name": choice["function"]["name"]}
+        return choice
+
     async def send(
         self,
-        messages: Sequence[Mapping[str, Any]],
+        messages: Sequence[Mapping[str, Any]] | BenchRequest,
         max_tokens: int,
-        in_flight: set[ChatResult] | None = None,
+        in_flight: set[BenchResult] | None = None,
     ) -> Sent:
-        """Send one request and read it to its end; a failure is returned, not raised."""
-        stream = self.client.stream_chat(
-            messages,
-            reasoning_effort=self.reasoning_effort,
-            max_tokens=max_tokens,
-            continuous_usage=True,
-            extra=self._extra(max_tokens),
-        )
+        """Send one request (chat messages, or a whole :class:`BenchRequest`) and read it to
+        its end; a failure is returned, not raised."""
+        request = messages if isinstance(messages, BenchRequest) else BenchRequest(messages)
+        stream = self._stream(request, max_tokens)
         result = stream.result
         if in_flight is not None:
             in_flight.add(result)
@@ -241,7 +340,8 @@ async def probe(sender: Sender, prompts: PromptSet, settings: BenchSettings) -> 
     if usage is None:
         warnings.append("the server sent no usage: prompts are not calibrated to --input-tokens")
         return Probe(fixed, None, tuple(warnings))
-    template = max(0, usage.prompt_tokens - settings.input_tokens)
+    prompt_tokens = usage.prompt_tokens if isinstance(usage, Usage) else usage.input_tokens
+    template = max(0, prompt_tokens - settings.input_tokens)
     return Probe(fixed, template, tuple(warnings))
 
 
@@ -304,6 +404,20 @@ class _Held:
     index: int
     sent: Sent
     queue_s: float | None
+    request: BenchRequest | None = None
+
+
+def running_tokens(result: BenchResult) -> int:
+    """Output tokens so far: the last chunk's running usage (chat), or the output deltas so
+    far until the terminal event's usage (Responses, which has no running usage)."""
+    if isinstance(result, ResponseResult):
+        if result.done and (tokens := result.output_tokens) is not None:
+            return tokens
+        return sum(1 for event in result.chunks if event.has_output)
+    chunks = result.chunks
+    if chunks and (usage := chunks[-1].usage) is not None:
+        return usage.completion_tokens
+    return 0
 
 
 @dataclass
@@ -317,54 +431,54 @@ class LevelState:
     done: int = 0
     errors: int = 0
     finished_tokens: int = 0
-    in_flight: set[ChatResult] = field(default_factory=set)
+    in_flight: set[BenchResult] = field(default_factory=set)
     window: collections.deque[tuple[float, int]] = field(default_factory=collections.deque)
     held: list[_Held] = field(default_factory=list)
     held_chunks: int = 0
     records: list[RequestRecord] = field(default_factory=list)
 
-    def finished(self, index: int, sent: Sent, queue_s: float | None) -> None:
+    def finished(
+        self,
+        index: int,
+        sent: Sent,
+        queue_s: float | None,
+        request: BenchRequest | None = None,
+    ) -> None:
         """Count a finished request and hold it (or, past the memory bound, record it now)."""
         self.done += 1
         if sent.error is not None:
             self.errors += 1
         chunks = sent.result.chunks
-        if chunks and (usage := chunks[-1].usage) is not None:
-            self.finished_tokens += usage.completion_tokens
+        self.finished_tokens += running_tokens(sent.result)
         # Held chunks cost memory only, bounded by MAX_HELD_CHUNKS.
         if self.held_chunks + len(chunks) <= MAX_HELD_CHUNKS:
-            self.held.append(_Held(index, sent, queue_s))
+            self.held.append(_Held(index, sent, queue_s, request))
             self.held_chunks += len(chunks)
         else:
-            self.records.append(self.record(index, sent, queue_s))
+            self.records.append(self.record(_Held(index, sent, queue_s, request)))
 
-    def record(self, index: int, sent: Sent, queue_s: float | None) -> RequestRecord:
+    def record(self, held: _Held) -> RequestRecord:
         """The record of one finished request of this level."""
+        sent = held.sent
         return record_request(
             self.level.label,
-            index,
+            held.index,
             sent.result,
             sent.error,
-            queue_s=queue_s,
+            queue_s=held.queue_s,
             failed_at=sent.failed_at,
+            request=held.request,
         )
 
     def all_records(self) -> list[RequestRecord]:
         """Every request's record, the held ones built now (and released)."""
-        records = self.records + [self.record(h.index, h.sent, h.queue_s) for h in self.held]
+        records = self.records + [self.record(h) for h in self.held]
         self.held.clear()
         return records
 
     def tokens_so_far(self) -> int:
         """Output tokens of the finished requests and, so far, of those in flight."""
-        live = 0
-        for result in self.in_flight:
-            chunks = result.chunks
-            if chunks:
-                usage = chunks[-1].usage
-                if usage is not None:
-                    live += usage.completion_tokens
-        return self.finished_tokens + live
+        return self.finished_tokens + sum(running_tokens(r) for r in self.in_flight)
 
     def live(
         self, total: int | None, duration_s: float | None, expected_tokens: int | None = None
@@ -431,8 +545,16 @@ class Driver:
         await asyncio.gather(*(one(i) for i in range(count)))
         return dict(errors)
 
-    async def measure(self, level: Level, number: int, pattern: LoadPattern) -> LevelMeasurement:
-        """The level's measured requests, sent by ``pattern``, with its wall and CPU time."""
+    async def measure(
+        self,
+        level: Level,
+        number: int,
+        pattern: LoadPattern,
+        workload: Workload | None = None,
+    ) -> LevelMeasurement:
+        """The level's measured requests, sent by ``pattern`` (what each one is: ``workload``,
+        by default the run's single-turn prompts), with its wall and CPU time."""
+        work: Workload = workload if workload is not None else ChatWorkload(self.prompts, number)
         total = self.settings.requests_for(level)
         duration = self.settings.duration_s
         output_tokens = self.settings.output_tokens
@@ -442,9 +564,10 @@ class Driver:
         state = LevelState(level, self.clock)
 
         async def send(index: int, queue_s: float | None) -> None:
-            messages = self.prompts.messages(number, index)
-            sent = await self.sender.send(messages, output_tokens, state.in_flight)
-            state.finished(index, sent, queue_s)
+            request = work.request(index)
+            sent = await self.sender.send(request, output_tokens, state.in_flight)
+            work.finished(index, sent)
+            state.finished(index, sent, queue_s, request)
 
         async def ticker() -> None:
             while True:
@@ -465,12 +588,17 @@ class Driver:
         return LevelMeasurement(state.all_records(), wall_s=wall, cpu_s=cpu)
 
     async def level(
-        self, level: Level, number: int, pattern: LoadPattern, limits: dict[str, float] | None
+        self,
+        level: Level,
+        number: int,
+        pattern: LoadPattern,
+        limits: dict[str, float] | None,
+        workload: Workload | None = None,
     ) -> LevelResult:
         """Warm up, scrape, measure, scrape, and summarise one level."""
         warmup_errors = await self.warm_up(level, number)
         before = await self.scraper.scrape()
-        measured = await self.measure(level, number, pattern)
+        measured = await self.measure(level, number, pattern, workload)
         after = await self.scraper.scrape()
         return summarise(
             level,

@@ -20,6 +20,7 @@ __all__ = [
     "COMPARED",
     "Change",
     "compare_runs",
+    "render_agentic",
     "render_budgets",
     "render_comparison",
     "render_cost",
@@ -98,8 +99,23 @@ def _header(doc: RunDoc) -> str:
         f"{settings.url}  model {settings.model}  "
         f"in {settings.input_tokens} / out {settings.output_tokens} tokens"
         f"{'' if doc.fixed_output else ' (not fixed)'}  "
-        f"reasoning {settings.reasoning_effort}  seed {settings.seed}"
+        f"reasoning {settings.reasoning_effort}  seed {settings.seed}" + _workload(doc)
     )
+
+
+def _workload(doc: RunDoc) -> str:
+    """The scenario, API, sessions and server version, where they are not the defaults."""
+    s = doc.settings
+    parts = []
+    if s.scenario != "chat":
+        parts.append(f"{s.scenario} ({s.turns} turns, tool_choice {s.tool_choice})")
+    if s.api != "chat":
+        parts.append(f"api {s.api}")
+    if s.session_ids:
+        parts.append("Modal-Session-ID on")
+    if doc.vllm_version:
+        parts.append(f"vLLM {doc.vllm_version}")
+    return "".join(f"\n{' ' * 2}{p}" if i == 0 else f"  {p}" for i, p in enumerate(parts))
 
 
 def _throughput_row(s: SummaryDoc) -> list[str]:
@@ -161,6 +177,9 @@ def render_run(doc: RunDoc) -> str:
             f"  {label}: " + ", ".join(f"{kind} x{count}" for kind, count in kinds.items())
             for label, kinds in errors
         ]
+    agentic = render_agentic(doc)
+    if agentic:
+        out += ["", agentic]
     cost = render_cost(doc)
     if cost:
         out += ["", cost]
@@ -168,6 +187,93 @@ def render_run(doc: RunDoc) -> str:
     if budgets:
         out += ["", budgets]
     return "\n".join(out)
+
+
+def _rate(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1%}"
+
+
+def _tool_rows(doc: RunDoc) -> list[list[str]]:
+    rows = []
+    for level in doc.levels:
+        s = level.summary
+        calls, cache = s.tool_calls, s.cache
+        if calls is None and cache is None:
+            continue
+        interval = (
+            "-"
+            if calls is None or calls.wilson_low is None or calls.wilson_high is None
+            else f"{calls.wilson_low:.1%}..{calls.wilson_high:.1%}"
+        )
+        rows.append(
+            [
+                s.level.label,
+                "-" if calls is None else str(calls.calls),
+                "-" if calls is None else str(calls.invalid),
+                _rate(calls.invalid_rate if calls else None),
+                _rate(calls.standard_error if calls else None),
+                interval,
+                _rate(cache.hit_share if cache else None),
+                "-"
+                if calls is None or not calls.problems
+                else ", ".join(f"{k} x{n}" for k, n in calls.problems.items()),
+            ]
+        )
+    return rows
+
+
+def _turn_rows(doc: RunDoc) -> list[list[str]]:
+    rows = []
+    for level in doc.levels:
+        label = level.summary.level.label
+        for t in level.summary.turns:
+            rows.append(
+                [
+                    label,
+                    str(t.turn),
+                    str(t.requests),
+                    _num(t.prompt_tokens_mean, 0),
+                    _num(t.cached_tokens_mean, 0),
+                    _rate(t.cache_hit_share),
+                    _num(t.ttft_p50_ms),
+                    _num(t.tpot_p50_ms, 2),
+                    _num(t.e2e_p50_ms),
+                ]
+            )
+            label = ""
+    return rows
+
+
+def render_agentic(doc: RunDoc) -> str:
+    """Tool-call validity and cache share per level, then each turn's prompt size and
+    latencies; empty for a run without tools or turns."""
+    out: list[str] = []
+    rows = _tool_rows(doc)
+    if rows:
+        out += _table(
+            [
+                "level",
+                "tool calls",
+                "invalid",
+                "rate",
+                "std err",
+                "95% Wilson",
+                "cache hit",
+                "problems",
+            ],
+            rows,
+        )
+        invalid = sum(lv.summary.tool_calls.invalid for lv in doc.levels if lv.summary.tool_calls)
+        out.append(
+            f"INVALID TOOL CALLS: {invalid} (see problems)" if invalid else "tool calls: all valid"
+        )
+    turns = _turn_rows(doc)
+    if turns:
+        out.append("")
+        header = ["level", "turn", "requests", "prompt tok", "cached tok", "cache hit"]
+        header += ["ttft p50", "tpot p50", "e2e p50"]
+        out += _table(header, turns, left=1)
+    return "\n".join(out).strip("\n")
 
 
 def _dollars(value: float | None) -> str:

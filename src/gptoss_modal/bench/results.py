@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
+import msgspec
+
 from gptoss_modal._version import __version__
 from gptoss_modal.bench.budgets import BudgetCheck
 from gptoss_modal.bench.prometheus import SpecDecode
@@ -17,6 +19,7 @@ from gptoss_modal.bench.records import RequestRecord
 from gptoss_modal.bench.schema import (
     BudgetCheckDoc,
     BudgetsDoc,
+    CacheDoc,
     ClientDoc,
     CostDoc,
     DistributionDoc,
@@ -26,7 +29,9 @@ from gptoss_modal.bench.schema import (
     RunDoc,
     SpecDecodeDoc,
     SummaryDoc,
+    ToolCallsDoc,
     ToolDoc,
+    TurnDoc,
     encode_run,
 )
 from gptoss_modal.bench.settings import BenchSettings, Level
@@ -99,6 +104,9 @@ class LevelResult:
     warnings: list[str] = field(default_factory=list)
     warmup_errors: dict[str, int] = field(default_factory=dict)
     cost: CostDoc | None = None  # with the GPUs' price (--gpu)
+    turns: list[TurnDoc] = field(default_factory=list)  # agentic: per turn number
+    cache: CacheDoc | None = None  # where the server reported cached prompt tokens
+    tool_calls: ToolCallsDoc | None = None  # where requests offered tools
 
     @property
     def client_bound(self) -> bool:
@@ -146,6 +154,9 @@ class LevelResult:
                 checks=[_check(c) for c in self.checks],
             ),
             cost=self.cost,
+            turns=self.turns,
+            cache=self.cache,
+            tool_calls=self.tool_calls,
         )
 
 
@@ -163,6 +174,7 @@ class BenchRun:
     fixed_output: bool = True
     warnings: list[str] = field(default_factory=list)
     budgets_not_measured: list[str] = field(default_factory=list)  # level tables not run
+    vllm_version: str | None = None  # the server's /version
 
     @property
     def budgets_held(self) -> bool | None:
@@ -203,6 +215,7 @@ class BenchRun:
                 else LevelEntryDoc(summary=level.summary_doc())
                 for level in self.levels
             ],
+            vllm_version=msgspec.UNSET if self.vllm_version is None else self.vllm_version,
         )
 
     def write_json(self, path: str | Path) -> None:

@@ -2,9 +2,11 @@
 
 1. a wait for ``/health`` (through a cold start), then the probe request of
    :func:`gptoss_modal.bench.driver.probe`, which is not counted;
-2. per level (a concurrency, or a Poisson arrival rate; :mod:`gptoss_modal.bench.loads`): a
-   warm-up, a scrape of ``/metrics``, the measured requests and another scrape
-   (:class:`gptoss_modal.bench.driver.Driver`);
+2. per level (a concurrency, or a Poisson arrival rate; :mod:`gptoss_modal.bench.loads`; or,
+   with ``--scenario agentic``, virtual users' multi-turn conversations,
+   :mod:`gptoss_modal.bench.agentic`): a warm-up, a scrape of ``/metrics``, the measured
+   requests (through chat completions or, ``--api responses``, the Responses API) and another
+   scrape (:class:`gptoss_modal.bench.driver.Driver`);
 3. each level's statistics, spec-decode acceptance and budgets
    (:func:`gptoss_modal.bench.summary.summarise`).
 
@@ -17,20 +19,30 @@ from __future__ import annotations
 import collections
 import dataclasses
 import datetime
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
 from gptoss_modal._exceptions import AllRequestsFailed, BenchmarkError, GptossModalError
+from gptoss_modal.bench.agentic import AgenticLoad, AgenticWorkload, ToolChoice
 from gptoss_modal.bench.budgets import Budgets
-from gptoss_modal.bench.driver import BenchClient, Driver, MetricsScraper, Sender, probe
-from gptoss_modal.bench.loads import load_pattern
+from gptoss_modal.bench.driver import (
+    Api,
+    BenchClient,
+    Driver,
+    MetricsScraper,
+    Sender,
+    Workload,
+    probe,
+)
+from gptoss_modal.bench.loads import LoadPattern, load_pattern
 from gptoss_modal.bench.models import ModelsClient, served_model
 from gptoss_modal.bench.progress import Progress, SilentProgress
 from gptoss_modal.bench.prompts import PromptSet
 from gptoss_modal.bench.results import BenchRun
-from gptoss_modal.bench.settings import BenchSettings
+from gptoss_modal.bench.settings import BenchSettings, Level
 
 if TYPE_CHECKING:
     from gptoss_modal.stream.client import HealthProgress
@@ -38,6 +50,7 @@ if TYPE_CHECKING:
 __all__ = ["AllRequestsFailed", "run_benchmark"]
 
 CONNECTIONS_SPARE: Final = 8  # connections beyond the largest level's slots (probe, scrapes)
+VERSION_TIMEOUT_S: Final = 10.0
 
 
 def _now_iso() -> str:
@@ -122,21 +135,33 @@ async def _run(
         raise BenchmarkError(f"the server is not healthy: {exc}") from exc
     settings = await _with_model(settings, client)
     run.settings = settings
+    run.vllm_version = await _vllm_version(client)
     prompts = PromptSet(settings)
-    sender = Sender(client, settings.reasoning_effort, settings.fixed_output, clock)
+    api: Api = "responses" if settings.api == "responses" else "chat"
+    # Replies of agent turns end where the model stops (a call ends at <|call|>), and the
+    # Responses API has no min_tokens: neither asks for fixed output lengths.
+    fixed = settings.fixed_output and not settings.agentic and api == "chat"
+    sender = Sender(client, settings.reasoning_effort, fixed, clock, api)
     probed = await probe(sender, prompts, settings)
     if probed.template_tokens is not None:
         prompts.calibrate(probed.template_tokens)
     run.template_tokens = probed.template_tokens
     run.fixed_output = probed.fixed_output
     run.warnings = list(probed.warnings)  # known now: an interrupted run keeps them
+    if settings.fixed_output and not fixed:
+        run.warnings.append(
+            "output lengths are not fixed: "
+            + ("agent turns end where the model stops" if settings.agentic else "")
+            + (" and " if settings.agentic and api != "chat" else "")
+            + ("the Responses API has no min_tokens" if api != "chat" else "")
+        )
     scraper = MetricsScraper(client, enabled=settings.scrape_metrics)
-    sender = Sender(client, settings.reasoning_effort, probed.fixed_output, clock)
+    sender = Sender(client, settings.reasoning_effort, probed.fixed_output, clock, api)
     driver = Driver(settings, sender, prompts, scraper, sink, cpu_clock)
     for number, level in enumerate(settings.levels):
         limits = budgets.for_level(level.concurrency, level.rate) if budgets else None
-        pattern = load_pattern(settings, level, number)
-        result = await driver.level(level, number, pattern, limits)
+        pattern, workload = _workload(settings, level, number, run.started_at)
+        result = await driver.level(level, number, pattern, limits, workload)
         for warning in result.warnings:
             sink.note(f"{level.label}: warning: {warning}")
         run.levels.append(result)
@@ -147,6 +172,42 @@ async def _run(
     if run.all_failed:
         raise _all_failed(run)
     return run
+
+
+def _workload(
+    settings: BenchSettings, level: Level, number: int, run_id: str
+) -> tuple[LoadPattern, Workload | None]:
+    """Level ``number``'s load pattern, and for an agentic run its conversations."""
+    if not settings.agentic:
+        return load_pattern(settings, level, number), None
+    choice: ToolChoice = "named" if settings.tool_choice == "named" else "auto"
+    workload = AgenticWorkload(
+        seed=settings.seed,
+        level=number,
+        tool_choice=choice,
+        session_ids=settings.sends_session_ids,
+        run_id=run_id.replace(":", "").replace("+", "").replace("-", ""),
+    )
+    pattern = AgenticLoad(
+        workload, level.slots, settings.turns, settings.requests_for(level), settings.duration_s
+    )
+    return pattern, workload
+
+
+async def _vllm_version(client: BenchClient) -> str | None:
+    """The server's vLLM version from ``GET /version``; ``None`` when it does not say."""
+    if not isinstance(client, ModelsClient):
+        return None
+    try:
+        status, body = await client.call("GET", "/version", timeout_s=VERSION_TIMEOUT_S)
+    except GptossModalError:
+        return None
+    try:
+        data = json.loads(body) if status == 200 else None
+    except ValueError:
+        return None
+    version = data.get("version") if isinstance(data, dict) else None
+    return version if isinstance(version, str) and version else None
 
 
 async def _with_model(settings: BenchSettings, client: BenchClient) -> BenchSettings:

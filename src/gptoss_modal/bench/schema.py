@@ -7,7 +7,10 @@ milliseconds) and, unless left out, ``requests``: one :class:`RequestDoc` per me
 with its chunks' arrival times, token counts and flags. ``docs/benchmark.md`` describes it.
 
 The field order here is the key order on disk. Unknown keys are ignored when reading, so a
-file from a newer writer of the same schema still reads; a file of another schema does not.
+file from a newer writer of the same schema still reads; a file of another schema does not,
+except the previous one (:data:`READABLE`): schema 2 only added fields with defaults (the
+scenario, the API, sessions, per-turn numbers, cache share, tool-call validity, the server's
+vLLM version), so a schema-1 file reads with those at their defaults.
 """
 
 from __future__ import annotations
@@ -20,9 +23,11 @@ import msgspec
 from gptoss_modal._exceptions import ConfigError
 
 __all__ = [
+    "READABLE",
     "SCHEMA",
     "BudgetCheckDoc",
     "BudgetsDoc",
+    "CacheDoc",
     "ChunksDoc",
     "ClientDoc",
     "CostDoc",
@@ -37,13 +42,17 @@ __all__ = [
     "SettingsDoc",
     "SpecDecodeDoc",
     "SummaryDoc",
+    "ToolCallDoc",
+    "ToolCallsDoc",
     "ToolDoc",
+    "TurnDoc",
     "decode_run",
     "encode_run",
     "read_run",
 ]
 
-SCHEMA: Final = "gptoss-modal-bench/1"
+SCHEMA: Final = "gptoss-modal-bench/2"
+READABLE: Final = frozenset({SCHEMA, "gptoss-modal-bench/1"})
 _ALLOWED: Final = "a JSON file written by gptoss-modal bench --json"
 
 
@@ -97,6 +106,13 @@ class SettingsDoc(_Doc, omit_defaults=True):
     api_key: Literal["set"] | None
     gpu: GpuDoc | None = None
     dataset: str | None = None
+    # Schema 2: the workload (chat or agentic), the API, turns per conversation, the tool
+    # choice of a user turn, and whether each virtual user sent a Modal-Session-ID.
+    scenario: str = "chat"
+    api: str = "chat"
+    turns: int | None = None
+    tool_choice: str | None = None
+    session_ids: bool = False
 
 
 class DistributionDoc(_Doc):
@@ -173,6 +189,46 @@ class CostDoc(_Doc):
     vs_compare: float | None = None
 
 
+class TurnDoc(_Doc):
+    """One turn number of an agentic level, over its conversations: requests, mean prompt
+    and cached prompt tokens (``None``: the server reported no cached tokens), the cached
+    share, and latencies in milliseconds (p50, with the mean TTFT)."""
+
+    turn: int
+    requests: int
+    completed: int
+    prompt_tokens_mean: float | None
+    cached_tokens_mean: float | None
+    cache_hit_share: float | None
+    ttft_p50_ms: float | None
+    tpot_p50_ms: float | None
+    e2e_p50_ms: float | None
+
+
+class CacheDoc(_Doc):
+    """Prefix caching over a level: prompt tokens of the requests that reported cached
+    tokens, how many were cached, and the share (cached / prompt)."""
+
+    requests: int
+    prompt_tokens: int
+    cached_tokens: int
+    hit_share: float | None
+
+
+class ToolCallsDoc(_Doc):
+    """Tool-call validity over a level: attempts, invalid ones, the rate with its binomial
+    standard error and 95% Wilson interval, and the problems by kind
+    (:mod:`gptoss_modal.bench.tool_validity`)."""
+
+    calls: int
+    invalid: int
+    invalid_rate: float | None
+    standard_error: float | None
+    wilson_low: float | None
+    wilson_high: float | None
+    problems: dict[str, int]
+
+
 class SummaryDoc(_Doc, omit_defaults=True):
     """Everything the tables show for one level (latencies in milliseconds)."""
 
@@ -198,6 +254,9 @@ class SummaryDoc(_Doc, omit_defaults=True):
     warnings: list[str]
     budgets: LevelBudgetsDoc | None
     cost: CostDoc | None = None
+    turns: list[TurnDoc] = []
+    cache: CacheDoc | None = None
+    tool_calls: ToolCallsDoc | None = None
 
 
 class ChunksDoc(_Doc):
@@ -208,8 +267,16 @@ class ChunksDoc(_Doc):
     flags: list[int]
 
 
-class RequestDoc(_Doc):
-    """One measured request: its outcome, latencies in milliseconds and its chunks."""
+class ToolCallDoc(_Doc):
+    """One tool call a reply made: its name and its problems (empty: valid)."""
+
+    name: str
+    problems: list[str]
+
+
+class RequestDoc(_Doc, omit_defaults=True):
+    """One measured request: its outcome, latencies in milliseconds and its chunks (an agentic
+    turn also its turn, conversation, cached prompt tokens and tool calls)."""
 
     level: str
     index: int
@@ -231,6 +298,11 @@ class RequestDoc(_Doc):
     failed_after_ms: float | None
     itl_per_token: bool | None
     chunks: ChunksDoc
+    turn: int | None = None
+    conversation: str | None = None
+    cached_tokens: int | None = None
+    tool_calls: list[ToolCallDoc] = []
+    lost_calls: list[str] = []
 
 
 class LevelEntryDoc(_Doc, kw_only=True):
@@ -269,6 +341,8 @@ class RunDoc(_Doc, kw_only=True):
     budgets: BudgetsDoc | None
     warnings: list[str]
     levels: list[LevelEntryDoc]
+    # The server's /version; unset (and not written) when it did not say, or in a schema-1 file.
+    vllm_version: str | msgspec.UnsetType = msgspec.UNSET
 
 
 class _Head(msgspec.Struct):
@@ -295,7 +369,7 @@ def decode_run(data: bytes | str, where: str = "<run>") -> RunDoc:
         raise ConfigError(
             where, where, _ALLOWED, message=f"{where} is not JSON ({exc}): give {_ALLOWED}"
         ) from exc
-    if head.schema != SCHEMA:
+    if head.schema not in READABLE:
         raise ConfigError(f"{where}: schema", head.schema, f"{_ALLOWED} (schema {SCHEMA})")
     try:
         return _run_decoder.decode(data)

@@ -17,8 +17,12 @@ from gptoss_modal.bench.cost import GpuPrice, gpu_doc
 from gptoss_modal.bench.schema import LevelDoc, SettingsDoc
 
 __all__ = [
+    "APIS",
     "DEFAULT_REQUESTS_PER_SLOT",
+    "DEFAULT_TURNS",
     "MIN_DEFAULT_REQUESTS",
+    "SCENARIOS",
+    "TOOL_CHOICES",
     "BenchSettings",
     "Level",
     "Messages",
@@ -28,6 +32,10 @@ __all__ = [
 
 DEFAULT_REQUESTS_PER_SLOT: Final = 4  # requests per level = 4 x concurrency (at least 8)...
 MIN_DEFAULT_REQUESTS: Final = 8
+DEFAULT_TURNS: Final = 4  # turns (requests) per agentic conversation
+SCENARIOS: Final = ("chat", "agentic")
+APIS: Final = ("chat", "responses")
+TOOL_CHOICES: Final = ("auto", "named")
 
 _Number = TypeVar("_Number", int, float)
 
@@ -133,6 +141,14 @@ class BenchSettings:
     price: GpuPrice | None = None
     compare_usd_per_mtok: float | None = None
     dataset: str | None = None  # the prompts file's format: "jsonl" or "sharegpt"
+    # Scenarios and APIs (issues 13 and 14): the agentic workload's turns per conversation,
+    # its user turns' tool choice, and one Modal-Session-ID per virtual user (None: on for
+    # agentic runs, off for chat).
+    scenario: str = "chat"
+    api: str = "chat"
+    turns: int = DEFAULT_TURNS
+    tool_choice: str = "auto"
+    session_ids: bool | None = None
 
     def __post_init__(self) -> None:
         if not self.levels:
@@ -155,6 +171,7 @@ class BenchSettings:
             raise ConfigError("--reasoning-effort", self.reasoning_effort, "low, medium or high")
         if self.prompts is not None and not self.prompts:
             raise ConfigError("--prompts", self.prompts_source, "a file with at least one prompt")
+        self._check_scenario()
         if self.compare_usd_per_mtok is not None and self.price is None:
             raise ConfigError(
                 "--compare-price",
@@ -163,12 +180,46 @@ class BenchSettings:
                 message="--compare-price needs the GPU's price: give --gpu (e.g. B200)",
             )
 
+    def _check_scenario(self) -> None:
+        for name, value, allowed in (
+            ("--scenario", self.scenario, SCENARIOS),
+            ("--api", self.api, APIS),
+            ("--tool-choice", self.tool_choice, TOOL_CHOICES),
+        ):
+            if value not in allowed:
+                raise ConfigError(name, value, " or ".join(allowed))
+        if self.turns < 1:
+            raise ConfigError("--turns", self.turns, "a positive number of turns")
+        if self.scenario == "agentic" and any(level.rate is not None for level in self.levels):
+            raise ConfigError(
+                "--rate",
+                ",".join(f"{level.rate:g}" for level in self.levels if level.rate is not None),
+                "no --rate with --scenario agentic (its levels are --concurrency virtual users)",
+            )
+        if self.scenario == "agentic" and self.prompts is not None:
+            raise ConfigError(
+                "--prompts", self.prompts_source, "no --prompts with --scenario agentic"
+            )
+
+    @property
+    def agentic(self) -> bool:
+        """Whether each virtual user runs multi-turn tool-calling conversations."""
+        return self.scenario == "agentic"
+
+    @property
+    def sends_session_ids(self) -> bool:
+        """Whether each virtual user sends its own ``Modal-Session-ID``."""
+        return self.session_ids if self.session_ids is not None else self.agentic
+
     def requests_for(self, level: Level) -> int | None:
-        """How many measured requests a level sends (``None``: as many as fit the duration)."""
+        """How many measured requests a level sends (``None``: as many as fit the duration);
+        an agentic level's default is one conversation of ``turns`` per virtual user."""
         if self.duration_s is not None:
             return None
         if self.requests is not None:
             return self.requests
+        if self.agentic:
+            return level.slots * self.turns
         return max(MIN_DEFAULT_REQUESTS, DEFAULT_REQUESTS_PER_SLOT * level.slots)
 
     def to_doc(self) -> SettingsDoc:
@@ -189,4 +240,9 @@ class BenchSettings:
             api_key="set" if self.api_key else None,
             gpu=None if self.price is None else gpu_doc(self.price, self.compare_usd_per_mtok),
             dataset=self.dataset,
+            scenario=self.scenario,
+            api=self.api,
+            turns=self.turns if self.agentic else None,
+            tool_choice=self.tool_choice if self.agentic else None,
+            session_ids=self.sends_session_ids,
         )

@@ -3,7 +3,9 @@
 :func:`summarise` applies the statistics of :mod:`gptoss_modal.bench.stats` to the level's
 successful requests, the spec-decode acceptance and server-side means between the two scrapes
 (:mod:`gptoss_modal.bench.prometheus`), the level's budgets (:mod:`gptoss_modal.bench.budgets`),
-and says what a reader should know (a client-bound level, ITL per chunk, too few requests).
+and says what a reader should know (a client-bound level, ITL per chunk, too few requests,
+invalid tool calls). Agentic levels also get per-turn numbers, the prefix-cache hit share and
+tool-call validity (:mod:`gptoss_modal.bench.agentic_summary`).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import collections
 from dataclasses import dataclass, field
 from typing import Final
 
+from gptoss_modal.bench.agentic_summary import cache_doc, tool_calls_doc, turn_docs
 from gptoss_modal.bench.budgets import evaluate_budgets, measured_values
 from gptoss_modal.bench.cost import GpuPrice, level_cost
 from gptoss_modal.bench.prometheus import (
@@ -85,6 +88,12 @@ def _warnings(result: LevelResult, planned_requests: int | None) -> list[str]:
             f"never has {level.concurrency} in flight, so its throughput is not that "
             "concurrency's"
         )
+    calls = result.tool_calls
+    if calls is not None and calls.invalid:
+        warnings.append(
+            f"{calls.invalid} of {calls.calls} tool calls were invalid: "
+            + ", ".join(f"{kind} x{n}" for kind, n in calls.problems.items())
+        )
     if result.warmup_errors:
         warnings.append(
             "warm-up requests failed: "
@@ -137,6 +146,9 @@ def summarise(
             duration_s=summary.duration_s,
             compare_usd_per_mtok=compare_usd_per_mtok,
         ),
+        turns=turn_docs(records),
+        cache=cache_doc(records),
+        tool_calls=tool_calls_doc(records),
     )
     if limits is not None:
         values = measured_values(
@@ -144,6 +156,7 @@ def summarise(
             acceptance_rate=spec.acceptance_rate if spec else None,
             acceptance_length=spec.acceptance_length if spec else None,
             usd_per_s=price.usd_per_s if price else None,
+            tool_call_invalid_rate=result.tool_calls.invalid_rate if result.tool_calls else None,
         )
         result.checks = evaluate_budgets(limits, values)
     result.warnings = _warnings(result, planned_requests)

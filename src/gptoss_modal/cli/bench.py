@@ -34,6 +34,7 @@ EPILOG = """\
 examples:
   gptoss-modal bench http://127.0.0.1:8000 --concurrency 1,8,32 --requests 64 --json run.json
   gptoss-modal bench URL --rate 0.5,1,2 --concurrency 64 --duration 2m --budgets budgets.toml
+  gptoss-modal bench URL --scenario agentic --turns 6 --concurrency 1,8 --api responses
   gptoss-modal bench compare before.json after.json --plot change.png
 
 metrics, the percentile method and the budgets file: docs/benchmark.md
@@ -106,7 +107,47 @@ def register_run(commands: argparse._SubParsersAction[Any]) -> None:
     )
     conn.add_argument("--no-metrics", action="store_true", help="do not scrape /metrics")
     _cost_and_format_options(p)
+    _scenario_options(p)
     p.set_defaults(func=bench)
+
+
+def _scenario_options(p: argparse.ArgumentParser) -> None:
+    """``--scenario``, ``--api``, ``--turns``, ``--tool-choice`` and ``--session-id``."""
+    from gptoss_modal.bench.settings import APIS, DEFAULT_TURNS, SCENARIOS, TOOL_CHOICES
+
+    s = p.add_argument_group("scenario and API")
+    s.add_argument(
+        "--scenario",
+        choices=SCENARIOS,
+        default="chat",
+        help="chat: single-turn requests (default); agentic: each virtual user runs multi-turn "
+        "tool-calling conversations whose history grows turn by turn",
+    )
+    s.add_argument(
+        "--api",
+        choices=APIS,
+        default="chat",
+        help="send through /v1/chat/completions (default) or /v1/responses",
+    )
+    s.add_argument(
+        "--turns",
+        type=int,
+        default=DEFAULT_TURNS,
+        help=f"agentic: requests per conversation (default {DEFAULT_TURNS})",
+    )
+    s.add_argument(
+        "--tool-choice",
+        choices=TOOL_CHOICES,
+        default="auto",
+        help="agentic: a user turn's tool_choice, auto (default) or naming the tool it asks for",
+    )
+    s.add_argument(
+        "--session-id",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="send Modal-Session-ID, one per virtual user, so Modal routes a conversation to "
+        "the replica holding its prefix cache (default: on for agentic, off for chat)",
+    )
 
 
 # --- issue 14: cost, the vLLM result format and vLLM's flag spellings -------------------------
@@ -304,6 +345,11 @@ def _settings(args: argparse.Namespace) -> BenchSettings:
         price=price,
         compare_usd_per_mtok=compare,
         dataset=dataset.format if dataset is not None else None,
+        scenario=args.scenario,
+        api=args.api,
+        turns=args.turns,
+        tool_choice=args.tool_choice,
+        session_ids=args.session_id,
     )
 
 

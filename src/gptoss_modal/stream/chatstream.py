@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Self
 
@@ -60,8 +60,17 @@ class ChatStream:
     Use it as ``async with`` (or call :meth:`aclose`) so the connection is released.
     """
 
-    def __init__(self, client: Client, body: bytes, *, owns_client: bool = False) -> None:
+    def __init__(
+        self,
+        client: Client,
+        body: bytes,
+        *,
+        owns_client: bool = False,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
         self.result = ChatResult()
+        # This request's own headers (e.g. the benchmark's Modal-Session-ID), beside the client's.
+        self._headers = dict(headers) if headers else None
         self.url = f"{client.base_url}/v1/chat/completions"
         self._client = client
         self._owns_client = owns_client
@@ -258,7 +267,9 @@ class ChatStream:
         url = self.url
         http = self._client._http()
         for _ in range(MAX_REDIRECTS + 1):
-            response = await http.post(url, data=self._body, timeout=limits, allow_redirects=False)
+            response = await http.post(
+                url, data=self._body, headers=self._headers, timeout=limits, allow_redirects=False
+            )
             if response.status not in REDIRECT_STATUSES:
                 return response
             response.release()

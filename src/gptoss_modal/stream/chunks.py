@@ -110,6 +110,13 @@ class Choice(msgspec.Struct, frozen=True, gc=False):
     stop_reason: int | str | None = None
 
 
+class PromptTokensDetails(msgspec.Struct, frozen=True, gc=False):
+    """``usage.prompt_tokens_details``: prompt tokens served from the prefix cache (vLLM sends
+    it with ``--enable-prompt-tokens-details``; ``None`` when it does not count them)."""
+
+    cached_tokens: int | None = None
+
+
 class Usage(msgspec.Struct, frozen=True, gc=False):
     """Token counts: on the final usage chunk, or on every chunk with continuous usage stats
     (then ``completion_tokens`` counts every token generated so far, this chunk's included)."""
@@ -117,6 +124,13 @@ class Usage(msgspec.Struct, frozen=True, gc=False):
     prompt_tokens: int = 0
     completion_tokens: int = 0
     total_tokens: int = 0
+    prompt_tokens_details: PromptTokensDetails | None = None
+
+    @property
+    def cached_tokens(self) -> int | None:
+        """Prompt tokens served from the prefix cache; ``None`` when the server did not say."""
+        details = self.prompt_tokens_details
+        return details.cached_tokens if details is not None else None
 
 
 class ChatChunk(msgspec.Struct, gc=False):

@@ -332,12 +332,14 @@ class Client:
         extra: Mapping[str, Any] | None = None,
         vllm_version: str = DEFAULT_VLLM_VERSION,
         mapped_efforts: Collection[str] = (),
+        headers: Mapping[str, str] | None = None,
     ) -> ChatStream:
         """Start a streamed chat completion (the request is sent on first use).
 
         The arguments are those of :func:`build_chat_request` (``vllm_version`` is the
         server's, which decides the efforts it takes); ``model`` defaults to the client's
-        (vLLM serves its only model when none is named).
+        (vLLM serves its only model when none is named). ``headers`` are sent with this request
+        only, beside the client's (the benchmark's ``Modal-Session-ID``).
         """
         body = build_chat_request(
             messages,
@@ -351,7 +353,7 @@ class Client:
             vllm_version=vllm_version,
             mapped_efforts=mapped_efforts,
         )
-        return ChatStream(self, _json_encode(body))
+        return ChatStream(self, _json_encode(body), headers=_checks.headers("headers", headers))
 
     async def chat(
         self,
@@ -456,12 +458,13 @@ class Client:
         max_output_tokens: int | None = None,
         previous_response_id: str | None = None,
         extra: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> ResponseStream:
         """Start a streamed Responses request, ``POST /v1/responses`` (sent on first use).
 
         The arguments are those of
         :func:`~gptoss_modal.stream.responses_request.build_response_request`; ``model``
-        defaults to the client's. Returns a
+        defaults to the client's; ``headers`` are sent with this request only. Returns a
         :class:`~gptoss_modal.stream.responses_client.ResponseStream`.
         """
         # Imported here: that module builds on this one (its stream is a ChatStream).
@@ -478,7 +481,9 @@ class Client:
             previous_response_id=previous_response_id,
             extra=extra,
         )
-        return new_response_stream(self, body, owns=False)
+        return new_response_stream(
+            self, body, owns=False, headers=_checks.headers("headers", headers)
+        )
 
     async def respond(
         self, input: str | Sequence[Mapping[str, Any]], **options: Any

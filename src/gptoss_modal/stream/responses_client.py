@@ -47,8 +47,15 @@ class ResponseStream(ChatStream):
     result: ResponseResult  # type: ignore[assignment]  # the same interface, other events
     _decoder: ResponseEventDecoder  # the same interface as the chat decoder
 
-    def __init__(self, client: Client, body: bytes, *, owns_client: bool = False) -> None:
-        super().__init__(client, body, owns_client=owns_client)
+    def __init__(
+        self,
+        client: Client,
+        body: bytes,
+        *,
+        owns_client: bool = False,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(client, body, owns_client=owns_client, headers=headers)
         self.result = ResponseResult()
         self.url = f"{client.base_url}/v1/responses"
         self._decoder = ResponseEventDecoder(max_event_chars=client.max_event_chars)
@@ -72,9 +79,15 @@ class ResponseStream(ChatStream):
         )
 
 
-def new_response_stream(client: Client, body: dict[str, Any], *, owns: bool) -> ResponseStream:
+def new_response_stream(
+    client: Client,
+    body: dict[str, Any],
+    *,
+    owns: bool,
+    headers: Mapping[str, str] | None = None,
+) -> ResponseStream:
     """The stream for ``body`` on ``client`` (what :meth:`Client.stream_response` returns)."""
-    return ResponseStream(client, _json_encode(body), owns_client=owns)
+    return ResponseStream(client, _json_encode(body), owns_client=owns, headers=headers)
 
 
 def stream_response(

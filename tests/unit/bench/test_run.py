@@ -154,7 +154,7 @@ async def test_the_json_has_every_request_and_no_secret(tmp_path: Path) -> None:
     text = path.read_text()
     assert "sk-do-not-print" not in text
     doc = json.loads(text)
-    assert doc["schema"] == "gptoss-modal-bench/1"
+    assert doc["schema"] == "gptoss-modal-bench/2"
     (level,) = doc["levels"]
     assert len(level["requests"]) == 6
     first = level["requests"][0]
