@@ -97,8 +97,12 @@ def _header(doc: RunDoc) -> str:
     settings = doc.settings
     return (
         f"{settings.url}  model {settings.model}  "
-        f"in {settings.input_tokens} / out {settings.output_tokens} tokens"
-        f"{'' if doc.fixed_output else ' (not fixed)'}  "
+        + (
+            f"out {settings.output_tokens} tokens"
+            if settings.scenario == "agentic"  # prompts are the conversations' history
+            else f"in {settings.input_tokens} / out {settings.output_tokens} tokens"
+        )
+        + f"{'' if doc.fixed_output else ' (not fixed)'}  "
         f"reasoning {settings.reasoning_effort}  seed {settings.seed}" + _workload(doc)
     )
 

@@ -141,7 +141,10 @@ def wilson_interval(invalid: int, total: int, z: float = WILSON_Z) -> tuple[floa
     denominator = 1.0 + z * z / total
     centre = (p + z * z / (2 * total)) / denominator
     half = z * math.sqrt(p * (1 - p) / total + z * z / (4 * total * total)) / denominator
-    return max(0.0, centre - half), min(1.0, centre + half)
+    # Exact at the ends (0 and 1), and never excluding p itself through rounding.
+    low = 0.0 if invalid == 0 else min(p, max(0.0, centre - half))
+    high = 1.0 if invalid == total else max(p, min(1.0, centre + half))
+    return low, high
 
 
 @dataclass
