@@ -6,8 +6,11 @@ and to first content (gpt-oss reasons first, so a user waits for the second); pe
 latency; each level's end-to-end distribution (min, p50, p90, p99, max); throughput against
 load; and dollars per million tokens against load when the run has cost figures (each level
 summary's ``cost``: ``usd_per_mtok_output`` and ``usd_per_mtok_total``), else a note saying to
-run with ``--gpu``. The title names the model, and the GPU and vLLM version where the run
-recorded them. Legends sit below their panel, never over the data.
+run with ``--gpu``. An agentic run (levels with per-turn numbers) gets a third row: prompt and
+cached prompt tokens per turn (the history growing), p50 TTFT per turn, and each level's
+invalid tool-call rate with its 95% Wilson interval. The title names the model, and the GPU
+and vLLM version where the run recorded them. Legends sit below their panel, never over the
+data.
 
 matplotlib is an optional extra (``pip install 'gptoss-modal[plot]'``) and is imported only
 when a plot is made; without it :func:`require_matplotlib` raises a :class:`ConfigError` that
@@ -34,6 +37,7 @@ __all__ = ["NO_COST", "cost_of", "plot_runs", "require_matplotlib", "title_of"]
 INSTALL_HINT: Final = "install it with pip install 'gptoss-modal[plot]'"
 NO_COST: Final = "no cost: run with --gpu"
 FIGSIZE_IN: Final = (16.0, 9.5)
+AGENTIC_FIGSIZE_IN: Final = (16.0, 14.0)  # a third row of panels
 DPI: Final = 110
 # (title, [(metric, stat, line style)]) for the two latency-against-load panels.
 _TTFT_LINES: Final = (
@@ -247,6 +251,59 @@ def _cost(ax: Axes, runs: Sequence[_Run]) -> bool:
     return True
 
 
+def _per_turn(ax: Axes, runs: Sequence[_Run], tokens: bool) -> None:
+    """Per turn, one line per level: prompt (solid) and cached (dashed) tokens, or p50 TTFT."""
+    line = 0
+    for run in runs:
+        for summary in run.summaries:
+            turns = summary.turns
+            if not turns:
+                continue
+            xs = [t.turn for t in turns]
+            colour = run.line_colour(line)
+            line += 1
+            label = run.label(summary.level.label)
+            if tokens:
+                ys = [_nan(t.prompt_tokens_mean) for t in turns]
+                ax.plot(xs, ys, "-", marker="o", color=colour, label=f"{label} prompt")
+                cached = [t.cached_tokens_mean for t in turns]
+                if any(c is not None for c in cached):
+                    ys = [_nan(c) for c in cached]
+                    ax.plot(xs, ys, "--", marker=".", color=colour, label=f"{label} cached")
+            else:
+                ys = [_nan(t.ttft_p50_ms) for t in turns]
+                ax.plot(xs, ys, "-", marker="o", color=colour, label=label)
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # turns are whole numbers
+    ax.set_xlabel("turn (request) of the conversation")
+    ax.set_ylabel("tokens (mean)" if tokens else "ms")
+    ax.set_title("prompt and cached tokens per turn" if tokens else "TTFT p50 per turn (ms)")
+    ax.set_ylim(bottom=0)
+
+
+def _tool_calls(ax: Axes, runs: Sequence[_Run]) -> None:
+    """Each level's invalid tool-call rate, with its 95% Wilson interval as the error bar."""
+    for number, run in enumerate(runs):
+        points = [(s, s.tool_calls) for s in run.summaries if s.tool_calls is not None]
+        xs = [_x(s) for s, _ in points]
+        rates = [_nan(c.invalid_rate) for _, c in points]
+        low = [max(0.0, r - _nan(c.wilson_low)) for r, (_, c) in zip(rates, points, strict=True)]
+        high = [max(0.0, _nan(c.wilson_high) - r) for r, (_, c) in zip(rates, points, strict=True)]
+        ax.errorbar(
+            xs,
+            rates,
+            yerr=[low, high],
+            fmt="o",
+            capsize=4,
+            color=run.line_colour(number),
+            label=run.label("invalid share (95% Wilson)"),
+        )
+    ax.set_title("invalid tool calls per level")
+    ax.set_ylabel("share of tool calls")
+    ax.set_ylim(bottom=0)
+
+
 def _load_axis(ax: Axes, xs: Sequence[float], open_loop: bool) -> None:
     """The shared load axis: log 2 when the levels span 4x or more, a tick per level."""
     from matplotlib.ticker import FuncFormatter, NullFormatter
@@ -302,9 +359,21 @@ def plot_runs(runs: Sequence[tuple[str, RunDoc]], path: str | Path) -> None:
     xs = [_x(s) for run in drawn for s in run.summaries]
     open_loop = any(run.summaries[0].level.rate is not None for run in drawn)
 
-    fig, axes = plt.subplots(2, 3, figsize=FIGSIZE_IN, constrained_layout=True)
+    agentic = any(s.turns for run in drawn for s in run.summaries)
+    fig, axes = plt.subplots(
+        3 if agentic else 2,
+        3,
+        figsize=AGENTIC_FIGSIZE_IN if agentic else FIGSIZE_IN,
+        constrained_layout=True,
+    )
     tradeoff, ttft, token = axes[0]
     spread, throughput, cost = axes[1]
+    if agentic:
+        prompts, turn_ttft, calls = axes[2]
+        _per_turn(prompts, drawn, tokens=True)
+        _per_turn(turn_ttft, drawn, tokens=False)
+        _tool_calls(calls, drawn)
+        _load_axis(calls, xs, open_loop)
     _tradeoff(tradeoff, drawn)
     _lines(ttft, drawn, _TTFT_LINES)
     ttft.set_title("time to first token and to first content (ms)")

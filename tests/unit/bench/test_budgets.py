@@ -285,3 +285,21 @@ def test_max_cost_per_mtok_is_a_budget_on_the_priced_throughput() -> None:
     assert priced[0].measured == pytest.approx(1.736)
     unpriced = evaluate_budgets(limits, measured_values(summary))
     assert [(c.measured, c.passed) for c in unpriced] == [(None, False)]
+
+
+def test_a_tool_call_budget_is_an_upper_limit_on_a_fraction() -> None:
+    """``tool_call_invalid_rate`` parses as a fraction and fails above it or when not measured
+    (a run with no tool calls), and passes at or below it."""
+    section = parse_budgets({"m": {"all": {"tool_call_invalid_rate": 0.05}}}).section("m")
+    limits = section.for_level(1)
+    assert budget_kind("tool_call_invalid_rate") == ("tool_call_invalid_rate", "max")
+    summary = summarize_level([metrics()], {}, 1.0)
+
+    def passed(rate: float | None) -> bool:
+        values = measured_values(summary, tool_call_invalid_rate=rate)
+        (check,) = evaluate_budgets(limits, values)
+        return check.passed
+
+    assert (passed(0.0), passed(0.05), passed(0.051), passed(None)) == (True, True, False, False)
+    with pytest.raises(ConfigError, match="fraction"):
+        parse_budgets({"m": {"all": {"tool_call_invalid_rate": 1.5}}})

@@ -128,3 +128,31 @@ def test_a_record_round_trips(times: list[float], tokens: list[int | None]) -> N
 def test_run_doc_fields_start_with_the_schema() -> None:
     """The schema version is the document's first key, as before."""
     assert RunDoc.__struct_fields__[0] == "schema"
+
+
+async def test_an_agentic_run_round_trips_with_its_new_fields(tmp_path: Path) -> None:
+    """Schema 2's fields (scenario, turns, cache share, tool calls, per-request turn and
+    verdicts) are written and read back into an equal document."""
+    client = ScriptedClient()
+    client.report_cached = True
+    client.tool_faults = {1: "not_json"}
+    result = await run(client, scenario="agentic", turns=3, requests=None, api="responses")
+    result.vllm_version = "0.33.0"
+    path = tmp_path / "run.json"
+    result.write_json(path)
+    doc = read_run(path)
+    assert doc == result.to_doc()
+    assert (doc.settings.scenario, doc.settings.api, doc.settings.turns) == (
+        "agentic",
+        "responses",
+        3,
+    )
+    assert doc.vllm_version == "0.33.0" and doc.settings.session_ids
+    summary = doc.levels[0].summary
+    assert [t.turn for t in summary.turns] == [0, 1, 2]
+    assert summary.cache is not None and summary.tool_calls is not None
+    assert summary.tool_calls.problems == {"not_json": 1}
+    requests = doc.levels[0].requests
+    assert isinstance(requests, list)
+    assert {r.turn for r in requests} == {0, 1, 2}
+    assert any(c.problems == ["not_json"] for r in requests for c in r.tool_calls)
