@@ -8,6 +8,7 @@ Until the mock answers ``tool_choice: "auto"`` agent loops, the user turns name 
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -67,13 +68,14 @@ def test_agentic_prompts_grow_turn_by_turn_and_every_call_is_valid(
         for turns in by_conversation.values():
             prompts = [tokens for _, tokens in sorted(turns)]
             assert len(prompts) == TURNS
-            assert all(b > a for a, b in zip(prompts, prompts[1:], strict=False)), prompts
+            assert all(b > a for a, b in itertools.pairwise(prompts)), prompts
         summary = level["summary"]
         calls = summary["tool_calls"]
         assert calls["calls"] >= 1
         assert (calls["invalid"], calls["invalid_rate"]) == (0, 0.0)
         means = [t["prompt_tokens_mean"] for t in summary["turns"]]
-        assert means == sorted(means) and len(set(means)) == TURNS
+        assert means == sorted(means)
+        assert len(set(means)) == TURNS
 
 
 def test_a_tool_call_budget_sets_the_exit_code(
@@ -87,4 +89,5 @@ def test_a_tool_call_budget_sets_the_exit_code(
     assert code == 0, printed
     assert "PASS  c=1            tool_call_invalid_rate" in printed
     budgets_doc = doc["budgets"]
-    assert isinstance(budgets_doc, dict) and budgets_doc["held"] is True
+    assert isinstance(budgets_doc, dict)
+    assert budgets_doc["held"] is True

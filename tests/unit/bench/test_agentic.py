@@ -54,13 +54,15 @@ def test_each_turn_sends_the_whole_history_and_it_grows() -> None:
     conversation = Conversation("0/0/1", "0", tool_choice="named")
     sizes = []
     first = conversation.request()
-    assert first.expects_call and isinstance(first.tool_choice, dict)
+    assert first.expects_call
+    assert isinstance(first.tool_choice, dict)
     name = first.tool_choice["function"]["name"]
     for sent in (_call_reply(name, '{"city": "Paris"}'), _answer("It is sunny."), _answer("x")):
         sizes.append(len(conversation.request().messages))
         conversation.absorb(sent)
     sizes.append(len(conversation.request().messages))
-    assert sizes == sorted(sizes) and len(set(sizes)) == len(sizes)
+    assert sizes == sorted(sizes)
+    assert len(set(sizes)) == len(sizes)
     assistant, tool = conversation.messages[2], conversation.messages[3]
     assert assistant["tool_calls"][0]["function"]["name"] == name
     assert tool == {
@@ -70,7 +72,8 @@ def test_each_turn_sends_the_whole_history_and_it_grows() -> None:
     }
     follow_up = Conversation("0/0/1", "0")
     follow_up.absorb(_call_reply(name, "{}"))
-    assert follow_up.request().tool_choice == "auto" and not follow_up.request().expects_call
+    assert follow_up.request().tool_choice == "auto"
+    assert not follow_up.request().expects_call
 
 
 def test_a_failed_turn_keeps_the_history_and_asks_again() -> None:
@@ -79,7 +82,8 @@ def test_a_failed_turn_keeps_the_history_and_asks_again() -> None:
     before = list(conversation.messages)
     conversation.absorb(Sent(ChatResult(), UpstreamError("boom")))
     assert conversation.messages[: len(before)] == before
-    assert conversation.messages[-1]["role"] == "user" and len(conversation.messages) == 3
+    assert conversation.messages[-1]["role"] == "user"
+    assert len(conversation.messages) == 3
 
 
 def test_tool_results_are_made_from_the_arguments_alone() -> None:
@@ -127,8 +131,10 @@ async def test_an_agentic_run_measures_every_turn(api: str) -> None:
     (level,) = result.levels
     assert len(level.records) == 2 * 4  # two users, one conversation of four turns each
     means = [t.prompt_tokens_mean or 0 for t in level.turns]
-    assert means == sorted(means) and len(set(means)) == 4
-    assert level.cache is not None and 0 < (level.cache.hit_share or 0) < 1
+    assert means == sorted(means)
+    assert len(set(means)) == 4
+    assert level.cache is not None
+    assert 0 < (level.cache.hit_share or 0) < 1
     calls = level.tool_calls
     assert calls is not None
     assert (calls.invalid, calls.problems) == (
@@ -137,7 +143,8 @@ async def test_an_agentic_run_measures_every_turn(api: str) -> None:
     )
     assert calls.invalid_rate == 2 / calls.calls
     sessions = [c.headers.get(SESSION_HEADER) for c in client.calls[1:]]  # not the probe
-    assert None not in sessions and len(set(sessions)) == 2
+    assert None not in sessions
+    assert len(set(sessions)) == 2
     assert any("tool calls were invalid" in w for w in level.warnings)
 
 
@@ -148,10 +155,14 @@ async def test_chat_and_responses_report_the_same_timings() -> None:
     responses = await run(ScriptedClient(), api="responses")
     a, b = chat.levels[0].summary.latency, responses.levels[0].summary.latency
     for metric in ("ttft", "ttft_content", "e2e"):
-        assert a[metric] is not None and b[metric] is not None
-        assert b[metric].p50 == pytest.approx(a[metric].p50, abs=1e-3)
-    assert a["tpot"] is not None and b["tpot"] is not None
-    assert b["tpot"].p50 == pytest.approx(a["tpot"].p50, rel=0.15)
+        chat_dist, responses_dist = a[metric], b[metric]
+        assert chat_dist is not None
+        assert responses_dist is not None
+        assert responses_dist.p50 == pytest.approx(chat_dist.p50, abs=1e-3)
+    chat_tpot, responses_tpot = a["tpot"], b["tpot"]
+    assert chat_tpot is not None
+    assert responses_tpot is not None
+    assert responses_tpot.p50 == pytest.approx(chat_tpot.p50, rel=0.15)
     assert responses.levels[0].summary.completed == 6
 
 

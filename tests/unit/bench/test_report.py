@@ -175,3 +175,24 @@ def test_plot_without_matplotlib_says_how_to_install(
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     assert main(["bench", "http://127.0.0.1:9", "--plot", "x.png"]) == 2
     assert "gptoss-modal[plot]" in capsys.readouterr().err
+
+
+async def test_an_agentic_run_shows_its_calls_turns_and_cache() -> None:
+    """The agentic tables appear (calls with the rate's error, each turn's prompt and cache)
+    and say when calls were invalid; a chat run has none of them."""
+    from gptoss_modal.bench.report import render_agentic, render_run
+
+    client = ScriptedClient()
+    client.report_cached = True
+    client.tool_faults = {1: "unknown"}
+    result = await run(client, scenario="agentic", turns=2, requests=None)
+    text = render_run(result.to_doc(records=False))
+    assert "agentic (2 turns, tool_choice auto)  Modal-Session-ID on" in text
+    assert "INVALID TOOL CALLS: 1" in text
+    assert "unknown_tool x1" in text
+    assert "95% Wilson" in text
+    assert "cache hit" in text
+    turns = [line for line in text.splitlines() if line.startswith(("c=2 ", "     "))]
+    assert any(line.split()[:2] == ["c=2", "0"] for line in turns)
+    chat = await run(ScriptedClient())
+    assert render_agentic(chat.to_doc(records=False)) == ""

@@ -147,10 +147,12 @@ async def test_an_agentic_run_round_trips_with_its_new_fields(tmp_path: Path) ->
         "responses",
         3,
     )
-    assert doc.vllm_version == "0.33.0" and doc.settings.session_ids
+    assert doc.vllm_version == "0.33.0"
+    assert doc.settings.session_ids
     summary = doc.levels[0].summary
     assert [t.turn for t in summary.turns] == [0, 1, 2]
-    assert summary.cache is not None and summary.tool_calls is not None
+    assert summary.cache is not None
+    assert summary.tool_calls is not None
     assert summary.tool_calls.problems == {"not_json": 1}
     requests = doc.levels[0].requests
     assert isinstance(requests, list)

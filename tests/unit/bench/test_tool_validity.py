@@ -111,4 +111,5 @@ def test_the_tally_counts_calls_and_lost_attempts() -> None:
     assert tally.rate == 0.5
     assert tally.standard_error == pytest.approx(math.sqrt(0.25 / 4))
     assert tally.problems == {NOT_JSON: 1, "upstream_500": 1}
-    assert ValidityTally().rate is None and ValidityTally().interval is None
+    assert ValidityTally().rate is None
+    assert ValidityTally().interval is None
