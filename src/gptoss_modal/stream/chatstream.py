@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, Protocol, Self, TypeVar
 
@@ -91,8 +91,11 @@ class EventStream(Generic[_R, _E]):
         result: _R,
         decoder: EventDecoder[_E],
         owns_client: bool = False,
+        headers: Mapping[str, str] | None = None,
     ) -> None:
         self.result: _R = result
+        # This request's own headers (e.g. the benchmark's Modal-Session-ID), beside the client's.
+        self._headers = dict(headers) if headers else None
         self.url = f"{client.base_url}{path}"
         self._client = client
         self._owns_client = owns_client
@@ -289,7 +292,9 @@ class EventStream(Generic[_R, _E]):
         url = self.url
         http = self._client._http()
         for _ in range(MAX_REDIRECTS + 1):
-            response = await http.post(url, data=self._body, timeout=limits, allow_redirects=False)
+            response = await http.post(
+                url, data=self._body, headers=self._headers, timeout=limits, allow_redirects=False
+            )
             if response.status not in REDIRECT_STATUSES:
                 return response
             response.release()
@@ -352,7 +357,14 @@ class ChatStream(EventStream[ChatResult, ChatChunk]):
     _units = "chunks"
     _missing_end = "data: [DONE]"
 
-    def __init__(self, client: Client, body: bytes, *, owns_client: bool = False) -> None:
+    def __init__(
+        self,
+        client: Client,
+        body: bytes,
+        *,
+        owns_client: bool = False,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
         super().__init__(
             client,
             body,
@@ -360,4 +372,5 @@ class ChatStream(EventStream[ChatResult, ChatChunk]):
             result=ChatResult(),
             decoder=ChatChunkDecoder(max_event_chars=client.max_event_chars),
             owns_client=owns_client,
+            headers=headers,
         )

@@ -44,7 +44,14 @@ class ResponseStream(EventStream[ResponseResult, AnyResponseEvent]):
 
     _missing_end = "a terminal event (response.completed or response.incomplete)"
 
-    def __init__(self, client: Client, body: bytes, *, owns_client: bool = False) -> None:
+    def __init__(
+        self,
+        client: Client,
+        body: bytes,
+        *,
+        owns_client: bool = False,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
         super().__init__(
             client,
             body,
@@ -52,12 +59,19 @@ class ResponseStream(EventStream[ResponseResult, AnyResponseEvent]):
             result=ResponseResult(),
             decoder=ResponseEventDecoder(max_event_chars=client.max_event_chars),
             owns_client=owns_client,
+            headers=headers,
         )
 
 
-def new_response_stream(client: Client, body: dict[str, Any], *, owns: bool) -> ResponseStream:
+def new_response_stream(
+    client: Client,
+    body: dict[str, Any],
+    *,
+    owns: bool,
+    headers: Mapping[str, str] | None = None,
+) -> ResponseStream:
     """The stream for ``body`` on ``client`` (what :meth:`Client.stream_response` returns)."""
-    return ResponseStream(client, _json_encode(body), owns_client=owns)
+    return ResponseStream(client, _json_encode(body), owns_client=owns, headers=headers)
 
 
 def stream_response(
