@@ -11,6 +11,7 @@ first event is no clock for decode, unlike chat's first chunk).
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass
 
@@ -74,10 +75,9 @@ async def responses_run(client: Client, requests: int, budgets: Budgets) -> Resp
     """``requests`` Responses requests one after another (after one uncounted warm-up),
     summarised and held against the level-1 budgets. A failed request counts as an error by
     its type, as the benchmark counts them, and never stops the run."""
-    try:  # the warm-up is not measured: its failure shows again in the counted requests
+    # The warm-up is not measured: a failure of it shows again in the counted requests.
+    with contextlib.suppress(GptossModalError):
         await client.respond(PROMPT, reasoning_effort="low", max_output_tokens=16)
-    except GptossModalError:
-        pass
     ok: list[RequestMetrics] = []
     errors: dict[str, int] = {}
     began = time.monotonic()
