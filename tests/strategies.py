@@ -21,6 +21,14 @@ EXTRA_ARG_CHOICES: tuple[tuple[str, ...], ...] = (
     ("--swap-space", "8"),
 )
 
+# tool_server values: none, the demo tools, one or two MCP servers.
+TOOL_SERVER_CHOICES: tuple[str | tuple[str, ...] | None, ...] = (
+    None,
+    "demo",
+    ("localhost:8001",),
+    ("tools.internal:9000", "10.0.0.7:8002"),
+)
+
 
 def _maybe(strategy: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
     return st.one_of(st.none(), strategy)
@@ -65,6 +73,8 @@ def serve_config_kwargs(draw: st.DrawFn) -> dict[str, Any]:
         "port": draw(st.integers(1, 65535)),
         "tool_calling": draw(st.booleans()),
         "extra_args": draw(st.sampled_from(EXTRA_ARG_CHOICES)),
+        "tool_server": draw(st.sampled_from(TOOL_SERVER_CHOICES)),
+        "response_store": draw(st.booleans()),
     }
 
 

@@ -309,6 +309,7 @@ class ReplayServer:
     async def __aenter__(self) -> ReplayServer:
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._chat)
+        app.router.add_post("/v1/responses", self._chat)  # the same replay, other API
         app.router.add_get("/health", self._health)
         # Cancel a handler when its client goes away, and do not wait long for the rest at exit.
         self._runner = web.AppRunner(

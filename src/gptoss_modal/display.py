@@ -1,6 +1,7 @@
 """The terminal display shared by the CLI and the Modal app's ``modal run``: a spinner while
-waiting, a chat reply printed as it arrives (reasoning dimmed on a terminal without
-``NO_COLOR``), the one-line timing summary, and the benchmark's progress (rich, on a terminal).
+waiting, a chat or Responses reply printed as it arrives (reasoning dimmed on a terminal without
+``NO_COLOR``, then the answer, then any calls), its JSON lines, the one-line timing summary, and
+the benchmark's progress (rich, on a terminal).
 Imports no aiohttp: the client's types are only named for the type checker.
 """
 
@@ -24,6 +25,9 @@ if TYPE_CHECKING:
     from gptoss_modal.stream.accumulator import ChatResult
     from gptoss_modal.stream.chunks import ChatChunk
     from gptoss_modal.stream.client import ChatStream, Client, HealthProgress
+    from gptoss_modal.stream.responses import AnyResponseEvent, OutputItem
+    from gptoss_modal.stream.responses_accumulator import ResponseResult
+    from gptoss_modal.stream.responses_client import ResponseStream
 
 __all__ = [
     "JSONL_SCHEMA",
@@ -31,10 +35,13 @@ __all__ = [
     "TerminalProgress",
     "colour_wanted",
     "format_summary",
+    "print_response_stream",
     "print_stream",
+    "response_result_record",
     "result_record",
     "wait_with_spinner",
     "write_jsonl",
+    "write_response_jsonl",
 ]
 
 SPINNER_PERIOD_S = 0.1
@@ -87,6 +94,46 @@ async def wait_with_spinner(client: Client, wait_s: float, err: TextIO) -> Healt
         spinner.stop()
 
 
+class _ReplyPrinter:
+    """Writes a reply's text as it arrives: reasoning (dimmed on a colour terminal), a blank
+    line, the answer, then one line per call; the spinner on ``err`` runs until the first."""
+
+    def __init__(self, out: TextIO, err: TextIO) -> None:
+        self._out = out
+        self._dim = colour_wanted(out)
+        self._spinner = Spinner(err)
+        self._in_reasoning = False
+        self._wrote = False
+        self._spinner.start("waiting for the first token")
+
+    def write(self, reasoning: str = "", content: str = "", line: str = "") -> None:
+        """Show one piece of the reply (empty pieces are skipped)."""
+        if not (reasoning or content or line):
+            return
+        self._spinner.stop()
+        out = self._out
+        if reasoning:
+            out.write(f"{_DIM}{reasoning}{_RESET}" if self._dim else reasoning)
+            self._in_reasoning = True
+        if content:
+            if self._in_reasoning:
+                out.write("\n\n")
+                self._in_reasoning = False
+            out.write(content)
+        if line:  # a call: on a line of its own, after whatever text came before
+            out.write(f"\n{line}" if self._wrote else line)
+            self._in_reasoning = False
+        self._wrote = True
+        out.flush()
+
+    def finish(self) -> None:
+        """Stop the spinner and end the last line."""
+        self._spinner.stop()
+        if self._wrote:
+            self._out.write("\n")
+            self._out.flush()
+
+
 async def print_stream(stream: ChatStream, out: TextIO, err: TextIO) -> ChatResult:
     """Print a chat reply as it arrives and return the stream's result.
 
@@ -95,32 +142,50 @@ async def print_stream(stream: ChatStream, out: TextIO, err: TextIO) -> ChatResu
     content on ``out``, ended with a newline. Errors propagate, with what arrived before them
     printed.
     """
-    dim = colour_wanted(out)
-    spinner = Spinner(err)
-    spinner.start("waiting for the first token")
-    in_reasoning = False
-    wrote = False
+    printer = _ReplyPrinter(out, err)
     try:
         async for chunk in stream:
-            reasoning, content = chunk.reasoning, chunk.content
-            if not (reasoning or content):
-                continue
-            spinner.stop()
-            if reasoning:
-                out.write(f"{_DIM}{reasoning}{_RESET}" if dim else reasoning)
-                in_reasoning = True
-            if content:
-                if in_reasoning:
-                    out.write("\n\n")
-                    in_reasoning = False
-                out.write(content)
-            wrote = True
-            out.flush()
+            printer.write(chunk.reasoning or "", chunk.content or "")
     finally:
-        spinner.stop()
-        if wrote:
-            out.write("\n")
-            out.flush()
+        printer.finish()
+    return stream.result
+
+
+_CALL_DONE = "response.output_item.done"
+_TEXT_ITEMS = frozenset({"message", "reasoning"})  # every other output item is a call
+
+
+def _finished_call(event: AnyResponseEvent) -> OutputItem | None:
+    """The complete item when ``event`` ends a function or built-in tool call, else None."""
+    item = getattr(event, "item", None) if event.type == _CALL_DONE else None
+    return None if item is None or item.type in _TEXT_ITEMS else item
+
+
+def _call_line(item: OutputItem) -> str:
+    """``-> get_weather({"city": "Paris"}) [call_1]``, or a built-in tool's type and status."""
+    if item.type == "function_call":
+        return f"-> {item.name}({item.arguments or ''}) [{item.call_id}]"
+    detail = item.code or item.arguments or ""
+    name = f" {item.name}" if item.name else ""
+    return f"-> {item.type}{name} {item.status or ''}".rstrip() + (f": {detail}" if detail else "")
+
+
+async def print_response_stream(stream: ResponseStream, out: TextIO, err: TextIO) -> ResponseResult:
+    """Print a Responses reply as :func:`print_stream` prints a chat one, then each function or
+    built-in tool call on its own line as it completes; return the stream's result."""
+    printer = _ReplyPrinter(out, err)
+    try:
+        async for event in stream:
+            delta = getattr(event, "delta", "") if event.has_output else ""
+            item = _finished_call(event)
+            if event.type == "response.reasoning_text.delta":
+                printer.write(reasoning=delta)
+            elif event.has_content:
+                printer.write(content=delta)
+            elif item is not None:
+                printer.write(line=_call_line(item))
+    finally:
+        printer.finish()
     return stream.result
 
 
@@ -197,7 +262,69 @@ async def write_jsonl(stream: ChatStream, out: TextIO) -> ChatResult:
     return stream.result
 
 
-def format_summary(result: ChatResult) -> str:
+def _response_records(event: AnyResponseEvent, started: float) -> list[dict[str, Any]]:
+    """An event's reasoning or answer delta, or a call it completes, as ``--output jsonl``
+    records (function calls whole, as their ``output_item.done`` carries them)."""
+    at = {"t_s": round(event.arrival - started, 6)}
+    if event.type == "response.reasoning_text.delta":
+        return [{"type": "reasoning", "text": getattr(event, "delta", ""), **at}]
+    if event.has_content:
+        return [{"type": "content", "text": getattr(event, "delta", ""), **at}]
+    item = _finished_call(event)
+    if item is None:
+        return []
+    if item.type == "function_call":
+        call = {"id": item.call_id, "name": item.name, "arguments": item.arguments}
+        return [{"type": "function_call", **call, **at}]
+    tool = {"item_type": item.type, "status": item.status, "name": item.name}
+    return [{"type": "builtin_tool_call", **tool, "input": item.code or item.arguments, **at}]
+
+
+def response_result_record(result: ResponseResult) -> dict[str, Any]:
+    """The last line of ``chat --api responses --output jsonl``: status, usage and timings."""
+    usage = result.usage
+    output = result.output
+    details_in = usage.input_tokens_details if usage is not None else None
+    details_out = usage.output_tokens_details if usage is not None else None
+    return {
+        "type": "result",
+        "schema": JSONL_SCHEMA,
+        "api": "responses",
+        "done": result.done,
+        "status": output.status,
+        "incomplete_reason": output.incomplete_reason,
+        "usage": None
+        if usage is None
+        else {
+            "input_tokens": usage.input_tokens,
+            "output_tokens": usage.output_tokens,
+            "total_tokens": usage.total_tokens,
+            "reasoning_tokens": details_out.reasoning_tokens if details_out else None,
+            "cached_tokens": details_in.cached_tokens if details_in else None,
+        },
+        "ttft_s": result.ttft_s,
+        "ttft_content_s": result.ttft_content_s,
+        "ttlt_s": result.ttlt_s,
+        "decode_tokens_per_s": result.decode_tokens_per_s,
+    }
+
+
+async def write_response_jsonl(stream: ResponseStream, out: TextIO) -> ResponseResult:
+    """Write a Responses reply as JSON lines, as :func:`write_jsonl` writes a chat one."""
+    from gptoss_modal._exceptions import GptossModalError
+
+    try:
+        async for event in stream:
+            for record in _response_records(event, stream.result.started):
+                _line(out, record)
+    except GptossModalError as exc:
+        _line(out, {"type": "error", "error": type(exc).__name__, "message": str(exc)})
+        raise
+    _line(out, response_result_record(stream.result))
+    return stream.result
+
+
+def format_summary(result: ChatResult | ResponseResult) -> str:
     """``time to first token 0.42 s · time to first content 1.20 s · time to last token 3.10 s ·
     512 tokens · 190.5 tokens/s`` (first content only when it came after the first token)."""
 
@@ -208,7 +335,10 @@ def format_summary(result: ChatResult) -> str:
     if result.ttft_content_s is not None and result.ttft_content_s != result.ttft_s:
         parts.append(f"time to first content {seconds(result.ttft_content_s)}")
     parts.append(f"time to last token {seconds(result.ttlt_s)}")
-    tokens = result.completion_tokens
+    from gptoss_modal.stream.accumulator import ChatResult  # sans-IO: no aiohttp
+
+    # Generated tokens, reasoning included: chat's completion tokens, Responses' output tokens.
+    tokens = result.completion_tokens if isinstance(result, ChatResult) else result.output_tokens
     parts.append(f"{tokens} tokens" if tokens is not None else "tokens n/a")
     rate = result.decode_tokens_per_s
     parts.append(f"{rate:.1f} tokens/s" if rate is not None else "tokens/s n/a")

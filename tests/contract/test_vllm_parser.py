@@ -31,6 +31,8 @@ MATRIX: dict[str, dict[str, Any]] = {
     "tool calling, fast boot": {"tool_calling": True, "fast_boot": True},
     "no speculative, no async": {"speculative": False, "async_scheduling": False},
     "extra args": {"extra_args": ("--seed", "3", "--enable-prefix-caching")},
+    "demo tool server, response store": {"tool_server": "demo", "response_store": True},
+    "MCP tool servers": {"tool_server": ("localhost:8001", "10.0.0.7:9000")},
     **{f"gpu {gpu}": {"gpu": f"{gpu}:2"} for gpu in GPUS},
 }
 SEED_MATRIX: dict[str, dict[str, Any]] = {
@@ -99,6 +101,11 @@ def assert_vllm_accepts(vllm: VllmOracle, config: ServeConfig) -> dict[str, Any]
         assert args["speculative_config"] is None
     assert bool(args["enable_auto_tool_choice"]) is c.tool_calling
     assert args["tool_call_parser"] == ("openai" if c.tool_calling else None)
+    # vLLM reads "demo" or splits the value on commas into MCP servers (init_tool_server).
+    expected_tools = c.tool_server if isinstance(c.tool_server, str) else None
+    if isinstance(c.tool_server, tuple):
+        expected_tools = ",".join(c.tool_server)
+    assert args["tool_server"] == expected_tools
     if c.vllm_version == "0.33.0":
         # The parser builds QuantizationConfigArgs: mxfp8 is fp8 e4m3 in groups of 32.
         quantization = args["quantization_config"]
@@ -297,3 +304,12 @@ def test_json_sub_configs_are_valid_json(vllm_each: VllmOracle) -> None:
     passes = verdict["args"]["compilation_config"]["pass_config"]
     assert (passes["eliminate_noops"], passes["fuse_allreduce_rms"]) == (True, True)
     assert json.loads(json.dumps(passes)) == passes
+
+
+def test_response_store_variable_is_read_by_each_vllm(vllm_each: VllmOracle) -> None:
+    """VLLM_ENABLE_RESPONSES_API_STORE is one of each version's own envs.py variables, so the
+    response_store switch is never a dead variable."""
+    names = set(vllm_each.call("env_vars")["names"])
+    config = ServeConfig(response_store=True, vllm_version=_version(vllm_each))
+    assert vllm_env(config)["VLLM_ENABLE_RESPONSES_API_STORE"] == "1"
+    assert set(vllm_env(config)) <= names

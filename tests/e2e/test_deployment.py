@@ -19,6 +19,7 @@ from tests.e2e.conftest import Deployed
 from tests.e2e.known_failures import LOST_LAST_BATCH_ENV, REASON
 from tests.e2e.latency import one_stream_run, record
 from tests.e2e.marks import CONTRACT_TIMEOUT_S
+from tests.e2e.responses import function_call_response, record_responses, responses_run
 from tests.e2e.results import E2EResults, check_line
 from tests.e2e.settings import ROOT, E2ESettings
 
@@ -158,3 +159,39 @@ async def test_one_stream_latency_is_within_budget(
     assert level.limits, f"no level-1 budgets for {budgets.name}"
     failed = [check_line(check) for check in level.checks if not check.passed]
     assert not failed, "\n".join(failed)
+
+
+async def test_a_streamed_response_reasons_calls_and_reports_usage(deployed: Deployed) -> None:
+    """One streamed Responses request (/v1/responses) with a function tool: reasoning before
+    anything else it generates, a get_weather call with complete JSON arguments, then
+    response.completed with usage that adds up."""
+    async with _client(deployed) as client:
+        result = await function_call_response(client)
+    assert result.done
+    assert result.output.status == "completed"
+    assert result.reasoning.strip()
+    (call, *_) = result.output.function_calls
+    assert call.name == "get_weather"
+    assert isinstance(call.parsed_arguments(), dict)
+    kinds = [e.type for e in result.chunks]
+    assert kinds.index("response.reasoning_text.delta") < kinds.index(
+        "response.function_call_arguments.delta"
+    )
+    usage = result.usage
+    assert usage is not None
+    assert usage.input_tokens > 0
+    assert usage.output_tokens > 0
+    assert usage.total_tokens == usage.input_tokens + usage.output_tokens
+
+
+async def test_responses_latency_is_within_the_chat_budgets(
+    deployed: Deployed, budgets: Budgets, results: E2EResults, e2e_settings: E2ESettings
+) -> None:
+    """Sequential Responses requests hold the GPU's level-1 budgets (TTFT, TPOT, decode
+    rate, errors), the same limits the chat stream holds."""
+    async with _client(deployed) as client:
+        level = await responses_run(client, e2e_settings.warm_requests, budgets)
+    record_responses(level, results)
+    assert level.checks, f"no level-1 budgets for {budgets.name}"
+    failed = [check_line(check) for check in level.failed]
+    assert not failed, "responses: " + "\n".join(failed)

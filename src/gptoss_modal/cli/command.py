@@ -39,6 +39,19 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         choices=VLLM_VERSIONS,
         help=f"vLLM version to build for (default {DEFAULT_VLLM_VERSION}; seed pins 0.13.0)",
     )
+    parser.add_argument(
+        "--tool-server",
+        metavar="SERVERS",
+        help="built-in Responses tools: 'demo' (vLLM's browser and python tools) or MCP "
+        "servers host:port,host:port (default: none; see docs/configuration.md first)",
+    )
+    parser.add_argument(
+        "--response-store",
+        action="store_true",
+        default=None,
+        help="keep Responses in the replica's memory (VLLM_ENABLE_RESPONSES_API_STORE; "
+        "grows without bound, see docs/configuration.md)",
+    )
     parser.add_argument("--config", metavar="FILE", help="TOML file with a [serve] table")
     parser.add_argument(
         "--set",
@@ -54,7 +67,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
 def run(args: argparse.Namespace) -> int:
     """Resolve the config and print its command."""
     overrides = parse_overrides(args.set)
-    for name in ("model", "gpu", "profile", "vllm_version"):
+    for name in ("model", "gpu", "profile", "vllm_version", "tool_server", "response_store"):
         if getattr(args, name) is not None:
             overrides[name] = getattr(args, name)
     config = load_config(

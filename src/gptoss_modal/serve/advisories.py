@@ -22,6 +22,9 @@ def advisories(c: ServeConfig) -> tuple[str, ...]:
         _fast_boot(c),
         _drafting_at_large_batch(c),
         _tool_names_leak(c),
+        _demo_tool_server(c),
+        _mcp_tool_server(c),
+        _response_store(c),
     ]
     return tuple(note for note in notes if note)
 
@@ -90,4 +93,42 @@ def _tool_names_leak(c: ServeConfig) -> str | None:
     return (
         "vLLM 0.33.0 can leak harmony special tokens into a streamed tool call's name "
         "(vllm-project/vllm#32587, open): compare tool names against the tools you sent."
+    )
+
+
+def _demo_tool_server(c: ServeConfig) -> str | None:
+    if c.tool_server != "demo":
+        return None
+    return (
+        "tool_server='demo' gives the model vLLM's demo browser and python tools (the gpt-oss "
+        "package must be in the image, else vLLM disables them with a warning). The python "
+        "tool runs code the model writes: in Docker by default, which a Modal container "
+        "lacks, or with PYTHON_EXECUTION_BACKEND=dangerously_use_uv inside the serving "
+        "container itself, next to the weights and secrets, without network isolation. "
+        "Browsing needs EXA_API_KEY in the container (a Modal Secret), else vLLM turns it off. "
+        "For production, serve your own tools over MCP (tool_server=['host:port'])."
+    )
+
+
+def _mcp_tool_server(c: ServeConfig) -> str | None:
+    if not isinstance(c.tool_server, tuple):
+        return None
+    return (
+        f"tool_server lists {len(c.tool_server)} MCP server(s): vLLM connects to "
+        "http://HOST:PORT/sse for each at start-up (it fails to start when one is "
+        "unreachable) and offers the model every tool they list, called with no "
+        "authentication of its own: reach them only over a private network."
+    )
+
+
+def _response_store(c: ServeConfig) -> str | None:
+    if not c.response_store:
+        return None
+    return (
+        "response_store keeps every response (store=true is the Responses default) in the "
+        "replica's memory with no eviction: it grows until the container is replaced, and "
+        "vanishes with it (Modal scales containers down when idle). GET /v1/responses/{id} "
+        "and previous_response_id only work on the replica that holds it: send the same "
+        "Modal-Session-ID header with every request of a conversation, and prefer sending "
+        "the whole input each turn (stateless) when you can."
     )

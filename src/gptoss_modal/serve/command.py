@@ -147,6 +147,8 @@ def _read(row: Flag, switch: bool, tokens: list[str], i: int, values: dict[str, 
     text = tokens[i]
     if row.kind == "json":
         values.update(_JSON_READERS[row.flag](text))
+    elif row.kind == "joined":
+        values[row.attr] = text  # ServeConfig reads "demo" or the comma list back
     elif row.kind == "const":
         if text != row.const:
             raise CommandParseError(row.flag, text, f"'{row.const}' (gpt-oss's parser)")

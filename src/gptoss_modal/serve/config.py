@@ -70,6 +70,12 @@ _REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$"
 _REVISION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,99}$")
 _SERVED_NAME = re.compile(r"^[^\s-]\S*$")  # a leading "-" would read as a flag
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+# One MCP server of tool_server: a host name or IPv4 address and a port (vLLM adds http:// and
+# /sse). No scheme, no path, no comma: vLLM splits its flag's value on commas.
+_MCP_SERVER = re.compile(
+    r"^(?P<host>[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252}[A-Za-z0-9])?):(?P<port>\d{1,5})$"
+)
+DEMO_TOOL_SERVER = "demo"  # vLLM's built-in browser and python tools (gpt-oss's reference ones)
 
 
 @dataclass(frozen=True)
@@ -104,6 +110,35 @@ class GPUSpec:
         if not 1 <= count <= MAX_GPUS_PER_CONTAINER:
             raise ConfigError(field, value, f"a GPU count from 1 to {MAX_GPUS_PER_CONTAINER}")
         return cls(GPUS[canonical], count)
+
+
+def _normalize_tool_server(value: object) -> object:
+    """``"demo"``, a tuple of ``host:port`` MCP servers, or None; a comma list in one string
+    (vLLM's own spelling, and how the environment and --set give it) becomes the tuple. Any
+    other value is left for the type and value checks to name."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.lower() == DEMO_TOOL_SERVER:
+            return DEMO_TOOL_SERVER
+        return tuple(part.strip() for part in text.split(","))
+    return value
+
+
+def _check_tool_server(value: str | tuple[str, ...] | None) -> None:
+    if value is None or value == DEMO_TOOL_SERVER:
+        return
+    allowed = (
+        f"'{DEMO_TOOL_SERVER}' or a list of MCP servers as host:port (e.g. "
+        "['localhost:8001', 'tools.internal:9000']), each once, ports 1 to 65535"
+    )
+    entries = value if isinstance(value, tuple) else (value,)
+    matches = [_MCP_SERVER.match(entry) for entry in entries]
+    if (
+        not entries
+        or not all(m and 1 <= int(m["port"]) <= 65535 for m in matches)
+        or len(set(entries)) != len(entries)
+    ):
+        raise ConfigError("tool_server", value, allowed)
 
 
 def _normalize_model(value: str) -> str:
@@ -159,6 +194,12 @@ class ServeConfig:
     startup_plan: bool = False
     # VLLM_SYSTEM_START_DATE: a fixed date in harmony's system prompt, YYYY-MM-DD (0.33.0).
     system_start_date: str | None = None
+    # --tool-server: built-in tools for the Responses API. None: none; "demo": vLLM's browser
+    # and python tools; or MCP servers as "host:port" entries. Off by default: see advisories.
+    tool_server: str | tuple[str, ...] | None = None
+    # VLLM_ENABLE_RESPONSES_API_STORE: keep every response in the replica's memory so `store`,
+    # GET /v1/responses/{id} and previous_response_id work. Off by default: see advisories.
+    response_store: bool = False
 
     # ---- construction -------------------------------------------------------------------
 
@@ -166,10 +207,11 @@ class ServeConfig:
         set_ = object.__setattr__  # frozen: normalise in place once, at construction
         set_(self, "model", _normalize_model(self.model))
         set_(self, "gpu", str(GPUSpec.parse(self.gpu)))
-        for name in ("served_model_names", "extra_args"):
+        for name in ("served_model_names", "extra_args", "tool_server"):
             value = getattr(self, name)
             if isinstance(value, list):
                 set_(self, name, tuple(value))
+        set_(self, "tool_server", _normalize_tool_server(self.tool_server))
         check_types(self)  # before anything reads the lists: a str is not a list of str
         self._check_version()
         set_(self, "extra_args", validate_extra_args(self.extra_args, version=self.version))
@@ -258,6 +300,7 @@ class ServeConfig:
                 raise ConfigError("served_model_names", names, "names without duplicates")
         if self.system_start_date is not None:
             _check_date(self.system_start_date)
+        _check_tool_server(self.tool_server)
         if self.mxfp8_moe and self.gpu_spec.preset.arch != "blackwell":
             raise ConfigError(
                 "mxfp8_moe", True, "true only on Blackwell GPUs (B200), the only ones with it"

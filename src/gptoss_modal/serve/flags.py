@@ -28,8 +28,9 @@ from gptoss_modal.serve.options import (
 # "switch": always passed, as ``flag`` (True) or ``off`` (False);
 # "present": a bare flag, passed when the attribute is true;
 # "const": ``flag const``, passed when the attribute is true;
-# "names": one or more values; "json": a JSON sub-config made from several fields.
-FlagKind = Literal["str", "int", "float", "switch", "present", "const", "names", "json"]
+# "names": one or more values; "json": a JSON sub-config made from several fields;
+# "joined": one value, a word or a tuple joined with commas (vLLM splits it on them).
+FlagKind = Literal["str", "int", "float", "switch", "present", "const", "names", "json", "joined"]
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,7 @@ FLAGS: tuple[Flag, ...] = (
     Flag("--tool-call-parser", _TOOLS, "const", const=TOOL_CALL_PARSER),
     Flag("--enable-auto-tool-choice", _TOOLS, "present"),
     Flag("--enable-per-request-metrics", "per_request_metrics", "present"),
+    Flag("--tool-server", "tool_server", "joined"),
 )
 
 
@@ -106,6 +108,7 @@ class EnvVar:
 ENV_VARS: tuple[EnvVar, ...] = (
     EnvVar("VLLM_ENABLE_STARTUP_PLAN", "startup_plan", "one"),
     EnvVar("VLLM_SYSTEM_START_DATE", "system_start_date", "str"),
+    EnvVar("VLLM_ENABLE_RESPONSES_API_STORE", "response_store", "one"),
 )
 
 # Every spelling the parser back reads, with the row and the value a switch spelling means.

@@ -92,6 +92,8 @@ def _write(row: Flag, c: ServeConfig) -> list[str]:
         return []
     if row.kind == "names":
         return [row.flag, *value]
+    if row.kind == "joined":
+        return [row.flag, value if isinstance(value, str) else ",".join(value)]
     return [row.flag, str(value)]
 
 

@@ -1,4 +1,5 @@
-"""One streamed chat completion: :class:`ChatStream`, made by :meth:`Client.stream_chat`.
+"""One streamed chat completion: :class:`ChatStream`, made by :meth:`Client.stream_chat`, and
+the generic :class:`EventStream` it specialises (the Responses stream is its other one).
 
 Sending: the request is sent on first use, again after a failure worth retrying before the
 reply began (:mod:`gptoss_modal.stream._policy`), following redirects only within the server's
@@ -15,7 +16,7 @@ import random
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from types import TracebackType
-from typing import TYPE_CHECKING, Self
+from typing import TYPE_CHECKING, Any, Generic, Protocol, Self, TypeVar
 
 import aiohttp
 
@@ -48,14 +49,35 @@ from gptoss_modal.stream.errors import translate as _translate
 if TYPE_CHECKING:
     from gptoss_modal.stream.client import Client
 
-__all__ = ["ChatStream"]
+__all__ = ["ChatStream"]  # EventStream: the shared base, imported by the Responses stream
+
+_E = TypeVar("_E")  # one decoded event: a chat chunk, a Responses event
+_R = TypeVar("_R", bound="StreamResult[Any]")
 
 
-class ChatStream:
-    """One streamed chat completion.
+class StreamResult(Protocol[_E]):
+    """What the stream loop reads and stamps on a result: its events and its clock marks."""
 
-    ``async for chunk in stream`` yields each :class:`~gptoss_modal.stream.chunks.ChatChunk` as it
-    arrives (the usage chunk too; ``[DONE]`` ends the iteration); ``await stream.collect()``
+    chunks: list[_E]
+    done: bool
+    started: float
+    response_at: float | None
+
+
+class EventDecoder(Protocol[_E]):
+    """A sans-IO decoder: bytes in, events appended, ``True`` once the stream's end was read."""
+
+    def feed(self, data: bytes, into: list[_E], *, arrival: float = 0.0) -> bool: ...
+
+    def close(self) -> str: ...
+
+
+class EventStream(Generic[_R, _E]):
+    """One streamed request whose reply is a body of server-sent events, generic over its
+    result type ``_R`` and event type ``_E``: sending, retries, the stall watchdog, the error
+    mapping and partial results, written once for chat and Responses alike.
+
+    ``async for event in stream`` yields each event as it arrives; ``await stream.collect()``
     reads to the end without yielding. ``stream.result`` holds everything received so far.
     Use it as ``async with`` (or call :meth:`aclose`) so the connection is released.
     """
@@ -65,17 +87,20 @@ class ChatStream:
         client: Client,
         body: bytes,
         *,
+        path: str,
+        result: _R,
+        decoder: EventDecoder[_E],
         owns_client: bool = False,
         headers: Mapping[str, str] | None = None,
     ) -> None:
-        self.result = ChatResult()
+        self.result: _R = result
         # This request's own headers (e.g. the benchmark's Modal-Session-ID), beside the client's.
         self._headers = dict(headers) if headers else None
-        self.url = f"{client.base_url}/v1/chat/completions"
+        self.url = f"{client.base_url}{path}"
         self._client = client
         self._owns_client = owns_client
         self._body = body
-        self._decoder = ChatChunkDecoder(max_event_chars=client.max_event_chars)
+        self._decoder = decoder
         self._response: aiohttp.ClientResponse | None = None
         self._finished = False
         # The stall watchdog: one timer per stall period, not per read. A read that adds chunks
@@ -97,11 +122,11 @@ class ChatStream:
     ) -> None:
         await self.aclose()
 
-    def __aiter__(self) -> AsyncIterator[ChatChunk]:
+    def __aiter__(self) -> AsyncIterator[_E]:
         return self._iterate()
 
-    async def _iterate(self) -> AsyncIterator[ChatChunk]:
-        chunks = self.result.chunks
+    async def _iterate(self) -> AsyncIterator[_E]:
+        chunks: list[_E] = self.result.chunks
         yielded = len(chunks)
         failure: GptossModalError | None = None
         more = True
@@ -117,8 +142,8 @@ class ChatStream:
         if failure is not None:
             raise failure
 
-    async def collect(self) -> ChatResult:
-        """Read the stream to ``[DONE]`` and return :attr:`result`."""
+    async def collect(self) -> _R:
+        """Read the stream to its end (``[DONE]``, a terminal event) and return :attr:`result`."""
         while await self._step():
             pass
         return self.result
@@ -160,7 +185,7 @@ class ChatStream:
             if not data:
                 raise self._ended_early()
             now = self._client.clock()
-            chunks = self.result.chunks
+            chunks: list[_E] = self.result.chunks
             before = len(chunks)
             if self._decoder.feed(data, chunks, arrival=now):
                 self.result.done = True
@@ -306,11 +331,46 @@ class ChatStream:
             )
         )
 
+    # What a body that closes before its end lacked, for the incomplete-stream error.
+    _units = "events"
+    _missing_end = "its end"
+
     def _ended_early(self) -> IncompleteStreamError:
         discarded = self._decoder.close()
         tail = f"; an unfinished event was discarded: {_preview(discarded)}" if discarded else ""
         return IncompleteStreamError(
-            f"the stream from {self.url} ended after {len(self.result.chunks)} chunks without "
-            f"data: [DONE]{tail}",
+            f"the stream from {self.url} ended after {len(self.result.chunks)} {self._units} "
+            f"without {self._missing_end}{tail}",
             partial=self.result,
+        )
+
+
+class ChatStream(EventStream[ChatResult, ChatChunk]):
+    """One streamed chat completion.
+
+    ``async for chunk in stream`` yields each :class:`~gptoss_modal.stream.chunks.ChatChunk` as it
+    arrives (the usage chunk too; ``[DONE]`` ends the iteration); ``await stream.collect()``
+    reads to the end without yielding. ``stream.result`` holds everything received so far.
+    Use it as ``async with`` (or call :meth:`aclose`) so the connection is released.
+    """
+
+    _units = "chunks"
+    _missing_end = "data: [DONE]"
+
+    def __init__(
+        self,
+        client: Client,
+        body: bytes,
+        *,
+        owns_client: bool = False,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(
+            client,
+            body,
+            path="/v1/chat/completions",
+            result=ChatResult(),
+            decoder=ChatChunkDecoder(max_event_chars=client.max_event_chars),
+            owns_client=owns_client,
+            headers=headers,
         )

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import os
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import aiohttp
 import msgspec
@@ -32,7 +32,18 @@ from gptoss_modal._exceptions import (
 )
 
 if TYPE_CHECKING:
-    from gptoss_modal.stream.accumulator import ChatResult
+    from collections.abc import Sized
+
+
+class _Received(Protocol):
+    """What the mapping reads of a partial result (a chat or a Responses one)."""
+
+    @property
+    def chunks(self) -> Sized: ...
+
+    @property
+    def response_at(self) -> float | None: ...
+
 
 __all__: list[str] = []  # internal to the stream package
 
@@ -53,7 +64,7 @@ def translate(
     connect_timeout_s: float | None,
     timeout_s: float | None,
     stall_timeout_s: float | None,
-    partial: ChatResult | None,
+    partial: _Received | None,
 ) -> GptossModalError:
     """The one place where aiohttp's, asyncio's and the OS's errors become ours.
 
@@ -72,7 +83,7 @@ def _translated(
     exc: BaseException,
     url: str,
     limits_s: tuple[float | None, float | None, float | None],
-    partial: ChatResult | None,
+    partial: _Received | None,
 ) -> GptossModalError:
     connect_s, total_s, stall_s = limits_s
     receiving = partial is not None and partial.response_at is not None

@@ -2,7 +2,8 @@
 :meth:`Client.stream_response <gptoss_modal.stream.client.Client.stream_response>` or
 :func:`stream_response`.
 
-It is a :class:`~gptoss_modal.stream.client.ChatStream` with another URL, decoder and result,
+It is an :class:`~gptoss_modal.stream.chatstream.EventStream`, as the chat stream is, with
+another URL, decoder and result,
 so sending, the health wait, the error mapping (one place, :mod:`gptoss_modal.stream.errors`),
 stall limits and partial results are the chat path's own, not a copy. What differs: the stream
 ends at the terminal event (there is no ``[DONE]``), a body that closes before it raises
@@ -12,19 +13,17 @@ in-stream error raises :class:`~gptoss_modal.UpstreamError` with vLLM's message.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import msgspec
 
-from gptoss_modal._exceptions import IncompleteStreamError
+from gptoss_modal.stream.chatstream import EventStream
 from gptoss_modal.stream.client import (
     DEFAULT_CONNECT_TIMEOUT_S,
     DEFAULT_STALL_TIMEOUT_S,
-    ChatStream,
     Client,
 )
-from gptoss_modal.stream.errors import preview as _preview
 from gptoss_modal.stream.responses import AnyResponseEvent
 from gptoss_modal.stream.responses_accumulator import ResponseResult
 from gptoss_modal.stream.responses_decoder import ResponseEventDecoder
@@ -35,7 +34,7 @@ __all__ = ["ResponseStream", "stream_response"]
 _json_encode = msgspec.json.Encoder().encode
 
 
-class ResponseStream(ChatStream):
+class ResponseStream(EventStream[ResponseResult, AnyResponseEvent]):
     """One streamed Responses request.
 
     ``async for event in stream`` yields each typed event as it arrives (the terminal event
@@ -43,9 +42,7 @@ class ResponseStream(ChatStream):
     ``stream.result`` is the :class:`ResponseResult` so far. Use it as ``async with``.
     """
 
-    # The chat stream's loop reads and fills these by name; here they hold Responses types.
-    result: ResponseResult  # type: ignore[assignment]  # the same interface, other events
-    _decoder: ResponseEventDecoder  # the same interface as the chat decoder
+    _missing_end = "a terminal event (response.completed or response.incomplete)"
 
     def __init__(
         self,
@@ -55,27 +52,14 @@ class ResponseStream(ChatStream):
         owns_client: bool = False,
         headers: Mapping[str, str] | None = None,
     ) -> None:
-        super().__init__(client, body, owns_client=owns_client, headers=headers)
-        self.result = ResponseResult()
-        self.url = f"{client.base_url}/v1/responses"
-        self._decoder = ResponseEventDecoder(max_event_chars=client.max_event_chars)
-
-    def __aiter__(self) -> AsyncIterator[AnyResponseEvent]:  # type: ignore[override]  # events
-        return self._iterate()  # type: ignore[return-value]  # yields result.chunks' items
-
-    async def collect(self) -> ResponseResult:  # type: ignore[override]  # its own result
-        """Read the stream to its terminal event and return :attr:`result`."""
-        while await self._step():
-            pass
-        return self.result
-
-    def _ended_early(self) -> IncompleteStreamError:
-        discarded = self._decoder.close()
-        tail = f"; an unfinished event was discarded: {_preview(discarded)}" if discarded else ""
-        return IncompleteStreamError(
-            f"the stream from {self.url} ended after {len(self.result.chunks)} events without "
-            f"a terminal event (response.completed or response.incomplete){tail}",
-            partial=self.result,
+        super().__init__(
+            client,
+            body,
+            path="/v1/responses",
+            result=ResponseResult(),
+            decoder=ResponseEventDecoder(max_event_chars=client.max_event_chars),
+            owns_client=owns_client,
+            headers=headers,
         )
 
 

@@ -20,6 +20,8 @@ NEW_FIELDS = {
     "per_request_metrics": False,
     "startup_plan": False,
     "system_start_date": None,
+    "tool_server": None,
+    "response_store": False,
 }
 
 

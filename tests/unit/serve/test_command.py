@@ -231,8 +231,11 @@ def test_env_only_on_blackwell(config: ServeConfig) -> None:
     """The Blackwell MoE variable is set exactly on a Blackwell part under vLLM 0.13.0 (0.33.0
     spells it --quantization-config), and only when the config asks for the kernel."""
     on = config.resolved().mxfp8_moe and config.version == "0.13.0"
-    assert (vllm_env(config) == BLACKWELL_ENV) == bool(on)
-    assert vllm_env(config) in ({}, BLACKWELL_ENV)
+    env = vllm_env(config)
+    # The response store is the one other variable the drawn configs set.
+    assert env.pop("VLLM_ENABLE_RESPONSES_API_STORE", "1") == "1"
+    assert (env == BLACKWELL_ENV) == bool(on)
+    assert env in ({}, BLACKWELL_ENV)
     if on:
         assert config.gpu.startswith("B200")
 
