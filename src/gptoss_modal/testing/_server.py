@@ -21,7 +21,7 @@ from gptoss_modal.testing._config import MockConfig
 from gptoss_modal.testing._endpoints import InfoEndpoints
 from gptoss_modal.testing._metrics import EngineMetrics
 from gptoss_modal.testing._sleep import SleepEndpoints
-from gptoss_modal.testing._state import NOTE, MockState
+from gptoss_modal.testing._state import NOTE, SESSION_HEADER, MockState
 from gptoss_modal.testing._writer import SendRecord
 
 __all__ = ["MockVLLM"]
@@ -110,6 +110,26 @@ class MockVLLM:
     # --- lifecycle ------------------------------------------------------------------------
 
     @property
+    def session_requests(self) -> dict[str, int]:
+        """Requests seen per ``Modal-Session-ID`` header value (a copy)."""
+        return dict(self.state.sessions)
+
+    @property
+    def distinct_sessions(self) -> int:
+        """How many distinct ``Modal-Session-ID`` values the /v1 requests carried."""
+        return len(self.state.sessions)
+
+    @property
+    def tool_faults_applied(self) -> dict[str, int]:
+        """Tool-call faults injected so far, by kind (``name-leak``, ``harmony-error``, ...)."""
+        return dict(self.state.planner.tool_faults.applied)
+
+    @property
+    def tool_calls_planned(self) -> int:
+        """Tool-call turns planned so far (the count the fault rates apply to)."""
+        return self.state.planner.tool_faults.calls
+
+    @property
     def url(self) -> str:
         """The base URL (``http://host:port``), known as soon as the server was started."""
         return f"http://{self.host}:{self.port}"
@@ -191,6 +211,8 @@ class MockVLLM:
     @web.middleware
     async def _log_middleware(self, request: web.Request, handler: _Handler) -> web.StreamResponse:
         start = time.perf_counter()
+        if request.path.startswith("/v1/"):
+            self.state.note_session(request.headers.get(SESSION_HEADER))
         response = await handler(request)
         note = request.get(NOTE, "")
         logger.info(
