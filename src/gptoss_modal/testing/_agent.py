@@ -82,7 +82,8 @@ def answer_opening(messages: Sequence[dict[str, Any]], result_text: str) -> str:
 
 
 def _capitalised_word(prompt: str) -> str:
-    capitalised = re.findall(r"(?<=\s)[A-Z][a-z]+\b", prompt)  # not a sentence's first word
+    # a capitalised word that does not start a sentence: a place or a name, most likely
+    capitalised = re.findall(r"(?<![.!?]\s)(?<=\s)[A-Z][a-z]+\b", prompt)
     return capitalised[-1] if capitalised else "example"
 
 

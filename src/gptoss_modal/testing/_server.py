@@ -90,8 +90,9 @@ class MockVLLM:
         """What the pretend engine generated for a recent request (the last 1000 are kept).
 
         ``{"prompt_tokens", "steps": [[token ids of each engine step]], "finish_reason",
-        "stop_reason", "vocab": {token id: text}}``: enough for another implementation (the
-        contract tests use vLLM's own app) to serve the same tokens.
+        "stop_reason", "vocab": {token id: text}, "cached_tokens", "created_cache_tokens"}``:
+        enough for another implementation (the contract tests use vLLM's own app) to serve the
+        same tokens (the last two: the prefix cache's hit and writes, 0 unless reported).
         """
         plan = self.state.planner.kept(request_id)
         gen = plan.generation
@@ -101,6 +102,8 @@ class MockVLLM:
             "finish_reason": gen.finish_reason,
             "stop_reason": gen.stop_reason,
             "vocab": {str(k): v for k, v in gen.texts.items()},
+            "cached_tokens": plan.prompt_cache.cached_tokens,
+            "created_cache_tokens": plan.prompt_cache.created_tokens,
         }
 
     def spec_decode_totals(self) -> dict[str, int]:

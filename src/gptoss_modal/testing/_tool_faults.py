@@ -17,8 +17,9 @@ The broken tool calls gpt-oss deployments report most, each a ``MockConfig`` rat
 
 Exact counts, not draws: the faults apply to tool-call turns only (a turn the mock answers with
 a tool call), numbered in arrival order across the server. Kind ``i`` is due at call ``k`` when
-``floor(k * rate_i)`` steps up (a Bresenham sequence), so after ``N`` tool calls exactly
-``floor(N * rate_i)`` have been due. A call gets at most one fault: when two are due at once,
+``floor(k * rate_i)`` steps up (a Bresenham sequence over the rate as an exact fraction, its
+denominator at most 10,000), so after ``N`` tool calls exactly ``floor(N * rate_i)`` have been
+due. A call gets at most one fault: when two are due at once,
 the first in the table's order is applied and the other waits for the next call (so with several
 kinds, a kind's count lags its quota by at most the number of kinds while calls keep coming).
 :attr:`ToolFaultSchedule.applied` counts what was injected, for a test to compare exactly.
@@ -31,6 +32,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
+from fractions import Fraction
 
 from gptoss_modal._exceptions import ConfigError
 from gptoss_modal.testing import _wire as wire
@@ -69,7 +71,7 @@ def check_rates(rates: dict[str, float]) -> None:
 @dataclass
 class _Quota:
     kind: str
-    rate: float
+    rate: Fraction  # exact, so 0.29 over 100 calls owes 29 (float 0.29 * 100 is 28.99...)
     due: int = 0  # owed to the calls so far (floor(calls * rate))
     applied: int = 0
 
@@ -80,7 +82,9 @@ class ToolFaultSchedule:
     def __init__(self, rates: dict[str, float]) -> None:
         check_rates(rates)
         self._quotas = [
-            _Quota(TOOL_FAULT_FIELDS[name], rate) for name, rate in rates.items() if rate > 0
+            _Quota(TOOL_FAULT_FIELDS[name], Fraction(rate).limit_denominator(10_000))
+            for name, rate in rates.items()
+            if rate > 0
         ]
         self.calls = 0
         self.applied: Counter[str] = Counter()
