@@ -69,7 +69,7 @@ async def post(server: MockVLLM, body: dict[str, Any]) -> tuple[int, bytes]:
 
 def tool_calls_of(stream: bytes) -> list[dict[str, Any]]:
     """Every tool-call delta of a stream's chunks."""
-    calls = []
+    calls: list[dict[str, Any]] = []
     for data in events(stream):
         if data.startswith(b'{"id"'):
             for choice in json.loads(data)["choices"]:
@@ -156,7 +156,9 @@ async def test_cached_tokens_match_vllms_usage_bytes(vllm: VllmOracle, start_moc
     _, streamed = await compare(vllm, server, {**AGENT_ANSWER_TURN, **STREAM_USAGE})
     assert b'"prompt_tokens_details":{"cached_tokens":%d' % cached in streamed
     created = usage["prompt_tokens_details"].get("created_cache_tokens", 0)
-    expected = vllm.call("prompt_tokens_details", cached_tokens=cached, created_cache_tokens=created)
+    expected = vllm.call(
+        "prompt_tokens_details", cached_tokens=cached, created_cache_tokens=created
+    )
     assert usage["prompt_tokens_details"] == expected["details"]
 
 

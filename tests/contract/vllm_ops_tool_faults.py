@@ -55,7 +55,7 @@ def _reply_033(error: HarmonyError) -> tuple[int, str]:
         app=SimpleNamespace(state=SimpleNamespace(args=SimpleNamespace(log_error_stack=False))),
         state=SimpleNamespace(),
     )
-    response = asyncio.run(exception_handler(request, error))  # type: ignore[arg-type]
+    response = asyncio.run(exception_handler(request, error))
     return response.status_code, bytes(response.body).decode()
 
 
@@ -79,7 +79,8 @@ def op_prompt_tokens_details(req: dict[str, Any]) -> dict[str, Any]:
         from vllm.entrypoints.openai.protocol import PromptTokenUsageInfo
 
         details = PromptTokenUsageInfo(cached_tokens=cached) if cached else None
-    return {"ok": True, "details": None if details is None else json.loads(details.model_dump_json())}
+    dumped = None if details is None else json.loads(details.model_dump_json())
+    return {"ok": True, "details": dumped}
 
 
 OPS = {"harmony_error": op_harmony_error, "prompt_tokens_details": op_prompt_tokens_details}

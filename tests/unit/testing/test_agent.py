@@ -50,7 +50,7 @@ def plan(messages: list[dict[str, Any]], tool_choice: Any = "auto", **kw: Any) -
 
 
 def test_the_issues_example_gets_a_tool_call_under_auto() -> None:
-    """"What is the weather in Paris? Use the tool." with get_weather under auto calls it, with
+    """ "What is the weather in Paris? Use the tool." with get_weather under auto calls it, with
     Paris as the city."""
     gen = plan([user("What is the weather in Paris? Use the tool.")])
     assert gen.tool_name == "get_weather"
@@ -107,7 +107,7 @@ _TYPES: dict[str, Any] = {
 }
 
 
-def valid(value: Any, schema: dict[str, Any]) -> bool:  # noqa: C901  (one check per keyword)
+def valid(value: Any, schema: dict[str, Any]) -> bool:
     """JSON Schema's rules for the keywords these tests use (jsonschema is not installed)."""
     if "enum" in schema and value not in schema["enum"]:
         return False
@@ -115,9 +115,7 @@ def valid(value: Any, schema: dict[str, Any]) -> bool:  # noqa: C901  (one check
     if kinds is not None:
         kinds = kinds if isinstance(kinds, list) else [kinds]
         is_bool = isinstance(value, bool)
-        if not any(
-            isinstance(value, _TYPES[k]) and (k == "boolean" or not is_bool) for k in kinds
-        ):
+        if not any(isinstance(value, _TYPES[k]) and (k == "boolean" or not is_bool) for k in kinds):
             return False
     if isinstance(value, (int, float)) and value < schema.get("minimum", value):
         return False

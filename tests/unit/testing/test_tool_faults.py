@@ -70,12 +70,12 @@ def test_no_rates_fault_nothing() -> None:
 def test_a_rate_outside_zero_one_is_a_config_error_naming_it(name: str, value: float) -> None:
     """A rate outside [0, 1] is refused, naming the field and what is allowed."""
     with pytest.raises(ConfigError, match=rf"{name}.*within \[0, 1\]"):
-        MockConfig(**{name: value})
+        MockConfig(**{name: value})  # type: ignore[arg-type]  # a rate field, by name
 
 
 def test_rates_summing_past_one_are_refused() -> None:
     """Two rates summing past 1 are refused, naming both fields."""
-    with pytest.raises(ConfigError, match="tool_name_leak_rate.*harmony_error_rate.*at most 1"):
+    with pytest.raises(ConfigError, match=r"tool_name_leak_rate.*harmony_error_rate.*at most 1"):
         MockConfig(tool_name_leak_rate=0.6, harmony_error_rate=0.5)
 
 
