@@ -67,14 +67,15 @@ async def post(server: MockVLLM, body: dict[str, Any]) -> tuple[int, bytes]:
         return response.status, await response.read()
 
 
+def deltas_of(stream: bytes) -> list[dict[str, Any]]:
+    """Every delta of a stream's chunks."""
+    chunks = [json.loads(d) for d in events(stream) if d.startswith(b'{"id"')]
+    return [choice["delta"] for chunk in chunks for choice in chunk["choices"]]
+
+
 def tool_calls_of(stream: bytes) -> list[dict[str, Any]]:
     """Every tool-call delta of a stream's chunks."""
-    calls: list[dict[str, Any]] = []
-    for data in events(stream):
-        if data.startswith(b'{"id"'):
-            for choice in json.loads(data)["choices"]:
-                calls += choice["delta"].get("tool_calls") or []
-    return calls
+    return [call for delta in deltas_of(stream) for call in delta.get("tool_calls") or []]
 
 
 @pytest.mark.parametrize("kind", sorted(set(KINDS) - {"harmony-error"}))
@@ -94,7 +95,8 @@ async def test_each_faults_stream_round_trips_through_vllms_classes(
         assert names == ["get_weather<|channel|>commentary"]
     elif kind == "content-leak":
         assert not calls
-        assert b"to=functions.get_weather <|constrain|>json" in body.replace(b'\\"', b'"')
+        content = "".join(delta.get("content") or "" for delta in deltas_of(body))
+        assert content.startswith("to=functions.get_weather <|constrain|>json{")
     elif kind == "args-short":
         assert names == ["get_weather"]
         assert b'"finish_reason":"tool_calls"' in body
@@ -154,7 +156,8 @@ async def test_cached_tokens_match_vllms_usage_bytes(vllm: VllmOracle, start_moc
     assert cached % 16 == 0
     assert cached < usage["prompt_tokens"]
     _, streamed = await compare(vllm, server, {**AGENT_ANSWER_TURN, **STREAM_USAGE})
-    assert b'"prompt_tokens_details":{"cached_tokens":%d' % cached in streamed
+    last_usage = json.loads(events(streamed)[-2])["usage"]
+    assert last_usage["prompt_tokens_details"]["cached_tokens"] >= cached  # seen twice now
     created = usage["prompt_tokens_details"].get("created_cache_tokens", 0)
     expected = vllm.call(
         "prompt_tokens_details", cached_tokens=cached, created_cache_tokens=created
@@ -175,6 +178,13 @@ async def test_the_openai_sdk_reads_each_fault(start_mock: Any, kind: str) -> No
         "tool_choice": "auto",
     }
     async with sdk:
+        if kind == "args-length" and server.config.vllm_version == "0.13.0":
+            with pytest.raises(openai.APIError, match="list index out of range"):  # vllm#37937
+                async for _ in await sdk.chat.completions.create(**request, stream=True):
+                    pass
+            reply = await sdk.chat.completions.create(**request)
+            assert reply.choices[0].finish_reason == "length"
+            return
         if kind == "harmony-error":
             with pytest.raises(openai.APIError, match="unexpected tokens remaining"):
                 async for _ in await sdk.chat.completions.create(**request, stream=True):

@@ -106,6 +106,7 @@ class ChatCompletions:
             f"{chat.request_id} prompt={chat.plan.prompt_tokens} "
             f"completion={len(gen.tokens)} finish={gen.finish_reason}"
             + (f" fault={chat.fault.name}" if chat.fault else "")
+            + (f" tool_fault={gen.tool_fault}" if gen.tool_fault else "")
         )
         state.planner.keep(chat.request_id, chat.plan)
         task = asyncio.current_task()
