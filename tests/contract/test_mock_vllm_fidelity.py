@@ -63,6 +63,8 @@ def serve_argv(config: MockConfig) -> list[str]:
         argv += ["--tool-call-parser", "openai", "--enable-auto-tool-choice"]
     if config.api_keys:
         argv += ["--api-key", *config.api_keys]
+    if config.enable_prompt_tokens_details:
+        argv += ["--enable-prompt-tokens-details"]
     return argv
 
 
@@ -161,6 +163,28 @@ def chat(content: str, **extra: Any) -> dict[str, Any]:
     return {"model": "llm", "messages": [{"role": "user", "content": content}], **extra}
 
 
+AGENT_PROMPT = "What is the weather in Paris? Use the tool."
+AGENT: dict[str, Any] = {"reasoning_effort": "low", "tools": [WEATHER_TOOL], "tool_choice": "auto"}
+AGENT_ANSWER_TURN: dict[str, Any] = {
+    "model": "llm",
+    "messages": [
+        {"role": "user", "content": AGENT_PROMPT},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": "call_1",
+                    "type": "function",
+                    "function": {"name": "get_weather", "arguments": '{"city":"Paris"}'},
+                }
+            ],
+        },
+        {"role": "tool", "tool_call_id": "call_1", "content": "Sunny, 21 C in Paris"},
+    ],
+    **AGENT,
+}
+
 STREAM_CASES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     "plain": ({}, chat("Say hello", stream=True, reasoning_effort="low")),
     "usage": ({}, chat("Say hello", stream=True, stream_options={"include_usage": True})),
@@ -224,6 +248,19 @@ STREAM_CASES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
             stream_options={"include_usage": True, "continuous_usage_stats": True},
         ),
     ),
+    # The agent loop (issue #14): auto calls on a user turn, answers a tool result.
+    "agent-user-turn": ({}, chat(AGENT_PROMPT, stream=True, **AGENT)),
+    "agent-tool-result": ({}, {**AGENT_ANSWER_TURN, "stream": True}),
+    # Tool-call faults whose bytes are vLLM's for the same tokens.
+    "fault-args-short": ({"tool_args_short_rate": 1.0}, chat(AGENT_PROMPT, stream=True, **AGENT)),
+    "fault-args-length": (
+        {"tool_args_length_rate": 1.0},
+        chat(AGENT_PROMPT, stream=True, **AGENT),
+    ),
+    "fault-content-leak": (
+        {"tool_content_leak_rate": 1.0},
+        chat(AGENT_PROMPT, stream=True, **AGENT),
+    ),
 }
 
 
@@ -249,6 +286,11 @@ REPLY_CASES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
         {"tool_parser": False},
         chat("Weather in Rome? get_weather please", tools=[WEATHER_TOOL]),
     ),
+    "agent-user-turn": ({}, chat(AGENT_PROMPT, **AGENT)),
+    "agent-tool-result": ({}, AGENT_ANSWER_TURN),
+    "fault-args-short": ({"tool_args_short_rate": 1.0}, chat(AGENT_PROMPT, **AGENT)),
+    "fault-args-length": ({"tool_args_length_rate": 1.0}, chat(AGENT_PROMPT, **AGENT)),
+    "fault-content-leak": ({"tool_content_leak_rate": 1.0}, chat(AGENT_PROMPT, **AGENT)),
     "length-without-parser": (
         {"tool_parser": False},
         chat("Say hello", reasoning_effort="low", max_tokens=40),

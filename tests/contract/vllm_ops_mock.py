@@ -254,6 +254,7 @@ class _ScriptedEngine:
             stream_interval=self.stream_interval,
         )
         reasons = {"stop": FinishReason.STOP, "length": FinishReason.LENGTH}
+        state.num_cached_tokens = script.get("cached_tokens", 0)  # the mock's prefix-cache hit
         steps: list[list[int]] = script["steps"]
 
         async def run() -> Any:
@@ -314,7 +315,7 @@ def _build_app(req: dict[str, Any]) -> Any:
         ToolParserManager.get_tool_parser(args.tool_call_parser) if args.tool_call_parser else None
     )
     chat.exclude_tools_when_tool_choice_none = False
-    chat.enable_prompt_tokens_details = False
+    chat.enable_prompt_tokens_details = bool(args.enable_prompt_tokens_details)
     chat.enable_force_include_usage = False
     chat.default_sampling_params = {"stop_token_ids": [RETURN, CALL]}
     chat.tool_call_id_type = "random"
@@ -431,6 +432,8 @@ class _ScriptedEngine033(_ScriptedEngine):
             stream_interval=self.stream_interval,
         )
         reasons = {"stop": FinishReason.STOP, "length": FinishReason.LENGTH}
+        state.num_cached_tokens = script.get("cached_tokens", 0)  # the mock's prefix-cache hit
+        state.num_cache_creation_tokens = script.get("created_cache_tokens", 0)
         steps: list[list[int]] = script["steps"]
 
         async def run() -> Any:
@@ -499,7 +502,7 @@ def _build_app_033(req: dict[str, Any]) -> tuple[Any, list[Any]]:
         tokenizer=None,
     )
     chat.exclude_tools_when_tool_choice_none = False
-    chat.enable_prompt_tokens_details = False
+    chat.enable_prompt_tokens_details = bool(args.enable_prompt_tokens_details)
     chat.enable_force_include_usage = False
     chat.enable_per_request_metrics = False
     chat.default_sampling_params = {"stop_token_ids": [RETURN, CALL]}

@@ -17,12 +17,14 @@ from aiohttp import web
 from gptoss_modal._exceptions import ConfigError
 from gptoss_modal.testing import _engine as engine
 from gptoss_modal.testing import _harmony_v033 as harmony033
+from gptoss_modal.testing import _tool_faults as tool_faults
 from gptoss_modal.testing import _validation as validation
 from gptoss_modal.testing import _wire as wire
 from gptoss_modal.testing import _wire_v033 as wire033
 from gptoss_modal.testing._faults import FAULT_HEADER, Fault, choose_fault, error_kind
 from gptoss_modal.testing._layout import ChatStreamOptions, StreamSettings, chat_stream_events
 from gptoss_modal.testing._planning import GenerationRequest, Plan
+from gptoss_modal.testing._prefix_cache import prompt_tokens_details
 from gptoss_modal.testing._state import NOTE, MockState
 from gptoss_modal.testing._writer import Interruption, SendRecord, StreamWriter
 
@@ -84,6 +86,7 @@ class ChatCompletions:
             reasoning_content=c.reasoning_shape == "v0.13",
             tool_parser=c.tool_parser,
             fingerprint=c.fingerprint,
+            prompt_tokens_details=c.enable_prompt_tokens_details,
         )
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
@@ -103,6 +106,7 @@ class ChatCompletions:
             f"{chat.request_id} prompt={chat.plan.prompt_tokens} "
             f"completion={len(gen.tokens)} finish={gen.finish_reason}"
             + (f" fault={chat.fault.name}" if chat.fault else "")
+            + (f" tool_fault={gen.tool_fault}" if gen.tool_fault else "")
         )
         state.planner.keep(chat.request_id, chat.plan)
         task = asyncio.current_task()
@@ -190,7 +194,15 @@ class ChatCompletions:
             return web.Response(status=fault.code, body=body, content_type=JSON)
         if fault is not None and fault.name == "malformed":
             return web.Response(body=wire.MALFORMED_REPLY, content_type=JSON)
+        if plan.generation.tool_fault == "harmony-error":
+            message = tool_faults.harmony_error_message(plan.generation.tool_name)
+            status, body = tool_faults.harmony_error_reply(self.version, message)
+            return web.Response(status=status, body=body, content_type=JSON)
         return web.Response(body=self._reply_body(chat), content_type=JSON)
+
+    def _prompt_details(self, chat: _ChatRequest) -> dict[str, Any] | None:
+        enabled = self.state.config.enable_prompt_tokens_details
+        return prompt_tokens_details(self.version, chat.plan.prompt_cache, enabled)
 
     def _reply_body(self, chat: _ChatRequest) -> bytes:
         gen = chat.plan.generation
@@ -212,6 +224,7 @@ class ChatCompletions:
             stop_reason=gen.stop_reason,
             prompt_tokens=chat.plan.prompt_tokens,
             completion_tokens=len(gen.tokens),
+            prompt_tokens_details=self._prompt_details(chat),
         )
 
     def _reply_body_033(self, chat: _ChatRequest, final: engine.FinalMessage) -> bytes:
@@ -234,18 +247,20 @@ class ChatCompletions:
             completion_tokens=len(gen.tokens),
             reasoning_tokens=reasoning_tokens[-1] if reasoning_tokens else 0,
             fingerprint=self.state.config.fingerprint,
+            prompt_tokens_details=self._prompt_details(chat),
         )
 
     # --- the stream -----------------------------------------------------------------------
 
-    def _interruption(self, chat: _ChatRequest, events: int) -> Interruption | None:
+    def _interruption(self, chat: _ChatRequest, events: list[bytes]) -> Interruption | None:
         """Where the fault strikes (``after`` events, or a seeded choice inside the stream) and
         what it writes there."""
         fault = chat.fault
         if fault is None:
-            return None
-        at = fault.after if fault.after is not None else chat.plan.rng.randint(1, events - 1)
-        at = max(0, min(at, events - 1))
+            return self._harmony_error(chat, events, self.version)
+        n = len(events)
+        at = fault.after if fault.after is not None else chat.plan.rng.randint(1, n - 1)
+        at = max(0, min(at, n - 1))
         if fault.name == "drop":
             return Interruption(at, stop=True)
         if fault.name == "error":
@@ -260,6 +275,22 @@ class ChatCompletions:
             return Interruption(at, payloads=(wire.malformed_event(chat.request_id),))
         return Interruption(at)
 
+    @staticmethod
+    def _harmony_error(
+        chat: _ChatRequest, events: list[bytes], version: str
+    ) -> Interruption | None:
+        """A ``harmony-error`` tool fault: the parser raises on the call's header, so the stream
+        stops where the call's first chunk would be (everything before it is sent), with the
+        version's error event and ``[DONE]``."""
+        gen = chat.plan.generation
+        if gen.tool_fault != "harmony-error":
+            return None
+        marker = b'"tool_calls":['
+        at = next((i for i, e in enumerate(events) if marker in e), max(1, len(events) - 2))
+        message = tool_faults.harmony_error_message(gen.tool_name)
+        error = tool_faults.harmony_error_stream_event(version, message)
+        return Interruption(at, payloads=(error, wire.DONE), stop=True)
+
     async def _stream(self, request: web.Request, chat: _ChatRequest) -> web.StreamResponse:
         state = self.state
         config = state.config
@@ -273,7 +304,7 @@ class ChatCompletions:
             settings=self.settings,
             named_tool=_named_tool(chat.body),
         )
-        cut = self._interruption(chat, len(stream.events))
+        cut = self._interruption(chat, stream.events)
         response = web.StreamResponse(status=200, headers={"Content-Type": wire.SSE_CONTENT_TYPE})
         await response.prepare(request)
         record = None

@@ -16,6 +16,7 @@ from gptoss_modal._exceptions import ConfigError
 from gptoss_modal.serve.options import DEFAULT_VLLM_VERSION, VLLM_VERSIONS, VllmVersion
 from gptoss_modal.testing import _engine as engine
 from gptoss_modal.testing._faults import FAULTS, parse_fault
+from gptoss_modal.testing._tool_faults import TOOL_FAULT_FIELDS, check_rates
 
 __all__ = ["CliOption", "MockConfig", "cli_option"]
 
@@ -177,6 +178,32 @@ class MockConfig:
         ),
     )
 
+    # Tool-call faults at known rates over tool-call turns (see _tool_faults: exact counts).
+    tool_name_leak_rate: float = dataclasses.field(
+        default=0.0,
+        metadata=_cli("share of tool calls whose name leaks harmony markup (NAME<|channel|>...)"),
+    )
+    tool_content_leak_rate: float = dataclasses.field(
+        default=0.0,
+        metadata=_cli("share of tool calls written into the content with their harmony markup"),
+    )
+    tool_args_length_rate: float = dataclasses.field(
+        default=0.0,
+        metadata=_cli("share of tool calls cut inside their arguments by max_tokens (length)"),
+    )
+    tool_args_short_rate: float = dataclasses.field(
+        default=0.0,
+        metadata=_cli("share of tool calls ending with cut JSON arguments (finish tool_calls)"),
+    )
+    harmony_error_rate: float = dataclasses.field(
+        default=0.0,
+        metadata=_cli("share of tool calls that end in vLLM's HarmonyError (in-stream or 500)"),
+    )
+    enable_prompt_tokens_details: bool = dataclasses.field(
+        default=False,
+        metadata=_cli("report usage.prompt_tokens_details.cached_tokens, as vLLM's flag does"),
+    )
+
     def __post_init__(self) -> None:
         if self.vllm_version not in VLLM_VERSIONS:
             raise ConfigError(
@@ -191,6 +218,12 @@ class MockConfig:
         if self.fault:
             parse_fault(self.fault)
         _check_sleep_fault(self.sleep_fault)
+        check_rates(self.tool_fault_rates)
+
+    @property
+    def tool_fault_rates(self) -> dict[str, float]:
+        """Each tool-call fault's rate, by its field's name (in the faults' priority order)."""
+        return {name: getattr(self, name) for name in TOOL_FAULT_FIELDS}
 
     @property
     def version(self) -> VllmVersion:

@@ -30,6 +30,8 @@ from fractions import Fraction
 from typing import Any
 
 from gptoss_modal._exceptions import ConfigError
+from gptoss_modal.testing import _agent as agent
+from gptoss_modal.testing._agent import choose_tool as choose_tool  # the engine's rule too
 
 # Harmony's special tokens, with their ids in o200k_harmony.
 RETURN = 200002
@@ -128,6 +130,7 @@ class Generation:
     tool_arguments: str | None = None
     reasoning: str = ""
     content: str = ""
+    tool_fault: str | None = None  # the injected tool-call fault (``_tool_faults``), if any
     cache: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
     """Free for a server to keep what it derived from this generation (serialised deltas)."""
 
@@ -179,52 +182,6 @@ def _words(rng: random.Random, count: int, opening: str = "") -> list[str]:
     return out
 
 
-def _tool_arguments(tool: dict[str, Any], prompt: str) -> str:
-    """Compact JSON arguments for a tool, from its parameter schema (strings from the prompt)."""
-    import json
-
-    function = tool.get("function") or {}
-    params = function.get("parameters") or {}
-    props = params.get("properties") or {}
-    names = list(params.get("required") or props)
-    capitalised = re.findall(r"(?<=\s)[A-Z][a-z]+\b", prompt)  # not a first word
-    value_word = capitalised[-1] if capitalised else "example"
-    args: dict[str, Any] = {}
-    for name in names:
-        kind = (props.get(name) or {}).get("type", "string")
-        if kind in ("integer", "number"):
-            args[name] = 1
-        elif kind == "boolean":
-            args[name] = True
-        elif kind == "array":
-            args[name] = []
-        elif kind == "object":
-            args[name] = {}
-        else:
-            enum = (props.get(name) or {}).get("enum")
-            args[name] = enum[0] if enum else value_word
-    return json.dumps(args, separators=(",", ":"), ensure_ascii=False)
-
-
-def choose_tool(
-    tools: Sequence[dict[str, Any]], tool_choice: Any, prompt: str
-) -> dict[str, Any] | None:
-    """The tool the mock calls: a named choice, ``required`` (the first tool), or, with
-    ``auto``, a tool whose name (or the name with spaces for underscores) the prompt mentions."""
-    if not tools or tool_choice == "none":
-        return None
-    by_name = {(t.get("function") or {}).get("name"): t for t in tools}
-    if isinstance(tool_choice, dict):
-        return by_name.get((tool_choice.get("function") or {}).get("name"))
-    if tool_choice == "required":
-        return tools[0]
-    lowered = prompt.lower()
-    for name, tool in by_name.items():
-        if name and (name.lower() in lowered or name.lower().replace("_", " ") in lowered):
-            return tool
-    return None
-
-
 def request_seed(server_seed: int, request_seed_: int | None, messages: Any) -> int:
     """The RNG seed of one request: its own ``seed``, else the server's seed and the messages."""
     if request_seed_ is not None:
@@ -245,6 +202,7 @@ def plan_generation(
     tools: Sequence[dict[str, Any]] = (),
     tool_choice: Any = None,
     reasoning_tokens: dict[str, int] | None = None,
+    tool_fault: str | None = None,
 ) -> Generation:
     """The harmony tokens gpt-oss generates for a request, cut at ``max_tokens``.
 
@@ -269,31 +227,27 @@ def plan_generation(
     toks.piece("assistant")
     toks.special(CHANNEL)
 
-    tool = choose_tool(tools, tool_choice, prompt)
+    tool = choose_tool(tools, tool_choice, prompt, agent.last_role(messages))
     tool_name = arguments = None
     content: list[str] = []
-    if tool is not None:
+    if tool is not None and tool_fault != "content-leak":
         tool_name = str((tool.get("function") or {}).get("name"))
-        arguments = _tool_arguments(tool, prompt)
-        toks.piece("commentary")
-        toks.piece(" to")
-        toks.pieces(split_pieces("=functions." + tool_name))
-        toks.piece(" ")
-        toks.special(CONSTRAIN)
-        toks.piece("json")
-        toks.special(MESSAGE)
-        toks.pieces(split_pieces(arguments))
+        arguments = agent.tool_arguments(tool, prompt)
+        tool_name, arguments, cap = _write_tool_call(toks, tool_name, arguments, tool_fault)
+        max_tokens = min(max_tokens, cap)
         end_token = CALL
     else:
         toks.piece("final")
         toks.special(MESSAGE)
         room = max_tokens - len(toks.ids) if ignore_eos else content_tokens
-        content = _words(rng, max(room, 1))
+        leak = _leaked_call(tool, prompt) if tool is not None else []
+        answer = agent.answer_opening(messages, prompt)
+        content = leak + _words(rng, max(room - len(leak), 1), answer)
         toks.pieces(content)
         end_token = RETURN
 
     finish, stop_reason = "stop", (CALL if end_token == CALL else None)
-    if ignore_eos and tool is None:
+    if ignore_eos and end_token == RETURN:
         finish, stop_reason = "length", None
     else:
         toks.special(end_token)
@@ -312,7 +266,42 @@ def plan_generation(
         tool_arguments=arguments,
         reasoning="".join(reasoning),
         content="".join(content),
+        tool_fault=tool_fault,
     )
+
+
+def _write_tool_call(
+    toks: _Tokens, name: str, arguments: str, fault: str | None
+) -> tuple[str, str, int]:
+    """A call's header, arguments and ``<|call|>``, broken as ``fault`` says; the name and
+    arguments a client receives, and the token count the output is capped at (a cut)."""
+    toks.piece("commentary")
+    toks.piece(" to")
+    toks.pieces(split_pieces("=functions." + name))
+    if fault == "name-leak":  # the channel marker lands in the recipient (vllm#32587)
+        toks.special(CHANNEL)
+        toks.piece("commentary")
+        name += SPECIAL_TEXT[CHANNEL] + "commentary"
+    toks.piece(" ")
+    toks.special(CONSTRAIN)
+    toks.piece("json")
+    toks.special(MESSAGE)
+    pieces = split_pieces(arguments)
+    cap = len(toks.ids) + len(pieces) + 1
+    if fault == "args-short":  # the call ends early with "tool_calls": cut JSON (vllm#30204)
+        pieces = pieces[: max(1, len(pieces) // 2)]
+        arguments = "".join(pieces)
+    elif fault == "args-length":  # max_tokens strikes inside the arguments
+        cap = len(toks.ids) + max(1, len(pieces) // 2)
+    toks.pieces(pieces)
+    return name, arguments, cap
+
+
+def _leaked_call(tool: dict[str, Any], prompt: str) -> list[str]:
+    """A tool call written as final text with its harmony markup (the ``content-leak`` fault)."""
+    name = str((tool.get("function") or {}).get("name"))
+    text = f"to=functions.{name} <|constrain|>json{agent.tool_arguments(tool, prompt)} "
+    return split_pieces(text)
 
 
 # --- engine steps, speculative decoding and stream-interval batching -------------------------

@@ -18,6 +18,7 @@ from gptoss_modal.testing import _wire as wire
 from gptoss_modal.testing import _wire_v033 as wire033
 from gptoss_modal.testing._harmony_v033 import Delta033, plan_stream
 from gptoss_modal.testing._planning import Plan
+from gptoss_modal.testing._prefix_cache import prompt_tokens_details, stream_details_json
 
 __all__ = ["ChatStreamOptions", "StreamEvents", "StreamSettings", "chat_stream_events"]
 
@@ -175,6 +176,7 @@ class StreamSettings:
     reasoning_content: bool = True  # 0.13.0's deprecated duplicate of each reasoning delta
     tool_parser: bool = True  # --tool-call-parser openai --enable-auto-tool-choice
     fingerprint: str = ""  # 0.33.0's system_fingerprint
+    prompt_tokens_details: bool = False  # --enable-prompt-tokens-details: cached tokens in usage
 
 
 def chat_stream_events(
@@ -197,6 +199,13 @@ def chat_stream_events(
         )
     times, steps_done = _schedule(plan, outputs, layout, options.include_usage)
     return StreamEvents(events, times, steps_done)
+
+
+def _details(plan: Plan, settings: StreamSettings) -> bytes:
+    """The usage chunk's ``prompt_tokens_details`` (made per request: the cache hit is)."""
+    enabled = settings.prompt_tokens_details
+    details = prompt_tokens_details(settings.vllm_version, plan.prompt_cache, enabled)
+    return stream_details_json(details)
 
 
 def _cached(plan: Plan, key: tuple[Any, ...], build: Any) -> _Layout:
@@ -227,6 +236,7 @@ def _events_013(
         continuous_usage=options.continuous_usage,
         prompt_tokens=plan.prompt_tokens,
     )
+    writer.prompt_details = _details(plan, settings)
     sizes = tuple(n for _, n in outputs)
     key = ("0.13.0", sizes, options, plan.prompt_tokens, settings)
     layout = _cached(
@@ -271,6 +281,7 @@ def _events_033(
         continuous_usage=options.continuous_usage,
         prompt_tokens=plan.prompt_tokens,
     )
+    writer.prompt_details = _details(plan, settings)
     sizes = tuple(n for _, n in outputs)
     key = ("0.33.0", sizes, options, plan.prompt_tokens, settings, named_tool)
     layout = _cached(

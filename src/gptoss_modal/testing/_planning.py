@@ -18,6 +18,8 @@ from typing import Any
 
 from gptoss_modal.testing import _engine as engine
 from gptoss_modal.testing._config import MockConfig
+from gptoss_modal.testing._prefix_cache import NO_CACHE_HIT, PrefixCache, PromptCache, block_hashes
+from gptoss_modal.testing._tool_faults import ToolFaultSchedule
 from gptoss_modal.testing._validation import context_too_long
 
 __all__ = ["GenerationRequest", "Plan", "Planner"]
@@ -48,6 +50,7 @@ class Plan:
     times: list[float]  # per step, seconds after arrival
     prompt_tokens: int
     rng: random.Random  # seeded per request: jitter, then a fault's position
+    prompt_cache: PromptCache = NO_CACHE_HIT  # the prefix cache's hit (when reported)
 
     def step_tokens(self) -> list[list[int]]:
         """The token ids each engine step yields."""
@@ -71,6 +74,8 @@ class Planner:
         self._generations: dict[str, engine.Generation] = {}
         self._kept: dict[str, Plan] = {}
         self._kept_order: deque[str] = deque()
+        self.tool_faults = ToolFaultSchedule(config.tool_fault_rates)
+        self.prefix_cache = PrefixCache()
 
     def plan(self, request: GenerationRequest) -> Plan:
         """The plan of one request; a prompt that leaves no room to generate is refused as vLLM
@@ -84,13 +89,21 @@ class Planner:
             raise context_too_long(c.max_model_len, prompt_tokens)
         seed = engine.request_seed(c.seed, request.seed, request.messages)
         generation = self._generation(request, seed, max_tokens)
+        if generation.tool_name is not None:  # a tool-call turn: the faults' schedule counts it
+            fault = self.tool_faults.next_call()
+            if fault is not None:
+                generation = self._generation(request, seed, max_tokens, fault)
         steps = engine.engine_steps(len(generation.tokens), self._acceptance)
         rng = random.Random(seed ^ 0x5EED)  # noqa: S311 - seeded timing jitter
         times = engine.step_times(steps, c.ttft_ms / 1e3, c.itl_ms / 1e3, c.jitter_ms / 1e3, rng)
-        return Plan(generation, steps, times, prompt_tokens, rng)
+        cache = NO_CACHE_HIT
+        if c.enable_prompt_tokens_details:
+            hashes = block_hashes(request.messages, request.tools)
+            cache = self.prefix_cache.lookup_and_store(hashes, prompt_tokens)
+        return Plan(generation, steps, times, prompt_tokens, rng, cache)
 
     def _generation(
-        self, request: GenerationRequest, seed: int, max_tokens: int
+        self, request: GenerationRequest, seed: int, max_tokens: int, fault: str | None = None
     ) -> engine.Generation:
         """Identical requests (a benchmark's) generate the same tokens: build them once."""
         c = self.config
@@ -103,6 +116,7 @@ class Planner:
             "ignore_eos": request.ignore_eos,
             "tools": request.tools,
             "tool_choice": request.tool_choice,
+            "tool_fault": fault,
         }
         key = json.dumps(inputs, sort_keys=True, default=str)
         generation = self._generations.get(key)
@@ -117,6 +131,7 @@ class Planner:
                 tools=request.tools,
                 tool_choice=request.tool_choice,
                 reasoning_tokens=dict(c.reasoning_tokens),
+                tool_fault=fault,
             )
             if len(self._generations) >= GENERATIONS_KEPT:
                 self._generations.pop(next(iter(self._generations)))

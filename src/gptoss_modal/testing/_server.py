@@ -21,7 +21,7 @@ from gptoss_modal.testing._config import MockConfig
 from gptoss_modal.testing._endpoints import InfoEndpoints
 from gptoss_modal.testing._metrics import EngineMetrics
 from gptoss_modal.testing._sleep import SleepEndpoints
-from gptoss_modal.testing._state import NOTE, MockState
+from gptoss_modal.testing._state import NOTE, SESSION_HEADER, MockState
 from gptoss_modal.testing._writer import SendRecord
 
 __all__ = ["MockVLLM"]
@@ -90,8 +90,9 @@ class MockVLLM:
         """What the pretend engine generated for a recent request (the last 1000 are kept).
 
         ``{"prompt_tokens", "steps": [[token ids of each engine step]], "finish_reason",
-        "stop_reason", "vocab": {token id: text}}``: enough for another implementation (the
-        contract tests use vLLM's own app) to serve the same tokens.
+        "stop_reason", "vocab": {token id: text}, "cached_tokens", "created_cache_tokens"}``:
+        enough for another implementation (the contract tests use vLLM's own app) to serve the
+        same tokens (the last two: the prefix cache's hit and writes, 0 unless reported).
         """
         plan = self.state.planner.kept(request_id)
         gen = plan.generation
@@ -101,6 +102,8 @@ class MockVLLM:
             "finish_reason": gen.finish_reason,
             "stop_reason": gen.stop_reason,
             "vocab": {str(k): v for k, v in gen.texts.items()},
+            "cached_tokens": plan.prompt_cache.cached_tokens,
+            "created_cache_tokens": plan.prompt_cache.created_tokens,
         }
 
     def spec_decode_totals(self) -> dict[str, int]:
@@ -108,6 +111,26 @@ class MockVLLM:
         return self.state.metrics.spec_decode_totals()
 
     # --- lifecycle ------------------------------------------------------------------------
+
+    @property
+    def session_requests(self) -> dict[str, int]:
+        """Requests seen per ``Modal-Session-ID`` header value (a copy)."""
+        return dict(self.state.sessions)
+
+    @property
+    def distinct_sessions(self) -> int:
+        """How many distinct ``Modal-Session-ID`` values the /v1 requests carried."""
+        return len(self.state.sessions)
+
+    @property
+    def tool_faults_applied(self) -> dict[str, int]:
+        """Tool-call faults injected so far, by kind (``name-leak``, ``harmony-error``, ...)."""
+        return dict(self.state.planner.tool_faults.applied)
+
+    @property
+    def tool_calls_planned(self) -> int:
+        """Tool-call turns planned so far (the count the fault rates apply to)."""
+        return self.state.planner.tool_faults.calls
 
     @property
     def url(self) -> str:
@@ -191,6 +214,8 @@ class MockVLLM:
     @web.middleware
     async def _log_middleware(self, request: web.Request, handler: _Handler) -> web.StreamResponse:
         start = time.perf_counter()
+        if request.path.startswith("/v1/"):
+            self.state.note_session(request.headers.get(SESSION_HEADER))
         response = await handler(request)
         note = request.get(NOTE, "")
         logger.info(

@@ -63,6 +63,7 @@ class ChunkWriter:
         self._continuous = continuous_usage
         self.prompt_tokens = prompt_tokens
         self._null_rc = b'"reasoning_content":null' if reasoning_content else b""
+        self.prompt_details = b""  # the usage chunk's prompt_tokens_details JSON, if set
 
     def _usage(self, completion_tokens: int) -> bytes:
         p = self.prompt_tokens
@@ -149,7 +150,10 @@ class ChunkWriter:
 
     def usage(self, completion_tokens: int) -> bytes:
         """The usage chunk after the finish (``choices: []``)."""
-        return self._head + b'[],"usage":' + self._usage(completion_tokens) + b"}\n\n"
+        usage = self._usage(completion_tokens)
+        if self.prompt_details:
+            usage = usage[:-1] + b',"prompt_tokens_details":' + self.prompt_details + b"}"
+        return self._head + b'[],"usage":' + usage + b"}\n\n"
 
 
 def streaming_error(message: str, err_type: str, code: int) -> bytes:
@@ -222,6 +226,7 @@ def chat_response(
     stop_reason: int | None,
     prompt_tokens: int,
     completion_tokens: int,
+    prompt_tokens_details: dict[str, Any] | None = None,
 ) -> bytes:
     """The non-streamed ``ChatCompletionResponse``, as ``JSONResponse(model_dump())``."""
     calls = response_tool_calls(tool_calls)
@@ -256,7 +261,7 @@ def chat_response(
             "prompt_tokens": prompt_tokens,
             "total_tokens": prompt_tokens + completion_tokens,
             "completion_tokens": completion_tokens,
-            "prompt_tokens_details": None,
+            "prompt_tokens_details": prompt_tokens_details,
         },
         "prompt_logprobs": None,
         "prompt_token_ids": None,

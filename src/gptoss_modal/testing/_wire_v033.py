@@ -27,12 +27,14 @@ def _j(value: Any) -> bytes:
     return orjson.dumps(value)
 
 
-def usage_json(prompt: int, completion: int, reasoning: int) -> bytes:
-    """``UsageInfo`` with its reasoning-token details, in vLLM's key order."""
+def usage_json(prompt: int, completion: int, reasoning: int, prompt_details: bytes = b"") -> bytes:
+    """``UsageInfo`` with its reasoning-token details (and the prompt's, when given), in
+    vLLM's key order."""
+    details = b'"prompt_tokens_details":' + prompt_details + b"," if prompt_details else b""
     return (
-        b'{"prompt_tokens":%d,"total_tokens":%d,"completion_tokens":%d,'
+        b'{"prompt_tokens":%d,"total_tokens":%d,"completion_tokens":%d,%b'
         b'"completion_tokens_details":{"reasoning_tokens":%d}}'
-        % (prompt, prompt + completion, completion, reasoning)
+        % (prompt, prompt + completion, completion, details, reasoning)
     )
 
 
@@ -63,6 +65,7 @@ class ChunkWriter033:
         self._include_usage = include_usage
         self._continuous = continuous_usage
         self.prompt_tokens = prompt_tokens
+        self.prompt_details = b""  # the usage chunk's prompt_tokens_details JSON, if set
 
     def role(self) -> bytes:
         """The first chunk: the role and empty content."""
@@ -133,7 +136,9 @@ class ChunkWriter033:
 
     def usage(self, completion_tokens: int, reasoning_tokens: int) -> bytes:
         """The usage chunk after the finish (``choices: []``, nulls dropped)."""
-        usage = usage_json(self.prompt_tokens, completion_tokens, reasoning_tokens)
+        usage = usage_json(
+            self.prompt_tokens, completion_tokens, reasoning_tokens, self.prompt_details
+        )
         return (
             self.head
             + b'[],"usage":'
@@ -168,6 +173,7 @@ def chat_response(
     completion_tokens: int,
     reasoning_tokens: int,
     fingerprint: str,
+    prompt_tokens_details: dict[str, Any] | None = None,
 ) -> bytes:
     """The non-streamed ``ChatCompletionResponse``, as ``JSONResponse(model_dump())``."""
     calls = response_tool_calls(tool_calls)
@@ -195,7 +201,7 @@ def chat_response(
         "prompt_tokens": prompt_tokens,
         "total_tokens": prompt_tokens + completion_tokens,
         "completion_tokens": completion_tokens,
-        "prompt_tokens_details": None,
+        "prompt_tokens_details": prompt_tokens_details,
         "completion_tokens_details": {"reasoning_tokens": reasoning_tokens},
     }
     body = {

@@ -190,14 +190,18 @@ def test_a_tool_prompt_yields_a_harmony_tool_call() -> None:
 
 
 def test_tool_choice_rules() -> None:
-    """Named and required choices force a call; none and an unrelated prompt do not."""
+    """Named and required choices force a call; none never calls; auto (and absent) calls on a
+    user turn, even an unrelated prompt (the first tool: the agent-loop rule, issue #14, which
+    replaced "auto without naming a tool gets no call"), and answers a tool result."""
     tools = [WEATHER]
     named = {"type": "function", "function": {"name": "get_weather"}}
     assert engine.choose_tool(tools, named, "hello") is WEATHER
     assert engine.choose_tool(tools, "required", "hello") is WEATHER
     assert engine.choose_tool(tools, "none", "get_weather") is None
-    assert engine.choose_tool(tools, "auto", "tell me a joke") is None
+    assert engine.choose_tool(tools, "auto", "tell me a joke") is WEATHER
     assert engine.choose_tool(tools, None, "what is the get weather") is WEATHER
+    assert engine.choose_tool(tools, "auto", "sunny", role="tool") is None
+    assert engine.choose_tool(tools, "required", "sunny", role="tool") is WEATHER
 
 
 @given(st.integers(min_value=0, max_value=2**31))
