@@ -84,12 +84,14 @@ def _tool(tool: dict[str, Any], version: str) -> dict[str, Any]:
 
 
 def _reasoning(reasoning: Any) -> Any:
-    """``Reasoning`` as the openai package serialises it (effort, generate_summary, summary)."""
+    """``Reasoning`` as the openai package serialises it (its fields in declared order)."""
     if not isinstance(reasoning, dict):
         return None
     return {
+        "context": reasoning.get("context"),
         "effort": reasoning.get("effort"),
         "generate_summary": reasoning.get("generate_summary"),
+        "mode": reasoning.get("mode"),
         "summary": reasoning.get("summary"),
     }
 
