@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from openai import AsyncOpenAI
+from openai.types.responses import ResponseCompletedEvent
 
 from gptoss_modal import Client
 from gptoss_modal.serve.options import VLLM_VERSIONS
@@ -82,11 +83,13 @@ async def test_sdk_stream_and_reply_agree_with_our_client(
     assert expected[1]  # gpt-oss reasons first
     assert bool(expected[2]) == (kind == "call")
     client = sdk(server)
-    stream = await client.responses.create(model="llm", input=prompt, tools=tools, stream=True)
+    options: dict[str, Any] = {"model": "llm", "input": prompt, "tools": tools}
+    stream = await client.responses.create(**options, stream=True)
     events = [event async for event in stream]
-    assert events[-1].type == "response.completed"
-    assert summary(events[-1].response.output) == expected
-    reply = await client.responses.create(model="llm", input=prompt, tools=tools)
+    last = events[-1]
+    assert isinstance(last, ResponseCompletedEvent)
+    assert summary(last.response.output) == expected
+    reply = await client.responses.create(**options)
     assert summary(reply.output) == expected
     assert reply.output_text == expected[0]
     await client.close()

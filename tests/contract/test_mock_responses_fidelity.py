@@ -32,7 +32,7 @@ WEATHER = {
         "required": ["city"],
     },
 }
-SCENARIOS = {
+SCENARIOS: dict[str, dict[str, Any]] = {
     "reasoning and text": {"input": "Say hello.", "reasoning": {"effort": "low"}},
     "function call": {"input": "Use get_weather for Paris.", "tools": [WEATHER]},
     "cut by max_output_tokens": {"input": "Say hello.", "max_output_tokens": 12},
