@@ -13,8 +13,9 @@ turns those into events differently; both transcriptions are below:
 - 0.13.0 (``serving_responses.py``): reasoning items get ``msg_`` ids and vLLM's own
   ``response.reasoning_part.*`` events; ``output_index`` is raised *before* the previous
   item's done events (so they carry the next index) and the content index is never reset; a
-  function call's first argument token only opens the item, whose id is the previous item's;
-  the stream always ends ``response.completed``.
+  function call's item opens on its ``<|message|>`` token (its branch is the only one not
+  gated on a content delta) with the previous item's id as its own, and its ``.done`` item has
+  ``"id": null`` and an ``item_id``; the stream always ends ``response.completed``.
 
 The mock treats every token as its own engine output for 0.13.0 (exact with
 ``stream_interval`` 1 and no speculative decoding, which is how 0.13.0 streams harmony).
@@ -60,7 +61,7 @@ def _function_name(recipient: str | None) -> str | None:
 
 @dataclass
 class _Walk:
-    """Per engine output, its segments: ("delta" | "done", channel, recipient, text)."""
+    """Per engine output, its segments: ("open" | "delta" | "done", channel, recipient, text)."""
 
     outputs: list[list[tuple[str, str | None, str | None, str]]] = field(default_factory=list)
     completed: list[_Message] = field(default_factory=list)
@@ -81,6 +82,8 @@ def _walk(generation: engine.Generation, sizes: list[int]) -> _Walk:
                 walk.completed.append(message)
                 segments.append(("done", *message))
                 text = ""
+            elif not was_content and parser.state == "content":  # <|message|>: a message opens
+                segments.append(("open", parser.channel, parser.recipient, ""))
             elif was_content and parser.last_delta:
                 text += parser.last_delta
                 segments.append(("delta", parser.channel, parser.recipient, parser.last_delta))
@@ -144,6 +147,10 @@ class _State033:
             "output_index": self.output_index,
             "content_index": self.content_index,
         }
+
+    def open(self, channel: str | None, recipient: str | None, text: str) -> list[_Event]:
+        """A message's ``<|message|>`` token: no delta, so 0.33.0 sends nothing."""
+        return []
 
     def _added(self, item: _Event) -> _Event:
         return _ev("response.output_item.added", output_index=self.output_index, item=item)
@@ -276,21 +283,8 @@ class _State013:
                 part = {"text": "", "type": "reasoning_text"}
                 events.append(_ev("response.reasoning_part.added", **self._where(), part=part))
             return [*events, _ev("response.reasoning_text.delta", **self._where(), delta=text)]
-        name = _function_name(recipient)
-        if name is None or channel != "commentary":
+        if _function_name(recipient) is None or channel != "commentary":
             return []
-        if not self.first_call_delta:  # this token's text is not streamed (vLLM's own quirk)
-            self.first_call_delta = True
-            item = rw.function_item(
-                "0.13.0",
-                item_id=self.item_id,
-                call_id=rw.new_id("call"),
-                name=name,
-                arguments="",
-                status="in_progress",
-            )
-            self.item_id = rw.new_id("fc")
-            return [_ev("response.output_item.added", output_index=self.output_index, item=item)]
         return [
             _ev(
                 "response.function_call_arguments.delta",
@@ -299,6 +293,23 @@ class _State013:
                 output_index=self.output_index,
             )
         ]
+
+    def open(self, channel: str | None, recipient: str | None, text: str) -> list[_Event]:
+        """A message's ``<|message|>`` token: 0.13.0's function-call branch opens the item."""
+        name = _function_name(recipient)
+        if name is None or channel != "commentary" or self.first_call_delta:
+            return []
+        self.first_call_delta = True
+        item = rw.function_item(
+            "0.13.0",
+            item_id=self.item_id,
+            call_id=rw.new_id("call"),
+            name=name,
+            arguments="",
+            status="in_progress",
+        )
+        self.item_id = rw.new_id("fc")
+        return [_ev("response.output_item.added", output_index=self.output_index, item=item)]
 
     def done(self, channel: str | None, recipient: str | None, text: str) -> list[_Event]:
         self.output_index += 1  # is_expecting_start: raised before the done events
@@ -472,7 +483,7 @@ def layout_stream(
     times, steps_done = [0.0, 0.0], [0, 0]
     for (step, _), segments in zip(outputs, walk.outputs, strict=True):
         for kind, channel, recipient, text in segments:
-            made = (state.delta if kind == "delta" else state.done)(channel, recipient, text)
+            made = getattr(state, kind)(channel, recipient, text)
             events += made
             times += [plan.times[step]] * len(made)
             steps_done += [step + 1] * len(made)

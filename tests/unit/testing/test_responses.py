@@ -12,11 +12,16 @@ import pytest
 
 from gptoss_modal.serve.options import VLLM_VERSIONS, VllmVersion
 from gptoss_modal.testing import _responses_input as rinput
+from gptoss_modal.testing import _responses_wire as rw
+from gptoss_modal.testing._planning import GenerationRequest, Planner
 from gptoss_modal.testing._responses import ResponseStore
+from gptoss_modal.testing._responses_layout import layout_stream
 from gptoss_modal.testing._validation import Rejection
 from gptoss_modal.testing.mock_server import MockConfig, MockVLLM
 
 TOOL = {"type": "function", "name": "get_weather", "parameters": {"type": "object"}}
+CITY = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
+CITY_TOOL = {**TOOL, "parameters": CITY}
 
 
 # --- input conversion ---------------------------------------------------------------------------
@@ -201,3 +206,46 @@ async def test_each_fault_in_this_api_s_bytes(version: VllmVersion) -> None:
             server, "POST", "/v1/responses", {"input": "hi"}, fault("error:code=400")
         )
         assert status == 400
+
+
+# --- the event layout ---------------------------------------------------------------------------
+
+
+def call_events(version: VllmVersion) -> list[dict[str, Any]]:
+    """The events of a streamed response that reasons, then calls get_weather."""
+    planner = Planner(MockConfig(vllm_version=version))
+    messages = rinput.chat_messages("Use get_weather for Paris.")
+    plan = planner.plan(
+        GenerationRequest(
+            messages=messages, tools=rinput.chat_tools([CITY_TOOL]), tool_choice="auto"
+        )
+    )
+    assert plan.generation.tool_name == "get_weather"
+    echo = rw.Echo(response_id="resp_x", model="llm", max_output_tokens=100)
+    layout = layout_stream(
+        plan, version=version, echo=echo, created=0, usage=rw.Usage(1, 2, 3), stream_interval=1
+    )
+    return [json.loads(e.split(b"\ndata: ", 1)[1]) for e in layout.stream.events]
+
+
+@pytest.mark.parametrize("version", VLLM_VERSIONS)
+def test_a_function_call_streams_every_argument_token(version: VllmVersion) -> None:
+    """The argument deltas add up to the done event's arguments, which are the engine's."""
+    events = call_events(version)
+    deltas = [e["delta"] for e in events if e["type"] == "response.function_call_arguments.delta"]
+    (done,) = [e for e in events if e["type"] == "response.function_call_arguments.done"]
+    assert "".join(deltas) == done["arguments"]
+    assert json.loads(done["arguments"]) == {"city": "Paris"}
+
+
+@pytest.mark.parametrize("version", VLLM_VERSIONS)
+def test_output_indexes_are_each_version_s(version: VllmVersion) -> None:
+    """0.33.0's done events carry their item's index; 0.13.0's the next one (it raises the
+    index before them) and its call item opens with the reasoning item's id."""
+    events = call_events(version)
+    added = [e for e in events if e["type"] == "response.output_item.added"]
+    done = [e for e in events if e["type"] == "response.output_item.done"]
+    shift = 1 if version == "0.13.0" else 0
+    assert [d["output_index"] for d in done] == [a["output_index"] + shift for a in added]
+    reasoning, call = (a["item"] for a in added)
+    assert (call["id"] == reasoning["id"]) == (version == "0.13.0")
