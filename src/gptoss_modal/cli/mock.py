@@ -122,7 +122,8 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         "mock",
         help="run a mock vLLM server for gpt-oss (wire-exact streams, faults)",
         description=(
-            "Serve /health, /version, /metrics, /v1/models and /v1/chat/completions as vLLM "
+            "Serve /health, /version, /metrics, /v1/models, /v1/chat/completions and "
+            "/v1/responses as vLLM "
             "serves gpt-oss (0.33.0 by default, or --vllm 0.13.0), with configurable timing "
             "and injected faults. See docs/mock-server.md."
         ),

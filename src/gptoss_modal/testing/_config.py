@@ -203,6 +203,13 @@ class MockConfig:
         default=False,
         metadata=_cli("report usage.prompt_tokens_details.cached_tokens, as vLLM's flag does"),
     )
+    responses_store: bool = dataclasses.field(
+        default=False,  # vLLM's default: VLLM_ENABLE_RESPONSES_API_STORE unset
+        metadata=_cli(
+            "keep Responses for GET /v1/responses/{id} and previous_response_id, as "
+            "VLLM_ENABLE_RESPONSES_API_STORE=1 does (the mock keeps the last 1000)"
+        ),
+    )
 
     def __post_init__(self) -> None:
         if self.vllm_version not in VLLM_VERSIONS:

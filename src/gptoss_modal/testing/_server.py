@@ -20,6 +20,7 @@ from gptoss_modal.testing._chat import ChatCompletions
 from gptoss_modal.testing._config import MockConfig
 from gptoss_modal.testing._endpoints import InfoEndpoints
 from gptoss_modal.testing._metrics import EngineMetrics
+from gptoss_modal.testing._responses import Responses
 from gptoss_modal.testing._sleep import SleepEndpoints
 from gptoss_modal.testing._state import NOTE, SESSION_HEADER, MockState
 from gptoss_modal.testing._writer import SendRecord
@@ -150,6 +151,10 @@ class MockVLLM:
         app.router.add_get("/metrics", info.metrics)
         app.router.add_get("/v1/models", info.models)
         app.router.add_post("/v1/chat/completions", ChatCompletions(self.state).handle)
+        responses = Responses(self.state)
+        app.router.add_post("/v1/responses", responses.create)
+        app.router.add_get("/v1/responses/{response_id}", responses.retrieve)
+        app.router.add_post("/v1/responses/{response_id}/cancel", responses.cancel)
         return app
 
     async def start(self) -> None:

@@ -1,0 +1,382 @@
+"""``POST /v1/responses``, ``GET /v1/responses/{id}`` and ``POST /v1/responses/{id}/cancel``:
+the Responses API, planned and paced by the same planner, engine and writer as chat.
+
+What is this API's own is here: the body's fields (``input`` and ``instructions`` become chat
+messages before planning, see :mod:`._responses_input`), the ``resp_`` id, the non-streamed
+reply, the store (``VLLM_ENABLE_RESPONSES_API_STORE``) and what each fault does to this API's
+bytes. The events themselves are :mod:`._responses_layout`'s.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from gptoss_modal._exceptions import ConfigError
+from gptoss_modal.testing import _harmony_v033 as harmony033
+from gptoss_modal.testing import _responses_input as rinput
+from gptoss_modal.testing import _responses_wire as rw
+from gptoss_modal.testing import _validation as validation
+from gptoss_modal.testing import _wire as wire
+from gptoss_modal.testing._faults import FAULT_HEADER, Fault, choose_fault, error_kind
+from gptoss_modal.testing._planning import GenerationRequest, Plan
+from gptoss_modal.testing._responses_layout import final_output, layout_stream, status_of
+from gptoss_modal.testing._state import NOTE, MockState
+from gptoss_modal.testing._writer import Interruption, SendRecord, StreamWriter
+
+__all__ = ["RESPONSES_KEPT", "ResponseStore", "Responses"]
+
+JSON = "application/json"
+RESPONSES_KEPT = 1000  # responses the store keeps (oldest dropped first); vLLM keeps all
+_MALFORMED_EVENT = b'event: response.output_text.delta\ndata: {"type":"response.output_te\n\n'
+
+
+class ResponseStore:
+    """The responses kept for retrieval and ``previous_response_id``: each with the chat
+    messages of its turn (input then output), the most recent ``limit`` only."""
+
+    def __init__(self, limit: int = RESPONSES_KEPT) -> None:
+        self.limit = limit
+        self._kept: OrderedDict[str, tuple[bytes, list[dict[str, Any]]]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._kept)
+
+    def put(self, response_id: str, body: bytes, history: list[dict[str, Any]]) -> None:
+        """Keep a response; the oldest goes once more than ``limit`` are kept."""
+        self._kept[response_id] = (body, history)
+        self._kept.move_to_end(response_id)
+        while len(self._kept) > self.limit:
+            self._kept.popitem(last=False)
+
+    def get(self, response_id: str) -> tuple[bytes, list[dict[str, Any]]] | None:
+        """The response's JSON and its conversation so far, if kept."""
+        return self._kept.get(response_id)
+
+
+@dataclass
+class _Call:
+    """One Responses request, everything decided before the first byte is sent."""
+
+    response_id: str
+    body: dict[str, Any]
+    messages: list[dict[str, Any]]
+    plan: Plan
+    fault: Fault | None
+    echo: rw.Echo
+    usage: rw.Usage
+
+    @property
+    def stream(self) -> bool:
+        return bool(self.body.get("stream"))
+
+    @property
+    def store(self) -> bool:
+        return self.body.get("store", True) is not False
+
+
+def _assistant_history(output: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A response's output as the chat messages of its turn."""
+    out: list[dict[str, Any]] = []
+    for item in output:
+        if item["type"] == "message":
+            text = "".join(part["text"] for part in item["content"])
+            out.append({"role": "assistant", "content": text})
+        elif item["type"] == "function_call":
+            call = {"name": item["name"], "arguments": item["arguments"]}
+            tool_call = {"id": item["call_id"], "type": "function", "function": call}
+            out.append({"role": "assistant", "content": None, "tool_calls": [tool_call]})
+    return out
+
+
+def _abort(request: web.Request) -> None:
+    transport = request.transport
+    if transport is not None:
+        transport.abort()
+
+
+class Responses:
+    """The Responses endpoints of one server."""
+
+    def __init__(self, state: MockState) -> None:
+        self.state = state
+        self.version = state.config.vllm_version
+        self.store = ResponseStore()
+
+    # --- routes -----------------------------------------------------------------------------
+
+    async def create(self, request: web.Request) -> web.StreamResponse:
+        """``POST /v1/responses``: an error reply, a JSON reply or a stream."""
+        state = self.state
+        state.requests_seen += 1
+        number = state.requests_seen
+        try:
+            early = self._http_fault(request, number)
+            if early is not None:
+                return early
+            call = self._prepare(await self._read_body(request), request, number)
+        except validation.Rejection as exc:
+            return web.Response(status=exc.status, body=exc.body, content_type=JSON)
+        gen = call.plan.generation
+        request[NOTE] = (
+            f"{call.response_id} prompt={call.plan.prompt_tokens} "
+            f"completion={len(gen.tokens)} finish={gen.finish_reason}"
+            + (f" fault={call.fault.name}" if call.fault else "")
+        )
+        state.planner.keep(call.response_id, call.plan)
+        task = asyncio.current_task()
+        if task is not None:
+            state.streams.add(task)
+        state.metrics.running += 1
+        try:
+            if call.stream:
+                return await self._stream(request, call)
+            return await self._reply(request, call)
+        finally:
+            state.metrics.running -= 1
+            if task is not None:
+                state.streams.discard(task)
+
+    async def retrieve(self, request: web.Request) -> web.Response:
+        """``GET /v1/responses/{id}``: the stored response, or vLLM's 404."""
+        response_id = request.match_info["response_id"]
+        kept = self.store.get(response_id)
+        if kept is None:
+            body = rw.not_found(response_id, self.version)
+            return web.Response(status=404, body=body, content_type=JSON)
+        return web.Response(body=kept[0], content_type=JSON)
+
+    async def cancel(self, request: web.Request) -> web.Response:
+        """``POST /v1/responses/{id}/cancel``: the mock runs nothing in the background, so a
+        kept response is a finished one, which vLLM refuses to cancel (400)."""
+        response_id = request.match_info["response_id"]
+        if self.store.get(response_id) is None:
+            body = rw.not_found(response_id, self.version)
+            return web.Response(status=404, body=body, content_type=JSON)
+        param = None if self.version == "0.13.0" else "response_id"
+        message = "Cannot cancel a synchronous response."
+        body = rw.error_body(message, "invalid_request_error", 400, param)
+        return web.Response(status=400, body=body, content_type=JSON)
+
+    # --- before generating ------------------------------------------------------------------
+
+    def _fault(self, request: web.Request, number: int) -> Fault | None:
+        header = request.headers.get(FAULT_HEADER)
+        try:
+            return choose_fault(header, self.state.server_fault, self.state.config.seed, number)
+        except ConfigError as exc:
+            body = wire.error_body(f"mock: {exc}", "BadRequestError", 400)
+            raise validation.Rejection(400, body) from exc
+
+    def _http_fault(self, request: web.Request, number: int) -> web.Response | None:
+        """An ``http-NNN`` fault answers before the body is read, as a proxy would."""
+        header = request.headers.get(FAULT_HEADER, "")
+        server = self.state.server_fault
+        if not (header.startswith("http-") or (server and server.http_status and not header)):
+            return None
+        fault = self._fault(request, number)
+        status = fault.http_status if fault is not None else None
+        if fault is None or status is None:
+            return None
+        request[NOTE] = f"fault={fault.name}"
+        body, headers = wire.injected_http_error(status)
+        return web.Response(status=status, body=body, content_type=JSON, headers=headers or None)
+
+    async def _read_body(self, request: web.Request) -> dict[str, Any]:
+        validation.check_content_type(request.headers.get("Content-Type", ""), self.version)
+        raw = await request.read()
+        return validation.parse_json_body(raw, "", self.version)
+
+    def _history(self, body: dict[str, Any]) -> list[dict[str, Any]]:
+        """The conversation ``previous_response_id`` continues (vLLM's 404 if not kept)."""
+        previous = body.get("previous_response_id")
+        if previous is None:
+            return []
+        kept = self.store.get(str(previous))
+        if kept is None:
+            raise validation.Rejection(404, rw.not_found(str(previous), self.version))
+        return kept[1]
+
+    def _check_background(self, body: dict[str, Any]) -> None:
+        if not body.get("background"):
+            return
+        if self.state.config.responses_store:
+            message = "mock: background responses are not served; send background: false"
+        else:  # vLLM's own refusal without the store
+            message = (
+                "This vLLM engine does not support `store=True` and therefore does not support "
+                "the background mode. To enable these features, set the environment variable "
+                "`VLLM_ENABLE_RESPONSES_API_STORE=1` when launching the vLLM server."
+            )
+        param = None if self.version == "0.13.0" else "background"
+        body_ = rw.error_body(message, "invalid_request_error", 400, param)
+        raise validation.Rejection(400, body_)
+
+    def _prepare(self, body: dict[str, Any], request: web.Request, number: int) -> _Call:
+        """Checks in vLLM's order (model, engine, options, context length), then the plan."""
+        state = self.state
+        config = state.config
+        validation.check_model(body.get("model"), config.served_model_names, self.version)
+        fault = self._fault(request, number)
+        if state.engine_dead or (fault is not None and fault.name == "dead"):
+            request[NOTE] = "fault=dead"
+            raise validation.engine_dead(self.version)
+        self._check_background(body)
+        reasoning = body.get("reasoning")
+        effort = reasoning.get("effort") if isinstance(reasoning, dict) else None
+        validation.check_harmony_effort(effort, self.version)
+        history = self._history(body)
+        messages = rinput.chat_messages(body.get("input", ""), body.get("instructions"), history)
+        requested = body.get("max_output_tokens")
+        plan = state.planner.plan(
+            GenerationRequest(
+                messages=messages,
+                tools=rinput.chat_tools(body.get("tools")),
+                tool_choice=rinput.chat_tool_choice(body.get("tool_choice", "auto")),
+                reasoning_effort=effort,
+                max_tokens=None if requested is None else int(requested),
+                seed=body.get("seed"),
+            )
+        )
+        gen = plan.generation
+        header_id = request.headers.get("X-Request-Id")
+        response_id = "resp_" + (header_id if header_id is not None else wire.random_id())
+        counted = harmony033.plan_stream(gen, [len(gen.tokens)]).reasoning_tokens
+        usage = rw.Usage(plan.prompt_tokens, len(gen.tokens), counted[-1] if counted else 0)
+        return _Call(
+            response_id, body, messages, plan, fault, self._echo(body, response_id, plan), usage
+        )
+
+    def _echo(self, body: dict[str, Any], response_id: str, plan: Plan) -> rw.Echo:
+        config = self.state.config
+        cap = config.max_model_len - plan.prompt_tokens
+        requested = body.get("max_output_tokens")
+        extra: dict[str, Any] = {
+            k: body[k] for k in ("presence_penalty", "frequency_penalty") if k in body
+        }
+        return rw.Echo(
+            response_id=response_id,
+            model=config.served_model_names[0],
+            max_output_tokens=cap if requested is None else min(cap, int(requested)),
+            instructions=body.get("instructions"),
+            metadata=body.get("metadata"),
+            parallel_tool_calls=body.get("parallel_tool_calls", True),
+            temperature=float(body.get("temperature") or 1.0),
+            top_p=float(body.get("top_p") or 1.0),
+            tool_choice=body.get("tool_choice", "auto"),
+            tools=body.get("tools") or [],
+            background=bool(body.get("background")),
+            max_tool_calls=body.get("max_tool_calls"),
+            previous_response_id=body.get("previous_response_id"),
+            reasoning=body.get("reasoning"),
+            service_tier=body.get("service_tier") or "auto",
+            text=body.get("text"),
+            truncation=body.get("truncation") or "disabled",
+            user=body.get("user"),
+            extra=extra,
+        )
+
+    def _keep(self, call: _Call, final: dict[str, Any]) -> None:
+        """Store the finished response (with the store on and ``store`` not false)."""
+        if self.state.config.responses_store and call.store:
+            history = call.messages + _assistant_history(final["output"])
+            self.store.put(call.response_id, orjson.dumps(final), history)
+
+    # --- the non-streamed reply -------------------------------------------------------------
+
+    async def _reply(self, request: web.Request, call: _Call) -> web.StreamResponse:
+        arrival = time.monotonic()
+        plan, fault = call.plan, call.fault
+        if plan.times:
+            await asyncio.sleep(plan.times[-1])
+        if fault is not None and fault.name == "stall":
+            await asyncio.sleep(fault.seconds)
+        served = 0 if fault is not None and fault.name == "drop" else len(plan.steps)
+        self.state.metrics.record(plan, time.monotonic() - arrival, served)
+        if fault is not None and fault.name == "drop":
+            _abort(request)
+            return web.Response(status=200)
+        if fault is not None and fault.name == "error":
+            message, err_type = error_kind(fault)
+            body = wire.error_body(message, err_type, fault.code)
+            return web.Response(status=fault.code, body=body, content_type=JSON)
+        if fault is not None and fault.name == "malformed":
+            return web.Response(body=b'{"id": "resp_', content_type=JSON)
+        gen = plan.generation
+        output = final_output(gen, self.version)
+        status = status_of(gen, output, self.version, stream=False)
+        final = rw.response_object(
+            call.echo,
+            self.version,
+            created=int(time.time()),
+            status=status,
+            output=output,
+            usage=call.usage,
+        )
+        self._keep(call, final)
+        return web.Response(body=orjson.dumps(final), content_type=JSON)
+
+    # --- the stream -------------------------------------------------------------------------
+
+    def _interruption(self, call: _Call, events: int) -> Interruption | None:
+        """Where the fault strikes (``after`` events, or a seeded choice inside the stream) and
+        what it writes there: no terminal event follows an error or a drop."""
+        fault = call.fault
+        if fault is None:
+            return None
+        at = fault.after if fault.after is not None else call.plan.rng.randint(1, events - 1)
+        at = max(0, min(at, events - 1))
+        if fault.name == "drop":
+            return Interruption(at, stop=True)
+        if fault.name == "error":
+            message, err_type = error_kind(fault)
+            error = rw.streaming_error(message, err_type, fault.code, self.version)
+            return Interruption(at, payloads=(error,), stop=True)
+        if fault.name == "stall":
+            return Interruption(at, pause_s=fault.seconds)
+        if fault.name == "malformed":
+            return Interruption(at, payloads=(_MALFORMED_EVENT,))
+        return Interruption(at)
+
+    async def _stream(self, request: web.Request, call: _Call) -> web.StreamResponse:
+        state = self.state
+        config = state.config
+        arrival = time.monotonic()
+        layout = layout_stream(
+            call.plan,
+            version=self.version,
+            echo=call.echo,
+            created=int(time.time()),
+            usage=call.usage,
+            stream_interval=config.stream_interval,
+        )
+        cut = self._interruption(call, len(layout.stream.events))
+        response = web.StreamResponse(status=200, headers={"Content-Type": wire.SSE_CONTENT_TYPE})
+        await response.prepare(request)
+        record = None
+        if config.record_send_times:
+            record = SendRecord(call.response_id, time.perf_counter())
+            state.send_log[call.response_id] = record
+        writer = StreamWriter(
+            layout.stream, coalesce=config.coalesce_writes, interruption=cut, record=record
+        )
+        try:
+            await writer.run(response.write)
+        except ConnectionResetError:  # the client went away: vLLM aborts the request
+            request[NOTE] = request.get(NOTE, "") + " client-disconnected"
+            return response
+        finally:
+            state.metrics.record(call.plan, time.monotonic() - arrival, writer.served_steps)
+        if writer.sent_all:
+            self._keep(call, layout.final)
+        if not writer.sent_all and call.fault is not None and call.fault.name == "drop":
+            _abort(request)
+            return response
+        await response.write_eof()
+        return response
