@@ -10,5 +10,5 @@ DEFAULT_PROFILE_EXAMPLES = 100  # what the "default" profile gives a test withou
 def examples(n: int) -> settings:
     """``n`` examples under the default profile, scaled as the loaded profile scales (thorough:
     x10), for a property whose examples are costly and whose space a few dozen draws cover."""
-    scale = settings.default.max_examples / DEFAULT_PROFILE_EXAMPLES
+    scale = settings().max_examples / DEFAULT_PROFILE_EXAMPLES  # the loaded profile's
     return settings(max_examples=max(1, round(n * scale)))
