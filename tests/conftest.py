@@ -1,13 +1,11 @@
 """Shared test settings: hypothesis profiles (fast by default; HYPOTHESIS_PROFILE=thorough), and
-a guard that keeps Ctrl-C deliverable to the processes tests start."""
+Ctrl-C deliverable to the processes tests start."""
 
 from __future__ import annotations
 
 import os
 import signal
-import sys
 
-import pytest
 from hypothesis import HealthCheck, settings
 
 pytest_plugins = ("pytester",)  # in-process runs of tiny suites (tests/unit/e2e)
@@ -23,11 +21,9 @@ settings.register_profile(
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 
-@pytest.hookimpl(trylast=True)
-def pytest_runtest_teardown(item: pytest.Item) -> None:
-    """A child inherits an ignored SIGINT (Modal's container runtime ignores it while user code
-    shuts down), and a Ctrl-C test's child then never stops: put Python's handler back after
-    any test that left it ignored, and say which test did."""
-    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        print(f"{item.nodeid} left SIGINT ignored; restored", file=sys.__stderr__)
+# A shell without job control starts a background command (`make test &`, nohup, some CI
+# runners) with SIGINT ignored, Python keeps it so, and every process a test starts inherits it:
+# the Ctrl-C tests' children then never see their SIGINT (they hung, or finished as if never
+# interrupted). Give this process, and so its children, Python's own handler back.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
