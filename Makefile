@@ -21,6 +21,12 @@ export GPTOSS_CACHE_DIR
 # (tests/contract/conftest.py groups them). PYTEST_WORKERS=0 runs in one process.
 PYTEST_WORKERS ?= 2
 PARALLEL := $(if $(filter 0,$(PYTEST_WORKERS)),,-n $(PYTEST_WORKERS) --dist loadgroup)
+# Bytecode for the test runs, kept outside the clone (and outside the read-only vLLM venvs,
+# which are installed without any): without it every worker and every subprocess recompiles
+# what it imports, and each vLLM oracle compiles vLLM and torch (~14 s of CPU per start), even
+# where the environment says PYTHONDONTWRITEBYTECODE. Safe to delete; it is rebuilt on use.
+PYCACHE := $(GPTOSS_CACHE_DIR)/pycache
+PYTEST := env -u PYTHONDONTWRITEBYTECODE PYTHONPYCACHEPREFIX=$(PYCACHE) $(PY) -m pytest
 
 .PHONY: help install lock lock-vllm vllm-venv options test unit contract lint format bench e2e deploy demo demo-bench clean
 
@@ -59,13 +65,13 @@ options: $(VENV)/.installed ## regenerate serve/options/v<VLLM_VERSION>.py from 
 		> src/gptoss_modal/serve/options/v$(subst .,_,$(VLLM_VERSION)).py
 
 test: $(VENV)/.installed vllm-venv ## unit + contract tests (what CI runs); the vLLM checks are required here
-	GPTOSS_REQUIRE_VLLM=1 $(PY) -m pytest tests/unit tests/contract -m "not e2e" -q $(PARALLEL)
+	GPTOSS_REQUIRE_VLLM=1 $(PYTEST) tests/unit tests/contract -m "not e2e" -q $(PARALLEL)
 
 unit: $(VENV)/.installed ## unit tests only (seconds)
-	$(PY) -m pytest tests/unit -q
+	$(PYTEST) tests/unit -q
 
 contract: $(VENV)/.installed vllm-venv ## contract tests only
-	GPTOSS_REQUIRE_VLLM=1 $(PY) -m pytest tests/contract -m "not e2e" -q $(PARALLEL)
+	GPTOSS_REQUIRE_VLLM=1 $(PYTEST) tests/contract -m "not e2e" -q $(PARALLEL)
 
 lint: $(VENV)/.installed ## ruff + mypy strict
 	$(VENV)/bin/ruff check src tests benchmarks scripts

@@ -1,10 +1,14 @@
-"""Shared test settings: hypothesis profiles (fast by default; HYPOTHESIS_PROFILE=thorough)."""
+"""Shared test settings: hypothesis profiles (fast by default; HYPOTHESIS_PROFILE=thorough), and
+Ctrl-C deliverable to the processes tests start."""
 
 from __future__ import annotations
 
 import os
+import signal
 
 from hypothesis import HealthCheck, settings
+
+pytest_plugins = ("pytester",)  # in-process runs of tiny suites (tests/unit/e2e)
 
 # No deadlines: these 2-core machines are shared, and a timing-dependent test is a flaky test.
 settings.register_profile("default", max_examples=100, deadline=None)
@@ -15,3 +19,11 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow],
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+
+
+# A shell without job control starts a background command (`make test &`, nohup, some CI
+# runners) with SIGINT ignored, Python keeps it so, and every process a test starts inherits it:
+# the Ctrl-C tests' children then never see their SIGINT (they hung, or finished as if never
+# interrupted). Give this process, and so its children, Python's own handler back.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)

@@ -1,5 +1,7 @@
-"""The Prometheus text the mock serves on ``/metrics``: vLLM 0.13.0's metric names, help texts,
-buckets and labels, fed by the requests it serves.
+"""The Prometheus text the mock serves on ``/metrics``: the metric names, help texts, buckets and
+labels of the served vLLM version's exporter (``vllm/v1/metrics/loggers.py``; the contract test
+``test_bench_vllm_metrics.py`` compares them with each version's own), fed by the requests it
+serves.
 
 Pure: the server tells :meth:`EngineMetrics.record` what it served; nothing here reads a clock.
 """
@@ -26,7 +28,12 @@ __all__ = [
 ]
 
 PROMETHEUS_CONTENT_TYPE = "text/plain; version=1.0.0; charset=utf-8"
-FINISH_REASONS = ("stop", "length", "abort", "error")  # vllm:request_success's label values
+# vllm:request_success's finished_reason values: vLLM's FinishReason, per version (0.33.0 added
+# "repetition", the repetition detector's stop; the mock never finishes for it).
+FINISH_REASONS: dict[str, tuple[str, ...]] = {
+    "0.13.0": ("stop", "length", "abort", "error"),
+    "0.33.0": ("stop", "length", "abort", "error", "repetition"),
+}
 
 TTFT_BUCKETS_S = (
     0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5,
@@ -88,6 +95,7 @@ class EngineMetrics:
 
     def __init__(self, config: MockConfig) -> None:
         self.labels = f'model_name="{config.served_model_names[0]}",engine="0"'
+        self.finish_reasons = FINISH_REASONS[config.vllm_version]
         self.ttft = Histogram(
             "vllm:time_to_first_token_seconds",
             "Histogram of time to first token in seconds.",
@@ -167,7 +175,7 @@ class EngineMetrics:
             counter_lines(
                 "vllm:request_success",
                 "Count of successfully processed requests.",
-                [(f'{lab},finished_reason="{r}"', self.success[r]) for r in FINISH_REASONS],
+                [(f'{lab},finished_reason="{r}"', self.success[r]) for r in self.finish_reasons],
             ),
             self.ttft.render(lab),
             self.itl.render(lab),

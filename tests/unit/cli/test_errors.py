@@ -1,5 +1,9 @@
-"""Every CLI error a new user meets, run as a real process: no traceback, the documented exit
-code, the option named, and no secret in what is printed."""
+"""Every CLI error a new user meets: no traceback, the documented exit code, the option named,
+and no secret in what is printed.
+
+Most run ``main`` in this process with its output captured (a subprocess costs an interpreter
+start each); what needs a real process runs as one: a signal, a closed stdout, and the
+``python -m gptoss_modal`` entry point itself."""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 
 import pytest
 
@@ -20,6 +24,7 @@ from gptoss_modal.cli import (
     EXIT_OK,
     EXIT_USAGE,
     build_parser,
+    main,
     with_default_subcommands,
 )
 from gptoss_modal.testing.mock_server import spawn_mock_process
@@ -54,6 +59,28 @@ def _run(
     return subprocess.CompletedProcess(cmd, proc.wait(timeout=RUN_TIMEOUT_S), "", err)
 
 
+RunCli = Callable[..., subprocess.CompletedProcess[str]]
+
+
+@pytest.fixture
+def run_cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> RunCli:
+    """``gptoss-modal ARGV`` through ``main`` in this process, in the environment ``_env`` gives
+    a subprocess, with what it printed captured."""
+
+    def run(*argv: str, env: Mapping[str, str] = {}) -> subprocess.CompletedProcess[str]:
+        with monkeypatch.context() as patch:
+            for name in [name for name in os.environ if name.startswith("GPTOSS_")]:
+                patch.delenv(name)
+            for name, value in env.items():
+                patch.setenv(name, value)
+            capsys.readouterr()
+            code = main(list(argv))
+            out, err = capsys.readouterr()
+        return subprocess.CompletedProcess(["gptoss-modal", *argv], code, out, err)
+
+    return run
+
+
 def _clean(result: subprocess.CompletedProcess[str]) -> str:
     """Everything the run printed, checked free of tracebacks and of the secret."""
     printed = result.stdout + result.stderr
@@ -69,18 +96,18 @@ def mock_url() -> Iterator[str]:
         yield mock.url
 
 
-def test_a_secret_in_extra_args_is_never_echoed() -> None:
+def test_a_secret_in_extra_args_is_never_echoed(run_cli: RunCli) -> None:
     """`command --set extra_args=--api_key=sk-...` exits 2 naming the option, not the key."""
-    result = _run("command", "--set", f"extra_args=--api_key={SECRET}")
+    result = run_cli("command", "--set", f"extra_args=--api_key={SECRET}")
     printed = _clean(result)
     assert result.returncode == EXIT_USAGE
     assert "--api_key" in printed
     assert "did you mean --api-key" in printed
 
 
-def test_a_misspelt_variable_stops_the_command() -> None:
+def test_a_misspelt_variable_stops_the_command(run_cli: RunCli) -> None:
     """GPTOSS_GPUS=H100:2 exits 2 naming GPTOSS_GPU instead of printing the B200:1 command."""
-    result = _run("command", env={"GPTOSS_GPUS": "H100:2"})
+    result = run_cli("command", env={"GPTOSS_GPUS": "H100:2"})
     printed = _clean(result)
     assert result.returncode == EXIT_USAGE
     assert "did you mean 'GPTOSS_GPU'" in printed
@@ -88,28 +115,28 @@ def test_a_misspelt_variable_stops_the_command() -> None:
     assert result.stdout == ""
 
 
-def test_a_misspelt_key_variable_stops_a_client_command() -> None:
+def test_a_misspelt_key_variable_stops_a_client_command(run_cli: RunCli) -> None:
     """A client command refuses GPTOSS_API_KY too, without showing its value, before any
     request."""
-    result = _run("chat", "http://127.0.0.1:9", "hi", env={"GPTOSS_API_KY": SECRET})
+    result = run_cli("chat", "http://127.0.0.1:9", "hi", env={"GPTOSS_API_KY": SECRET})
     printed = _clean(result)
     assert result.returncode == EXIT_USAGE
     assert "did you mean 'GPTOSS_API_KEY'" in printed
 
 
 @pytest.mark.parametrize("port", ["99999", "-1", "eighty"])
-def test_a_port_out_of_range_names_the_option(port: str) -> None:
+def test_a_port_out_of_range_names_the_option(port: str, run_cli: RunCli) -> None:
     """`mock --port 99999` (or -1) is a usage error naming --port and the allowed range."""
-    result = _run("mock", "--port", port)
+    result = run_cli("mock", "--port", port)
     printed = _clean(result)
     assert result.returncode == EXIT_USAGE
     assert "argument --port" in printed
     assert "0 to 65535" in printed
 
 
-def test_a_bad_fault_option_value_names_the_option() -> None:
+def test_a_bad_fault_option_value_names_the_option(run_cli: RunCli) -> None:
     """`--fault stall:seconds=abc` names --fault and fault.seconds and says a number is wanted."""
-    result = _run("mock", "--port", "0", "--fault", "stall:seconds=abc")
+    result = run_cli("mock", "--port", "0", "--fault", "stall:seconds=abc")
     printed = _clean(result)
     assert result.returncode == EXIT_USAGE
     assert "--fault: fault.seconds=" in printed
@@ -117,13 +144,13 @@ def test_a_bad_fault_option_value_names_the_option() -> None:
     assert "could not convert" not in printed
 
 
-def test_a_port_in_use_is_named() -> None:
+def test_a_port_in_use_is_named(run_cli: RunCli) -> None:
     """A mock on a port something else holds exits 2 naming the port and --port."""
     with socket.socket() as held:
         held.bind(("127.0.0.1", 0))
         held.listen()
         port = str(held.getsockname()[1])
-        result = _run("mock", "--port", port, "--quiet")
+        result = run_cli("mock", "--port", port, "--quiet")
     printed = _clean(result)
     assert result.returncode == EXIT_USAGE
     assert f"port {port} on 127.0.0.1 is already in use" in printed
@@ -140,7 +167,11 @@ def test_ctrl_c_on_the_mock_exits_130() -> None:
         assert proc.stderr is not None
         assert "listening on http://" in proc.stdout.readline()
         proc.send_signal(signal.SIGINT)
-        code = proc.wait(timeout=RUN_TIMEOUT_S)
+        try:
+            code = proc.wait(timeout=RUN_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            proc.kill()  # or leaving the block waits for it for ever
+            pytest.fail(f"the mock was still running {RUN_TIMEOUT_S} s after SIGINT")
         err = proc.stderr.read()
     assert code == EXIT_INTERRUPTED
     assert "Traceback" not in err
@@ -167,10 +198,10 @@ def test_chat_into_a_closed_pipe_exits_quietly(mock_url: str, output: str) -> No
     assert result.stderr == ""
 
 
-def test_a_401_names_the_option_and_the_variable(mock_url: str) -> None:
+def test_a_401_names_the_option_and_the_variable(mock_url: str, run_cli: RunCli) -> None:
     """A refused key exits 1 and says how to give one: --api-key or $GPTOSS_API_KEY (and the
     proxy auth variables), without printing the key that was sent."""
-    result = _run("chat", mock_url, "hi", "--api-key", f"{SECRET}-wrong")
+    result = run_cli("chat", mock_url, "hi", "--api-key", f"{SECRET}-wrong")
     printed = _clean(result)
     assert result.returncode == EXIT_FAILURE
     assert "401" in printed
@@ -178,9 +209,9 @@ def test_a_401_names_the_option_and_the_variable(mock_url: str) -> None:
     assert "$GPTOSS_MODAL_KEY and $GPTOSS_MODAL_SECRET" in printed
 
 
-def test_the_key_from_the_environment_is_accepted(mock_url: str) -> None:
+def test_the_key_from_the_environment_is_accepted(mock_url: str, run_cli: RunCli) -> None:
     """The partner of the 401 test: the right key in $GPTOSS_API_KEY streams a reply."""
-    result = _run("chat", mock_url, "hi", env={"GPTOSS_API_KEY": SECRET})
+    result = run_cli("chat", mock_url, "hi", env={"GPTOSS_API_KEY": SECRET})
     _clean(result)
     assert result.returncode == EXIT_OK
     assert result.stdout.strip()
@@ -193,9 +224,9 @@ def test_version_is_the_packages() -> None:
     assert result.stdout.strip() == f"gptoss-modal {__version__}"
 
 
-def test_bench_compare_help_is_compares() -> None:
+def test_bench_compare_help_is_compares(run_cli: RunCli) -> None:
     """`bench compare --help` shows compare's own usage (its two files), not bench's URL."""
-    result = _run("bench", "compare", "--help")
+    result = run_cli("bench", "compare", "--help")
     _clean(result)
     assert result.returncode == EXIT_OK
     assert result.stdout.startswith("usage: gptoss-modal bench compare")
@@ -229,10 +260,10 @@ def test_bench_url_keeps_working_beside_its_subcommands(argv: list[str], command
     ],
 )
 def test_errors_say_what_to_do_not_a_dump_of_the_value(
-    argv: list[str], expected: str, dump: str
+    argv: list[str], expected: str, dump: str, run_cli: RunCli
 ) -> None:
     """Bench usage errors are sentences about the option, not ``field=value is not allowed``."""
-    result = _run(*argv)
+    result = run_cli(*argv)
     printed = _clean(result)
     assert result.returncode == EXIT_USAGE
     assert expected in printed

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 import pytest
 
 from gptoss_modal.testing.mock_server import spawn_mock_process
+from tests.e2e import known_failures
 from tests.e2e.known_failures import CONTRACT_CHECKS, LOST_LAST_BATCH_ENV, loses_last_batch
 from tests.e2e.settings import ROOT
-from tests.unit.e2e.tiny_suite import TINY_SUITE_TIMEOUT_S
 
 KEY = "sk-known-failures"
 SEED_LIKE = ("--vllm", "0.13.0", "--stream-interval", "20", "--num-speculative-tokens", "7")
@@ -46,55 +44,63 @@ def mock_url(*args: str) -> Iterator[str]:
 
 
 def run_contract_checks(
-    url: str, lost: str, plugin: Sequence[str]
-) -> subprocess.CompletedProcess[str]:
-    """The contract checks named in CONTRACT_CHECKS, against ``url``, as the e2e test runs them."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("GPTOSS_", "PYTEST_"))}
-    env |= {
-        "GPTOSS_BASE_URL": url,
-        "GPTOSS_API_KEY": KEY,
-        "GPTOSS_SERVED_MODEL": "llm",
-        LOST_LAST_BATCH_ENV: lost,
-    }
+    pytester: pytest.Pytester,
+    monkeypatch: pytest.MonkeyPatch,
+    url: str,
+    lost: str,
+    plugin: Sequence[object],
+) -> pytest.RunResult:
+    """The contract checks named in CONTRACT_CHECKS, against ``url``, as the e2e test runs them
+    (there in a subprocess; here a fresh pytest session in this process, from the repository
+    root with its configuration, and the environment the subprocess would get)."""
+    for name in [name for name in os.environ if name.startswith(("GPTOSS_", "PYTEST_"))]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("GPTOSS_BASE_URL", url)
+    monkeypatch.setenv("GPTOSS_API_KEY", KEY)
+    monkeypatch.setenv("GPTOSS_SERVED_MODEL", "llm")
+    monkeypatch.setenv(LOST_LAST_BATCH_ENV, lost)
+    monkeypatch.chdir(ROOT)
     tests = [failure.test for failure in CONTRACT_CHECKS]
-    return subprocess.run(
-        [sys.executable, "-m", "pytest", *tests, "-q", "-rfxX", "-p", "no:cacheprovider", *plugin],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=TINY_SUITE_TIMEOUT_S,
+    return pytester.runpytest_inprocess(
+        *tests, "-q", "-rfxX", "-p", "no:cacheprovider", f"--rootdir={ROOT}", plugins=list(plugin)
     )
 
 
-PLUGIN = ("-p", "tests.e2e.known_failures")
+# The e2e run's `-p tests.e2e.known_failures`, as the module itself (this process imported it
+# already, so `-p` would warn that pytest cannot rewrite its asserts).
+PLUGIN = (known_failures,)
 
 
-def test_an_affected_deployment_fails_the_streaming_contract_checks() -> None:
+def test_an_affected_deployment_fails_the_streaming_contract_checks(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Against a mock serving as 0.13.0 with the balanced profile's batching, the checks fail
     as they would against the seed deployment (what the xfails stand for)."""
     with mock_url(*SEED_LIKE) as url:
-        run = run_contract_checks(url, "0", ())
-    assert run.returncode == 1, run.stdout + run.stderr
-    assert f"FAILED {CONTRACT_CHECKS[1].test}" in run.stdout
+        run = run_contract_checks(pytester, monkeypatch, url, "0", ())
+    assert run.ret == 1, run.stdout.str() + run.stderr.str()
+    assert f"FAILED {CONTRACT_CHECKS[1].test}" in run.stdout.str()
 
 
-def test_an_affected_deployment_passes_with_the_known_failures_marked() -> None:
+def test_an_affected_deployment_passes_with_the_known_failures_marked(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """With the plugin and the decision on, the same run passes: the strict check is XFAIL,
     and the reason names the upstream issues."""
     with mock_url(*SEED_LIKE) as url:
-        run = run_contract_checks(url, "1", PLUGIN)
-    assert run.returncode == 0, run.stdout + run.stderr
-    assert "xfailed" in run.stdout
-    assert "vllm-project/vllm#31501" in run.stdout
+        run = run_contract_checks(pytester, monkeypatch, url, "1", PLUGIN)
+    assert run.ret == 0, run.stdout.str() + run.stderr.str()
+    assert "xfailed" in run.stdout.str()
+    assert "vllm-project/vllm#31501" in run.stdout.str()
 
 
-def test_an_unaffected_deployment_runs_the_checks_normally() -> None:
+def test_an_unaffected_deployment_runs_the_checks_normally(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """One token per output: the decision is off, nothing is marked, both checks pass."""
     assert not loses_last_batch("0.13.0", 1, False)
     with mock_url("--stream-interval", "1") as url:
-        run = run_contract_checks(url, "0", PLUGIN)
-    assert run.returncode == 0, run.stdout + run.stderr
-    assert "2 passed" in run.stdout
-    assert "xfail" not in run.stdout
+        run = run_contract_checks(pytester, monkeypatch, url, "0", PLUGIN)
+    assert run.ret == 0, run.stdout.str() + run.stderr.str()
+    assert "2 passed" in run.stdout.str()
+    assert "xfail" not in run.stdout.str()

@@ -9,7 +9,19 @@ import pytest
 from gptoss_modal.bench.budgets import load_budgets
 from tests.e2e.marks import CONTRACT_TIMEOUT_S, HEALTH_MARGIN_S, e2e_marks, per_test_timeout_s
 from tests.e2e.settings import DEFAULT_BUDGETS, E2ESettings
-from tests.unit.e2e.tiny_suite import run_tiny_suite
+from tests.unit.e2e.tiny_suite import run_tiny_suite as run_tiny_suite_in_a_subprocess
+
+
+def run_tiny_suite(
+    pytester: pytest.Pytester, files: dict[str, str], *args: str
+) -> pytest.RunResult:
+    """Run a tiny suite of ``files`` with ``args``, in this process (a fresh pytest session
+    each time: a subprocess would spend seconds importing what this one already has)."""
+    pytester.makepyfile(**{name.removesuffix(".py"): text for name, text in files.items()})
+    return pytester.runpytest_inprocess(
+        "-p", "no:cacheprovider", "-p", "no:asyncio", "--import-mode=importlib", *args
+    )  # fmt: skip
+
 
 # A session fixture that takes longer than the project-wide timeout, as the deployment's does.
 SLOW_SETUP = """
@@ -43,35 +55,41 @@ def test_a_server_notice_during_the_run():
 """
 
 
-def test_a_slow_setup_errors_under_the_project_timeout(tmp_path: Path) -> None:
+def test_a_slow_setup_errors_under_the_project_timeout(pytester: pytest.Pytester) -> None:
     """Without the e2e marks, pytest-timeout counts fixture setup: a slow setup errors (the
     first-run failure, with the project's 300 s scaled down to 1 s)."""
-    run = run_tiny_suite(tmp_path, {"test_slow.py": SLOW_SETUP}, "-o", "timeout=1")
-    assert run.returncode != 0
-    assert "Timeout" in run.stdout + run.stderr
+    run = run_tiny_suite(pytester, {"test_slow.py": SLOW_SETUP}, "-o", "timeout=1")
+    assert run.ret != 0
+    assert "Timeout" in run.stdout.str() + run.stderr.str()
 
 
 def test_the_e2e_timeout_lets_a_slow_setup_finish(tmp_path: Path) -> None:
     """With the e2e marks the same slow setup passes under the same project timeout."""
+    # A subprocess: run in this process, its conftest's marks leave the next in-process suite's
+    # conftest without effect (pytest's own state), so one of the two conftest suites runs here.
     files = {"test_slow.py": SLOW_SETUP, "conftest.py": APPLY_E2E_MARKS}
-    run = run_tiny_suite(tmp_path, files, "-o", "timeout=1")
+    run = run_tiny_suite_in_a_subprocess(tmp_path, files, "-o", "timeout=1")
     assert run.returncode == 0, run.stdout + run.stderr
     assert "1 passed" in run.stdout
 
 
-def test_a_modal_server_warning_is_an_error_without_the_e2e_marks(tmp_path: Path) -> None:
+def test_a_modal_server_warning_is_an_error_without_the_e2e_marks(
+    pytester: pytest.Pytester,
+) -> None:
     """Under filterwarnings=error a real ServerWarning from Modal fails the test."""
-    run = run_tiny_suite(tmp_path, {"test_notice.py": SERVER_NOTICE}, "-W", "error")
-    assert run.returncode != 0
-    assert "ServerWarning" in run.stdout
+    run = run_tiny_suite(pytester, {"test_notice.py": SERVER_NOTICE}, "-W", "error")
+    assert run.ret != 0
+    assert "ServerWarning" in run.stdout.str()
 
 
-def test_a_modal_server_warning_is_shown_not_raised_in_the_e2e_suite(tmp_path: Path) -> None:
+def test_a_modal_server_warning_is_shown_not_raised_in_the_e2e_suite(
+    pytester: pytest.Pytester,
+) -> None:
     """With the e2e marks the same ServerWarning is reported and the test passes."""
     files = {"test_notice.py": SERVER_NOTICE, "conftest.py": APPLY_E2E_MARKS}
-    run = run_tiny_suite(tmp_path, files, "-W", "error")
-    assert run.returncode == 0, run.stdout + run.stderr
-    assert "ServerWarning: Modal will restart this worker soon" in run.stdout
+    run = run_tiny_suite(pytester, files, "-W", "error")
+    assert run.ret == 0, run.stdout.str() + run.stderr.str()
+    assert "ServerWarning: Modal will restart this worker soon" in run.stdout.str()
 
 
 def test_the_per_test_timeout_covers_the_longest_setup_and_call() -> None:

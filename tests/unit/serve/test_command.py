@@ -20,7 +20,11 @@ from gptoss_modal import (
 from gptoss_modal.serve.options import VLLM_VERSIONS, option_table
 from gptoss_modal.serve.presets import GPUS
 from gptoss_modal.serve.recipes import RECIPES
+from tests.hypothesis_budget import examples
 from tests.strategies import serve_configs
+
+# Each drawn config builds and parses a whole command (~20 ms); 9 properties share the strategy.
+SERVE_CONFIG_EXAMPLES = examples(30)
 
 BLACKWELL_ENV = dict(RECIPES["0.13.0"].mxfp8_moe_env)  # the seed's MoE switch
 
@@ -154,6 +158,7 @@ def test_hopper_command_has_no_compilation_config_and_auto_kv() -> None:
 
 
 @given(serve_configs())
+@SERVE_CONFIG_EXAMPLES
 def test_parse_of_build_is_the_resolved_config(config: ServeConfig) -> None:
     """parse(build(c)) == c.resolved(), given what argv cannot carry (GPU type, concurrency)."""
     resolved = config.resolved()
@@ -168,6 +173,7 @@ def test_parse_of_build_is_the_resolved_config(config: ServeConfig) -> None:
 
 
 @given(serve_configs())
+@SERVE_CONFIG_EXAMPLES
 def test_explicit_configs_round_trip_exactly(config: ServeConfig) -> None:
     """For an explicit config c, parse(build(c)) == c itself."""
     explicit = config.resolved()
@@ -185,6 +191,7 @@ def test_explicit_configs_round_trip_exactly(config: ServeConfig) -> None:
 
 
 @given(serve_configs())
+@SERVE_CONFIG_EXAMPLES
 def test_each_option_at_most_once(config: ServeConfig) -> None:
     """No vLLM option (counting aliases such as --no-X) appears twice in a built command."""
     options = option_table(config.version).options
@@ -193,6 +200,7 @@ def test_each_option_at_most_once(config: ServeConfig) -> None:
 
 
 @given(serve_configs())
+@SERVE_CONFIG_EXAMPLES
 def test_every_flag_exists_and_every_choice_is_allowed(config: ServeConfig) -> None:
     """Each emitted flag is an option of the config's vLLM and each restricted value a choice."""
     argv = build_vllm_command(config)
@@ -205,6 +213,7 @@ def test_every_flag_exists_and_every_choice_is_allowed(config: ServeConfig) -> N
 
 
 @given(serve_configs())
+@SERVE_CONFIG_EXAMPLES
 def test_numbers_are_positive_and_memory_share_is_a_fraction(config: ServeConfig) -> None:
     """Values vLLM would reject at engine start (zero sizes, utilisation > 1) are never emitted."""
     flags = _flag_values(build_vllm_command(config))
@@ -227,6 +236,7 @@ def test_numbers_are_positive_and_memory_share_is_a_fraction(config: ServeConfig
 
 
 @given(serve_configs())
+@SERVE_CONFIG_EXAMPLES
 def test_env_only_on_blackwell(config: ServeConfig) -> None:
     """The Blackwell MoE variable is set exactly on a Blackwell part under vLLM 0.13.0 (0.33.0
     spells it --quantization-config), and only when the config asks for the kernel."""
@@ -241,6 +251,7 @@ def test_env_only_on_blackwell(config: ServeConfig) -> None:
 
 
 @given(serve_configs())
+@SERVE_CONFIG_EXAMPLES
 def test_build_is_deterministic_and_shell_free(config: ServeConfig) -> None:
     """The same config always gives the same argv of plain strings; no token is a shell line."""
     first = build_vllm_command(config)
@@ -250,6 +261,7 @@ def test_build_is_deterministic_and_shell_free(config: ServeConfig) -> None:
 
 
 @given(serve_configs())
+@SERVE_CONFIG_EXAMPLES
 def test_tensor_parallel_size_equals_gpu_count(config: ServeConfig) -> None:
     """--tensor-parallel-size is always the container's GPU count."""
     flags = _flag_values(build_vllm_command(config))
@@ -377,6 +389,7 @@ def test_0_33_options_land_in_flags_and_env() -> None:
 
 
 @given(serve_configs())
+@SERVE_CONFIG_EXAMPLES
 def test_every_env_var_exists_in_the_configs_vllm(config: ServeConfig) -> None:
     """No dead variable: each one the builder sets is read by the config's vLLM version."""
     assert set(vllm_env(config)) <= option_table(config.version).env_vars
