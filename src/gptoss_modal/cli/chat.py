@@ -72,7 +72,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         "--tools",
         metavar="FILE",
         type=Path,
-        help="a JSON file holding a list of tools in the chosen API's own format",
+        help="a JSON list of tools (chat-completions function tools work with both APIs)",
     )
     *others, last = REASONING_EFFORTS
     efforts = f"{', '.join(others)} or {last}"  # "low, medium or high"

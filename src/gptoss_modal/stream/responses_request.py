@@ -12,7 +12,21 @@ from typing import Any
 from gptoss_modal._exceptions import ConfigError
 from gptoss_modal.stream.request import REASONING_EFFORTS
 
-__all__ = ["build_response_request"]
+__all__ = ["build_response_request", "response_tools"]
+
+
+def response_tools(tools: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Tool definitions in the Responses API's flat shape: a chat-completions function tool
+    (``{"type": "function", "function": {...}}``) is flattened, any other tool passes as is, so
+    one tools file serves both APIs."""
+    flat: list[dict[str, Any]] = []
+    for tool in tools:
+        function = tool.get("function")
+        if tool.get("type") == "function" and isinstance(function, Mapping):
+            flat.append({"type": "function", **function})
+        else:
+            flat.append(dict(tool))
+    return flat
 
 
 def build_response_request(
@@ -29,7 +43,8 @@ def build_response_request(
     """The JSON body of a streamed Responses request.
 
     ``input`` is a string (one user message) or a list of input items (messages,
-    ``function_call_output`` items, ...). ``instructions`` is the system/developer text;
+    ``function_call_output`` items, ...). ``tools`` may be in either API's shape
+    (:func:`response_tools`). ``instructions`` is the system/developer text;
     ``reasoning_effort`` becomes ``reasoning.effort``; ``previous_response_id`` continues a
     response the server stored (vLLM needs ``VLLM_ENABLE_RESPONSES_API_STORE=1``). ``extra`` is
     merged last. Raises :class:`ConfigError` for an empty input, a ``reasoning_effort`` harmony
@@ -52,7 +67,7 @@ def build_response_request(
         "model": model,
         "instructions": instructions,
         "reasoning": {"effort": reasoning_effort} if reasoning_effort is not None else None,
-        "tools": list(tools) if tools else None,
+        "tools": response_tools(tools) if tools else None,
         "max_output_tokens": max_output_tokens,
         "previous_response_id": previous_response_id,
     }

@@ -32,6 +32,7 @@ from gptoss_modal import (
     parse_response_events,
 )
 from gptoss_modal.stream.responses import AnyResponseEvent, event_to_builtins
+from gptoss_modal.stream.responses_request import response_tools
 from tests.strategies_stream import split_at
 
 TEXT = st.text(st.characters(exclude_categories=["Cs"]), max_size=12)
@@ -417,6 +418,17 @@ def test_build_response_request_fields() -> None:
         "max_output_tokens": 9, "previous_response_id": "resp_0", "temperature": 0,
     }  # fmt: skip
     assert msgspec.json.decode(msgspec.json.encode(body)) == body
+
+
+def test_chat_shaped_function_tools_are_flattened_and_others_pass_as_they_are() -> None:
+    """A chat-completions function tool becomes the flat Responses tool; a built-in one is kept."""
+    chat_tool = {"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}
+    body = build_response_request("hi", tools=[chat_tool, {"type": "web_search_preview"}])
+    assert body["tools"] == [
+        {"type": "function", "name": "f", "parameters": {"type": "object"}},
+        {"type": "web_search_preview"},
+    ]
+    assert response_tools(body["tools"]) == body["tools"]  # already flat: unchanged
 
 
 @pytest.mark.parametrize(
