@@ -139,13 +139,16 @@ async def print_stream(stream: ChatStream, out: TextIO, err: TextIO) -> ChatResu
 
     A spinner on ``err`` (when it is a terminal) until the first text; then the reasoning
     (dimmed when ``out`` is a terminal and ``NO_COLOR`` is not set), a blank line and the
-    content on ``out``, ended with a newline. Errors propagate, with what arrived before them
+    content on ``out``, then each tool call on a line of its own (as the Responses printer
+    shows them), ended with a newline. Errors propagate, with what arrived before them
     printed.
     """
     printer = _ReplyPrinter(out, err)
     try:
         async for chunk in stream:
             printer.write(chunk.reasoning or "", chunk.content or "")
+        for call in stream.result.message.tool_calls:  # complete only once the stream ends
+            printer.write(line=f"-> {call.name}({call.arguments}) [{call.id}]")
     finally:
         printer.finish()
     return stream.result

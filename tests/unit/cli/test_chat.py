@@ -17,6 +17,8 @@ from tests.strategies_stream import (
     VLLM_FINISH_WITH_TEXT,
     VLLM_REASONING,
     VLLM_ROLE,
+    VLLM_TOOL_ARGS,
+    VLLM_TOOL_START,
     VLLM_USAGE,
     ReplayServer,
     Reply,
@@ -80,6 +82,18 @@ def test_chat_prints_reasoning_then_content_then_the_timings(
         r"time to last token \d\.\d\d s · 8 tokens · (\d+\.\d tokens/s|tokens/s n/a)\n"
     )
     assert re.search(summary, err)
+
+
+def test_chat_shows_each_tool_call_on_a_line_of_its_own_after_the_text(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A streamed tool call is printed once complete, as the Responses display prints one."""
+    stream = vllm_stream(VLLM_ROLE, VLLM_REASONING, VLLM_TOOL_START, VLLM_TOOL_ARGS, VLLM_USAGE)
+    with serve_in_thread(ReplayServer(Reply(stream))) as server:
+        code = main(["chat", server.url, "weather?"])
+    out, _ = capsys.readouterr()
+    assert code == EXIT_OK
+    assert out == 'Let me think\n-> get_weather({"city": "Paris"}) [chatcmpl-tool-abc]\n'
 
 
 def test_chat_dims_the_reasoning_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
