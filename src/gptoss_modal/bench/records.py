@@ -48,7 +48,7 @@ from gptoss_modal.stream.accumulator import ChatResult
 from gptoss_modal.stream.responses_accumulator import ResponseResult
 
 if TYPE_CHECKING:
-    from gptoss_modal.bench.driver import BenchRequest
+    from gptoss_modal.bench.workload import BenchRequest
 
 __all__ = ["RequestRecord", "error_kind", "record_request"]
 
