@@ -1,93 +1,261 @@
-"""The agentic scenario against the real mock: each virtual user's conversation grows turn by
-turn (the mock counts the prompt as vLLM would), every tool call the mock makes is valid, and
-the run records the scenario, sessions and the server's vLLM version.
+"""The agentic scenario against the real mock, in both vLLM versions' wire formats.
 
-Until the mock answers ``tool_choice: "auto"`` agent loops, the user turns name their tool
-(``--tool-choice named``), which the mock already calls.
+The mock answers ``tool_choice: "auto"`` as an agent loop expects and injects tool-call faults
+at exact, known counts (``MockVLLM.tool_faults_applied``), so the bench's invalid-tool-call
+count must equal the mock's applied count, land in the category each fault belongs to, and the
+Wilson interval the bench reports must hold the configured rate. With vLLM's
+``--enable-prompt-tokens-details`` the mock reports prefix-cache hits, which grow turn by turn;
+without it the bench says "not reported", never 0. ``Modal-Session-ID`` is one per user.
 """
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import itertools
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any, Final
 
 import pytest
 
 from gptoss_modal.cli import main
-from gptoss_modal.testing.mock_server import spawn_mock_process
+from gptoss_modal.serve.options import VllmVersion
+from gptoss_modal.testing.mock_server import MockConfig, ThreadedMock, run_mock_in_thread
 
 pytestmark = pytest.mark.mock_only
 
-TURNS = 4
+TURNS: Final = 4
+USERS: Final = 4
+REQUESTS: Final = 48  # 12 conversations of TURNS turns per level: about 24 tool-call turns
+VERSIONS: Final[tuple[VllmVersion, ...]] = ("0.33.0", "0.13.0")
 
 
-@pytest.fixture(scope="module")
-def fast_mock() -> Iterator[str]:
-    """A mock in its own process, quick enough for a few conversations."""
-    with spawn_mock_process(["--ttft-ms", "20", "--itl-ms", "1"]) as mock:
-        yield mock.url
+def _problems(kind: str, version: str) -> tuple[str, ...]:
+    """The validity problems one injected fault of ``kind`` must be counted under."""
+    if kind == "args-length":  # 0.13.0's stream ends in an error event with the call open
+        return ("not_json", "upstream_400") if version == "0.13.0" else ("cut_by_max_tokens",)
+    if kind == "harmony-error":  # 0.13.0 sends a 400 BadRequestError event, 0.33.0 a 500
+        return ("upstream_400",) if version == "0.13.0" else ("upstream_500",)
+    return {
+        "name-leak": ("harmony_leak", "unknown_tool"),
+        "content-leak": ("harmony_leak",),
+        "args-short": ("not_json",),
+    }[kind]
 
 
-def _run(url: str, out: Path, *extra: str) -> tuple[int, dict[str, object]]:
-    argv = ["bench", url, "--scenario", "agentic", "--turns", str(TURNS), "--tool-choice"]
-    argv += ["named", "--concurrency", "1,2", "--quiet", "--output-tokens", "96"]
-    argv += ["--json", str(out), *extra]
+# 0.33.0 streams the cut arguments, which are not JSON either.
+_ALSO: Final = {("args-length", "0.33.0"): ("not_json",)}
+
+FAULT_CASES: Final[dict[str, dict[str, float]]] = {
+    "name-leak": {"tool_name_leak_rate": 0.2},
+    "args-short": {"tool_args_short_rate": 0.2},
+    "args-length": {"tool_args_length_rate": 0.25},
+    "harmony-error": {"harmony_error_rate": 0.2},
+    "content-leak": {"tool_content_leak_rate": 0.2},
+    "mix": {"tool_name_leak_rate": 0.1, "tool_args_short_rate": 0.1, "harmony_error_rate": 0.1},
+}
+
+
+def _mock(version: VllmVersion, **config: Any) -> contextlib.AbstractContextManager[ThreadedMock]:
+    """A fast mock of ``version`` in a thread of this process, so its counters can be read."""
+    return run_mock_in_thread(MockConfig(vllm_version=version, ttft_ms=5.0, itl_ms=0.5, **config))
+
+
+def _run(url: str, out: Path, *extra: str) -> tuple[int, dict[str, Any]]:
+    """``gptoss-modal bench URL --scenario agentic`` in-process (default ``tool_choice``)."""
+    argv = ["bench", url, "--scenario", "agentic", "--turns", str(TURNS), "--quiet"]
+    argv += ["--output-tokens", "96", "--json", str(out)]
+    argv += extra
+    if "--concurrency" not in extra:
+        argv += ["--concurrency", str(USERS), "--requests", str(REQUESTS)]
     code = main(argv)
     return code, json.loads(out.read_text())
 
 
-def test_agentic_prompts_grow_turn_by_turn_and_every_call_is_valid(
-    fast_mock: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+def _only_level(doc: Mapping[str, Any]) -> dict[str, Any]:
+    levels = doc["levels"]
+    assert len(levels) == 1
+    summary: dict[str, Any] = levels[0]["summary"]
+    return summary
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+@pytest.mark.parametrize("case", sorted(FAULT_CASES))
+def test_invalid_tool_calls_equal_the_faults_the_mock_applied(
+    case: str, version: VllmVersion, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """Per conversation, each turn's prompt is longer than the last; the mock's tool calls are
-    all valid (rate 0), and the table, the JSON's settings and its vLLM version say so."""
-    code, doc = _run(fast_mock, tmp_path / "run.json")
+    """The bench's invalid count is the mock's exact applied count, its attempts the mock's
+    tool-call turns, each fault is counted under its own problems, and the reported Wilson
+    interval holds the configured rate."""
+    rates = FAULT_CASES[case]
+    with _mock(version, **rates) as mock:
+        code, doc = _run(mock.url, tmp_path / "run.json")
+        applied = mock.server.tool_faults_applied
+        planned = mock.server.tool_calls_planned
     printed = capsys.readouterr().out
     assert code == 0, printed
+    calls = _only_level(doc)["tool_calls"]
+    assert sum(applied.values()) >= 2, applied  # enough faults for the test to mean something
+    assert (calls["calls"], calls["invalid"]) == (planned, sum(applied.values()))
+    expected: collections.Counter[str] = collections.Counter()
+    for kind, count in applied.items():
+        for problem in _problems(kind, version) + _ALSO.get((kind, version), ()):
+            expected[problem] += count
+    assert calls["problems"] == dict(expected)
+    assert calls["wilson_low"] <= sum(rates.values()) <= calls["wilson_high"], calls
+    assert calls["invalid_rate"] == pytest.approx(sum(applied.values()) / planned)
+    assert "INVALID TOOL CALLS" in printed
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_without_faults_every_tool_call_is_valid(
+    version: VllmVersion, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No fault rates: the mock applied none and the bench counts every call valid (rate 0)."""
+    with _mock(version) as mock:
+        code, doc = _run(mock.url, tmp_path / "run.json")
+        applied, planned = mock.server.tool_faults_applied, mock.server.tool_calls_planned
+    printed = capsys.readouterr().out
+    assert code == 0, printed
+    calls = _only_level(doc)["tool_calls"]
+    assert sum(applied.values()) == 0
+    assert (calls["calls"], calls["invalid"], calls["invalid_rate"]) == (planned, 0, 0.0)
+    assert planned >= REQUESTS // 2 - USERS  # most user turns called a tool
     assert "tool calls: all valid" in printed
+
+
+def _cached_by_conversation(doc: Mapping[str, Any]) -> Iterator[list[int | None]]:
+    for level in doc["levels"]:
+        by_conversation: dict[str, list[tuple[int, int | None]]] = {}
+        for record in level["requests"]:
+            assert record["ok"], record
+            by_conversation.setdefault(record["conversation"], []).append(
+                (record["turn"], record.get("cached_tokens"))
+            )
+        for turns in by_conversation.values():
+            yield [cached for _, cached in sorted(turns)]
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_prompt_token_details_show_the_cache_growing_turn_by_turn(
+    version: VllmVersion, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With the mock's prompt-token details on, each conversation's cached tokens grow turn by
+    turn, the per-turn means grow, and the level's cache hit share is above 0 in JSON and
+    table."""
+    with _mock(version, enable_prompt_tokens_details=True) as mock:
+        code, doc = _run(mock.url, tmp_path / "run.json")
+    printed = capsys.readouterr().out
+    assert code == 0, printed
+    for cached in _cached_by_conversation(doc):
+        # Turn 0 may hit blocks another conversation wrote (the system prompt and tools), and a
+        # turn may hit no more than the last (a prompt's tail block is not full): never fewer.
+        hits = [c or 0 for c in cached]
+        assert all(c is not None for c in cached[1:]), cached  # a later turn always hits
+        assert all(b >= a for a, b in itertools.pairwise(hits)), cached
+        if len(hits) == TURNS:  # a level's last conversations may be cut short
+            assert hits[-1] > hits[0], cached
+    summary = _only_level(doc)
+    means = [t["cached_tokens_mean"] for t in summary["turns"]]
+    assert all(m is not None for m in means), means
+    assert means == sorted(means), means
+    assert means[-1] > means[0], means
+    assert 0 < summary["cache"]["hit_share"] < 1
+    share = f"{summary['cache']['hit_share']:.1%}"
+    assert any(line.startswith("c=4") and share in line for line in printed.splitlines())
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_without_prompt_token_details_the_cache_is_not_reported(
+    version: VllmVersion, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Without the flag no record, turn or level reports cached tokens (``None``, not 0), and
+    the table's cache columns say "-"."""
+    with _mock(version) as mock:
+        code, doc = _run(mock.url, tmp_path / "run.json")
+    printed = capsys.readouterr().out
+    assert code == 0, printed
+    assert all(c is None for cached in _cached_by_conversation(doc) for c in cached)
+    summary = _only_level(doc)
+    assert summary.get("cache") is None  # absent: not reported
+    assert {(t["cached_tokens_mean"], t["cache_hit_share"]) for t in summary["turns"]} == {
+        (None, None)
+    }
+    lines = printed.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("level  turn  requests"))
+    rows = list(itertools.takewhile(bool, lines[header + 2 :]))
+    assert len(rows) == TURNS
+    for row in rows:  # ... prompt tok, cached tok, cache hit, ttft, tpot, e2e
+        assert row.split()[-5:-3] == ["-", "-"], row
+
+
+@pytest.mark.parametrize(
+    ("flag", "per_level"), [("--session-id", True), ("--no-session-id", False)]
+)
+def test_one_session_id_per_virtual_user_per_level(
+    flag: str, per_level: bool, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``Modal-Session-ID`` on: the mock saw one id per virtual user of each level, each on all
+    of that user's turns; off: none."""
+    with _mock("0.33.0") as mock:
+        code, doc = _run(mock.url, tmp_path / "run.json", flag, "--concurrency", "1,3")
+        sessions = mock.server.session_requests
+        distinct = mock.server.distinct_sessions
+    assert code == 0, capsys.readouterr().out
+    assert doc["settings"].get("session_ids", False) is per_level
+    if not per_level:
+        assert (distinct, sessions) == (0, {})
+        return
+    assert distinct == 1 + 3
+    by_level = collections.Counter(session.rsplit("-", 2)[-2] for session in sessions)
+    assert by_level == {"0": 1, "1": 3}, sessions  # ids are <run>-<level index>-<user>
+    assert set(sessions.values()) == {TURNS}  # each user ran one conversation of TURNS turns
+
+
+def test_agentic_prompts_grow_turn_by_turn(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Per conversation, each turn's prompt is longer than the last, and the JSON records the
+    scenario, turns, sessions and the server's vLLM version."""
+    with _mock("0.33.0") as mock:
+        code, doc = _run(mock.url, tmp_path / "run.json")
+    printed = capsys.readouterr().out
+    assert code == 0, printed
     assert "prompt tok" in printed
     settings = doc["settings"]
-    assert isinstance(settings, dict)
     assert (settings["scenario"], settings["turns"], settings["session_ids"]) == (
         "agentic",
         TURNS,
         True,
     )
-    assert doc["vllm_version"]
-    levels = doc["levels"]
-    assert isinstance(levels, list)
-    for level in levels:
+    assert settings["tool_choice"] == "auto"
+    assert doc["vllm_version"] == "0.33.0"
+    for level in doc["levels"]:
         by_conversation: dict[str, list[tuple[int, int]]] = {}
         for record in level["requests"]:
-            assert record["ok"], record
             by_conversation.setdefault(record["conversation"], []).append(
                 (record["turn"], record["prompt_tokens"])
             )
         for turns in by_conversation.values():
             prompts = [tokens for _, tokens in sorted(turns)]
-            assert len(prompts) == TURNS
+            assert 1 <= len(prompts) <= TURNS
             assert all(b > a for a, b in itertools.pairwise(prompts)), prompts
-        summary = level["summary"]
-        calls = summary["tool_calls"]
-        assert calls["calls"] >= 1
-        assert (calls["invalid"], calls["invalid_rate"]) == (0, 0.0)
-        means = [t["prompt_tokens_mean"] for t in summary["turns"]]
-        assert means == sorted(means)
-        assert len(set(means)) == TURNS
 
 
+@pytest.mark.parametrize(("rates", "exit_code"), [({}, 0), ({"tool_name_leak_rate": 0.2}, 1)])
 def test_a_tool_call_budget_sets_the_exit_code(
-    fast_mock: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    rates: dict[str, float], exit_code: int, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """``tool_call_invalid_rate = 0`` holds when every call is valid (exit 0)."""
+    """``tool_call_invalid_rate = 0.01`` holds without faults (exit 0) and fails with the mock's
+    name leaks (exit 1), through the CLI in-process."""
     budgets = tmp_path / "b.toml"
-    budgets.write_text("[mock.all]\ntool_call_invalid_rate = 0.0\n")
-    code, doc = _run(fast_mock, tmp_path / "run.json", "--budgets", str(budgets))
+    budgets.write_text("[mock.all]\ntool_call_invalid_rate = 0.01\n")
+    with _mock("0.33.0", **rates) as mock:
+        code, doc = _run(mock.url, tmp_path / "run.json", "--budgets", str(budgets))
     printed = capsys.readouterr().out
-    assert code == 0, printed
-    assert "PASS  c=1            tool_call_invalid_rate" in printed
-    budgets_doc = doc["budgets"]
-    assert isinstance(budgets_doc, dict)
-    assert budgets_doc["held"] is True
+    assert code == exit_code, printed
+    verdict = "PASS" if exit_code == 0 else "FAIL"
+    assert f"{verdict}  c={USERS}            tool_call_invalid_rate" in printed
+    assert doc["budgets"]["held"] is (exit_code == 0)

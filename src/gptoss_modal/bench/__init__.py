@@ -14,7 +14,7 @@ from gptoss_modal.bench.budgets import (
     load_budgets,
     parse_budgets,
 )
-from gptoss_modal.bench.driver import BenchClient, BenchStream, Probe
+from gptoss_modal.bench.driver import Probe
 from gptoss_modal.bench.loads import ClosedLoop, LoadPattern, OpenLoop
 from gptoss_modal.bench.plot import plot_runs, require_matplotlib
 from gptoss_modal.bench.progress import LiveStats, Progress, SilentProgress
@@ -26,6 +26,7 @@ from gptoss_modal.bench.run import AllRequestsFailed, run_benchmark
 from gptoss_modal.bench.schema import SCHEMA, RunDoc, SummaryDoc, decode_run, read_run
 from gptoss_modal.bench.settings import BenchSettings, Level, parse_duration, parse_levels
 from gptoss_modal.bench.stats import LevelSummary, percentile
+from gptoss_modal.bench.workload import BenchClient, BenchStream
 
 __all__ = [
     "CLIENT_BOUND_FRACTION",

@@ -28,9 +28,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
-from gptoss_modal.bench.driver import BenchRequest, Sent
 from gptoss_modal.bench.loads import Send
 from gptoss_modal.bench.tool_validity import ToolSchemas
+from gptoss_modal.bench.workload import BenchRequest, Sent
 from gptoss_modal.stream.accumulator import ChatResult, ToolCall
 from gptoss_modal.stream.responses_accumulator import ResponseResult
 

@@ -27,8 +27,7 @@ import gc
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from types import TracebackType
-from typing import TYPE_CHECKING, Any, Final, Literal, Protocol
+from typing import Any, Final
 
 from gptoss_modal._exceptions import (
     AuthenticationError,
@@ -36,6 +35,7 @@ from gptoss_modal._exceptions import (
     GptossModalError,
     HTTPStatusError,
 )
+from gptoss_modal.bench.agentic import response_input, response_tools
 from gptoss_modal.bench.loads import LoadPattern
 from gptoss_modal.bench.progress import LiveStats, Progress
 from gptoss_modal.bench.prometheus import MetricsFormatError, MetricsSnapshot
@@ -44,12 +44,18 @@ from gptoss_modal.bench.records import RequestRecord, error_kind, record_request
 from gptoss_modal.bench.results import LevelResult
 from gptoss_modal.bench.settings import BenchSettings, Level
 from gptoss_modal.bench.summary import LevelMeasurement, summarise
-from gptoss_modal.stream.accumulator import ChatResult
+from gptoss_modal.bench.workload import (
+    Api,
+    BenchClient,
+    BenchRequest,
+    BenchResult,
+    BenchStream,
+    ChatWorkload,
+    Sent,
+    Workload,
+)
 from gptoss_modal.stream.chunks import Usage
 from gptoss_modal.stream.responses_accumulator import ResponseResult
-
-if TYPE_CHECKING:
-    from gptoss_modal.stream.client import HealthProgress
 
 __all__ = [
     "MAX_HELD_CHUNKS",
@@ -68,10 +74,6 @@ __all__ = [
     "probe",
 ]
 
-Api = Literal["chat", "responses"]
-# One request's result: a chat completion's chunks or a Responses stream's events.
-BenchResult = ChatResult | ResponseResult
-
 WARMUP_MAX_TOKENS: Final = 16  # warm-up and probe requests are short
 PROGRESS_INTERVAL_S: Final = 0.25
 LIVE_WINDOW_S: Final = 2.0  # live tokens/s is measured over this trailing window
@@ -81,127 +83,7 @@ METRICS_TIMEOUT_S: Final = 10.0
 _FATAL_PROBE_STATUSES: Final = frozenset({400, 401, 403, 404})
 
 
-# --- what the driver needs of a client ---------------------------------------------------------
-
-
-class BenchStream(Protocol):
-    """One streamed request, as :class:`gptoss_modal.stream.client.ChatStream` (and its
-    Responses twin) is."""
-
-    @property
-    def result(self) -> BenchResult:
-        """Everything received so far (filled in while :meth:`collect` runs)."""
-
-    async def __aenter__(self) -> object:
-        """Nothing to do on entry; the request is sent by :meth:`collect`."""
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        """Release the connection."""
-
-    async def collect(self) -> BenchResult:
-        """Read the stream to its end (``[DONE]``, or the terminal Responses event)."""
-
-
-class BenchClient(Protocol):
-    """What the benchmark uses of :class:`gptoss_modal.stream.client.Client`."""
-
-    @property
-    def base_url(self) -> str:
-        """The server's root URL."""
-
-    async def wait_healthy(
-        self,
-        *,
-        timeout_s: float,
-        on_progress: Callable[[HealthProgress], None] | None = None,
-    ) -> object:
-        """Return once ``/health`` answers 200; raise a :class:`GptossModalError` if never."""
-
-    def stream_chat(
-        self,
-        messages: Sequence[Mapping[str, Any]],
-        *,
-        reasoning_effort: str | None,
-        max_tokens: int,
-        continuous_usage: bool,
-        extra: Mapping[str, Any] | None,
-        tools: Sequence[Mapping[str, Any]] | None = None,
-        headers: Mapping[str, str] | None = None,
-    ) -> BenchStream:
-        """Start a streamed chat completion."""
-
-    def stream_response(
-        self,
-        input: str | Sequence[Mapping[str, Any]],
-        *,
-        instructions: str | None = None,
-        reasoning_effort: str | None = None,
-        tools: Sequence[Mapping[str, Any]] | None = None,
-        max_output_tokens: int | None = None,
-        extra: Mapping[str, Any] | None = None,
-        headers: Mapping[str, str] | None = None,
-    ) -> BenchStream:
-        """Start a streamed Responses request (``--api responses``)."""
-
-    async def fetch_metrics(self, *, timeout_s: float = ...) -> str:
-        """``/metrics`` as text; a :class:`GptossModalError` when it cannot be read."""
-
-
-# --- one request -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Sent:
-    """A finished request: what it received, and if it failed, the error and when."""
-
-    result: BenchResult
-    error: BaseException | None = None
-    failed_at: float | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class BenchRequest:
-    """What one measured request sends: chat messages (the Responses API gets them as input
-    items), and for an agentic turn its tools, tool choice, headers (``Modal-Session-ID``),
-    turn number, conversation, and whether the turn asks for a tool call."""
-
-    messages: Sequence[Mapping[str, Any]]
-    tools: Sequence[Mapping[str, Any]] | None = None
-    tool_choice: Any = None
-    turn: int | None = None
-    conversation: str | None = None
-    expects_call: bool = False
-    headers: Mapping[str, str] | None = None
-
-
-class Workload(Protocol):
-    """What request ``index`` of a level sends, and what happens once it finished."""
-
-    def request(self, index: int) -> BenchRequest:
-        """The request with this index."""
-
-    def finished(self, index: int, sent: Sent) -> None:
-        """Request ``index`` has finished (or failed)."""
-
-
-@dataclass(frozen=True, slots=True)
-class ChatWorkload:
-    """Single-turn requests: level ``number``'s prompt ``index`` of the prompt set."""
-
-    prompts: PromptSet
-    number: int
-
-    def request(self, index: int) -> BenchRequest:
-        """The prompt with this index."""
-        return BenchRequest(self.prompts.messages(self.number, index))
-
-    def finished(self, index: int, sent: Sent) -> None:
-        """Nothing follows from a single-turn request."""
+# --- sending one request (the types are in bench/workload.py) ----------------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,8 +120,6 @@ class Sender:
                 tools=request.tools,
                 headers=request.headers,
             )
-        from gptoss_modal.bench.agentic import response_input, response_tools
-
         instructions, items = response_input(request.messages)
         return self.client.stream_response(
             items,

@@ -48,7 +48,7 @@ from gptoss_modal.stream.accumulator import ChatResult
 from gptoss_modal.stream.responses_accumulator import ResponseResult
 
 if TYPE_CHECKING:
-    from gptoss_modal.bench.driver import BenchRequest
+    from gptoss_modal.bench.workload import BenchRequest
 
 __all__ = ["RequestRecord", "error_kind", "record_request"]
 
@@ -266,10 +266,16 @@ def _tool_checks(
         )
         for name, arguments in reply.calls
     ]
+    failed = error_kind_ is not None and error_kind_ != "no_output"
+    if failed and verdicts:
+        # The stream failed with the last call open (vLLM 0.13.0's `max_tokens` inside a call
+        # ends in an error event, vllm#37937): an agent cannot trust it, whatever it parses to.
+        last = verdicts[-1]
+        verdicts[-1] = dataclasses.replace(last, problems=(*last.problems, str(error_kind_)))
     lost: list[str] = []
     if request.expects_call and not verdicts:
-        if error_kind_ is not None and error_kind_ != "no_output":
-            lost.append(error_kind_)
+        if failed:
+            lost.append(str(error_kind_))
         elif _leaks(reply.content):
             lost.append(HARMONY_LEAK)
     return verdicts, lost

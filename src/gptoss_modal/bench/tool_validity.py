@@ -15,8 +15,10 @@ is checked, in order, for:
 
 A call may fail several checks; it is invalid when it fails any, and counted once. A request on
 a turn that asked for a call and failed before one arrived counts as one invalid attempt under
-its error kind (``upstream_...``, ``incomplete_stream``, ...), and a turn whose content leaked
-markup without a call as one ``harmony_leak``: the calls an agent lost. The rate over a level
+its error kind (``upstream_...``, ``incomplete_stream``, ...), a call open when its stream
+failed gets that error kind among its problems (vLLM 0.13.0 ends a call cut by ``max_tokens``
+in an error event: ``not_json`` and ``upstream_400``), and a turn whose content leaked markup
+without a call counts as one ``harmony_leak``: the calls an agent lost. The rate over a level
 comes with its sampling error (:class:`ValidityTally`: the binomial standard error and a 95%
 Wilson interval), so a known fault rate can be checked against it.
 """

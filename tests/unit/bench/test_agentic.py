@@ -18,6 +18,7 @@ from gptoss_modal.bench.agentic import (
     synthesise,
 )
 from gptoss_modal.bench.driver import Sent
+from gptoss_modal.bench.records import record_request
 from gptoss_modal.bench.settings import Level
 from gptoss_modal.stream.chunks import FunctionDelta, ToolCallDelta
 from tests.unit.bench.scripted import ScriptedClient, run, settings
@@ -177,3 +178,32 @@ def test_agentic_settings_refuse_what_does_not_apply() -> None:
     assert settings(scenario="agentic", requests=None, turns=3).requests_for(Level(2)) == 6
     assert settings(scenario="agentic").sends_session_ids
     assert not settings().sends_session_ids
+
+
+def test_a_call_open_when_its_stream_failed_carries_the_error_kind() -> None:
+    """A call followed by an in-stream error (0.13.0's cut call) is invalid under the error's
+    kind even when its arguments parse; the same call in a finished stream is valid."""
+    request = Conversation("0/0/1", "0").request()
+    cut = _call_reply("get_weather", '{"city": "Paris"}')
+    cut.result.done = False
+    failed = record_request(
+        "c=1",
+        0,
+        cut.result,
+        UpstreamError("list index", code=400),
+        queue_s=0.0,
+        failed_at=None,
+        request=request,
+    )
+    fine = record_request(
+        "c=1",
+        1,
+        _call_reply("get_weather", '{"city": "Paris"}').result,
+        None,
+        queue_s=0.0,
+        failed_at=None,
+        request=request,
+    )
+    assert [v.problems for v in failed.tool_calls] == [("upstream_400",)]
+    assert (failed.lost_calls, failed.ok) == ([], False)
+    assert [v.problems for v in fine.tool_calls] == [()]

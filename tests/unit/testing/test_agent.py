@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import jsonschema
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -96,38 +97,11 @@ def test_none_never_calls_and_required_calls_even_after_a_result() -> None:
     assert plan(after, tool_choice="required").tool_name == "get_weather"
 
 
-_TYPES: dict[str, Any] = {
-    "string": str,
-    "integer": int,
-    "number": (int, float),
-    "boolean": bool,
-    "null": type(None),
-    "array": list,
-    "object": dict,
-}
-
-
 def valid(value: Any, schema: dict[str, Any]) -> bool:
-    """JSON Schema's rules for the keywords these tests use (jsonschema is not installed)."""
-    if "enum" in schema and value not in schema["enum"]:
-        return False
-    kinds = schema.get("type")
-    if kinds is not None:
-        kinds = kinds if isinstance(kinds, list) else [kinds]
-        is_bool = isinstance(value, bool)
-        if not any(isinstance(value, _TYPES[k]) and (k == "boolean" or not is_bool) for k in kinds):
-            return False
-    if isinstance(value, (int, float)) and value < schema.get("minimum", value):
-        return False
-    if isinstance(value, list):
-        items = schema.get("items") or {}
-        return len(value) >= schema.get("minItems", 0) and all(valid(v, items) for v in value)
-    if isinstance(value, dict):
-        props = schema.get("properties") or {}
-        if any(name not in value for name in schema.get("required") or []):
-            return False
-        return all(valid(v, props.get(k) or {}) for k, v in value.items())
-    return True
+    """Whether ``value`` satisfies ``schema``, by ``jsonschema`` under the schema's own draft."""
+    cls = jsonschema.validators.validator_for(schema)
+    cls.check_schema(schema)  # the generated schemas themselves must be valid JSON Schema
+    return bool(cls(schema).is_valid(value))
 
 
 SCHEMA = st.recursive(
