@@ -42,7 +42,6 @@ __all__ = [
     "Conversation",
     "ToolChoice",
     "response_input",
-    "response_tools",
     "synthesise",
 ]
 
@@ -71,7 +70,8 @@ def _tool(name: str, description: str, properties: dict[str, Any], required: lis
 
 
 _STRING: Final = {"type": "string"}
-# The tools every conversation offers (chat completions' shape; response_tools() flattens them).
+# The tools every conversation offers (chat completions' shape; the Responses request builder
+# flattens them).
 TOOLS: Final[tuple[dict[str, Any], ...]] = (
     _tool(
         "get_weather",
@@ -118,11 +118,6 @@ _QUESTIONS: Final = {
 
 def _tool_name(tool: Mapping[str, Any]) -> str:
     return str(tool["function"]["name"])
-
-
-def response_tools(tools: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Chat-shaped tool definitions in the Responses API's flat shape."""
-    return [{"type": "function", **tool["function"]} for tool in tools]
 
 
 def _stable(text: str) -> int:

@@ -35,7 +35,7 @@ from gptoss_modal._exceptions import (
     GptossModalError,
     HTTPStatusError,
 )
-from gptoss_modal.bench.agentic import response_input, response_tools
+from gptoss_modal.bench.agentic import response_input
 from gptoss_modal.bench.loads import LoadPattern
 from gptoss_modal.bench.progress import LiveStats, Progress
 from gptoss_modal.bench.prometheus import MetricsFormatError, MetricsSnapshot
@@ -125,7 +125,7 @@ class Sender:
             items,
             instructions=instructions,
             reasoning_effort=self.reasoning_effort,
-            tools=response_tools(request.tools) if request.tools else None,
+            tools=request.tools,
             max_output_tokens=max_tokens,
             extra=extra,
             headers=request.headers,
