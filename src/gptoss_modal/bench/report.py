@@ -267,10 +267,14 @@ def render_agentic(doc: RunDoc) -> str:
             ],
             rows,
         )
-        invalid = sum(lv.summary.tool_calls.invalid for lv in doc.levels if lv.summary.tool_calls)
-        out.append(
-            f"INVALID TOOL CALLS: {invalid} (see problems)" if invalid else "tool calls: all valid"
-        )
+        tallies = [lv.summary.tool_calls for lv in doc.levels if lv.summary.tool_calls]
+        invalid = sum(tally.invalid for tally in tallies)
+        if invalid:
+            out.append(f"INVALID TOOL CALLS: {invalid} (see problems)")
+        elif any(tally.calls for tally in tallies):
+            out.append("tool calls: all valid")
+        else:  # only the cache share was measured: "all valid" would claim calls were checked
+            out.append("tool calls: none made")
     turns = _turn_rows(doc)
     if turns:
         out.append("")

@@ -196,3 +196,15 @@ async def test_an_agentic_run_shows_its_calls_turns_and_cache() -> None:
     assert any(line.split()[:2] == ["c=2", "0"] for line in turns)
     chat = await run(ScriptedClient())
     assert render_agentic(chat.to_doc(records=False)) == ""
+
+
+async def test_a_chat_run_with_cache_share_says_no_tool_calls_were_made() -> None:
+    """A run that measured the cache share but made no tool calls says so, not "all valid"."""
+    from gptoss_modal.bench.report import render_agentic
+
+    client = ScriptedClient()
+    client.report_cached = True
+    text = render_agentic((await run(client)).to_doc(records=False))
+    assert "cache hit" in text
+    assert "tool calls: none made" in text
+    assert "all valid" not in text
