@@ -103,13 +103,14 @@ class Usage:
     input_tokens: int
     output_tokens: int
     reasoning_tokens: int
-    cached_tokens: int = 0
+    cached_tokens: int = 0  # prefix-cache hit (both versions report it without any flag)
+    cache_write_tokens: int = 0  # 0.33.0: tokens this prompt wrote to the prefix cache
 
     def to_json(self, version: str) -> dict[str, Any]:
         """vLLM's ``ResponseUsage`` with its per-turn lists (0.33.0 adds cache_write_tokens)."""
         details: dict[str, Any] = {"cached_tokens": self.cached_tokens}
         if version != "0.13.0":
-            details["cache_write_tokens"] = 0
+            details["cache_write_tokens"] = self.cache_write_tokens
         details["input_tokens_per_turn"] = [self.input_tokens]
         details["cached_tokens_per_turn"] = [self.cached_tokens]
         return {
