@@ -25,7 +25,13 @@ from gptoss_modal.testing import _responses_wire as rw
 from gptoss_modal.testing import _tool_faults as tool_faults
 from gptoss_modal.testing._planning import Plan
 
-__all__ = ["HARMONY_ERROR", "call_start", "harmony_error_reply", "streamed_cut_at", "without_the_call"]
+__all__ = [
+    "HARMONY_ERROR",
+    "call_start",
+    "harmony_error_reply",
+    "streamed_cut_at",
+    "without_the_call",
+]
 
 HARMONY_ERROR = "harmony-error"
 _CALL_ITEM = b'"type":"function_call"'

@@ -34,6 +34,12 @@ def events(data: bytes) -> list[dict[str, Any]]:
     return [json.loads(b.partition(b"\ndata: ")[2]) for b in blocks]
 
 
+async def read_into(reply: aiohttp.ClientResponse, pieces: list[bytes]) -> None:
+    """Read a body into ``pieces`` until it ends (or breaks, keeping what came)."""
+    async for piece in reply.content.iter_any():
+        pieces.append(piece)  # noqa: PERF401  (a comprehension loses the pieces on a break)
+
+
 def calls(output: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The function-call items of a response's output."""
     return [item for item in output if item["type"] == "function_call"]
@@ -76,7 +82,8 @@ async def test_a_responses_agent_loop_gets_a_call_then_an_answer(version: VllmVe
 
 def faulty(version: VllmVersion, rate_field: str) -> MockConfig:
     """A mock whose every tool call gets the fault of ``rate_field``."""
-    return MockConfig(vllm_version=version, content_tokens=6, **{rate_field: 1.0})
+    rates: dict[str, Any] = {rate_field: 1.0}
+    return MockConfig(vllm_version=version, content_tokens=6, **rates)
 
 
 @pytest.mark.parametrize("version", VLLM_VERSIONS)
@@ -131,10 +138,10 @@ async def test_a_harmony_error_truncates_0_13_0_s_stream_before_the_call() -> No
             aiohttp.ClientSession() as session,
             session.post(server.url + "/v1/responses", json={**ASK, "stream": True}) as reply,
         ):
-            received = b""
+            pieces: list[bytes] = []
             with pytest.raises(aiohttp.ClientPayloadError):
-                async for piece in reply.content.iter_any():
-                    received += piece
+                await read_into(reply, pieces)
+        received = b"".join(pieces)
         kinds = [e["type"] for e in events(received)]
         assert kinds[:2] == ["response.created", "response.in_progress"]
         assert "response.reasoning_text.done" in kinds
@@ -161,9 +168,10 @@ async def test_a_harmony_error_loses_the_call_in_0_33_0() -> None:
         reply = json.loads(data)
         assert (status, reply["status"], calls(reply["output"])) == (200, "completed", [])
         assert reply["usage"]["output_tokens"] == terminal["response"]["usage"]["output_tokens"]
-        assert reply["usage"]["output_tokens"] > reply["usage"]["output_tokens_details"][
-            "reasoning_tokens"
-        ]
+        assert (
+            reply["usage"]["output_tokens"]
+            > reply["usage"]["output_tokens_details"]["reasoning_tokens"]
+        )
 
 
 def test_call_start_is_the_first_token_after_the_reasoning() -> None:
