@@ -10,6 +10,7 @@ import aiohttp
 import pytest
 
 from gptoss_modal.serve.options import VLLM_VERSIONS, VllmVersion
+from gptoss_modal.stream import Client
 from gptoss_modal.testing import _responses_faults as rfaults
 from gptoss_modal.testing._planning import GenerationRequest, Planner
 from gptoss_modal.testing.mock_server import MockConfig, MockVLLM
@@ -218,3 +219,22 @@ async def test_a_follow_up_turn_reports_its_cache_hit_without_any_flag(
             assert details["cache_write_tokens"] > 0
         else:
             assert "cache_write_tokens" not in details
+
+
+@pytest.mark.parametrize("version", VLLM_VERSIONS)
+async def test_our_client_folds_the_mock_s_call_into_one_function_call(
+    version: VllmVersion,
+) -> None:
+    """Our client gets exactly one call with the mock's JSON arguments, and keeps the
+    reasoning, even from 0.13.0's stream (its call added under the reasoning's id, its
+    ``.done`` item's id null)."""
+    async with (
+        MockVLLM(MockConfig(vllm_version=version, content_tokens=6)) as server,
+        Client(server.url) as client,
+    ):
+        result = await client.respond(str(ASK["input"]), tools=[WEATHER])
+    output = result.output
+    (call,) = output.function_calls
+    assert call.name == "get_weather"
+    assert isinstance(json.loads(call.arguments)["city"], str)
+    assert output.reasoning
