@@ -75,3 +75,26 @@ async def test_an_agent_loop_s_answer_turn_is_vllm_s_own(vllm: VllmOracle, start
     assert json.loads(reply)["usage"]["input_tokens_details"]["cached_tokens"] > 0
     check_round_trip(vllm, [], reply.decode())
     check_round_trip(vllm, blocks(await body_of(server, {**ASK, "input": items, "stream": True})))
+
+
+BUILTIN = {
+    "web search": {"type": "web_search_preview"},
+    "code interpreter": {"type": "code_interpreter", "container": {"type": "auto"}},
+}
+
+
+@pytest.mark.parametrize("tool", list(BUILTIN.values()), ids=list(BUILTIN))
+async def test_every_built_in_tool_event_is_vllm_s_own(
+    vllm: VllmOracle, start_mock: Any, tool: dict[str, Any]
+) -> None:
+    """With ``tool_server="demo"`` a request asking for a built-in tool gets its events (then
+    the answer turn); every event and the non-streamed reply validate as the version's classes
+    and re-serialise to the mock's bytes."""
+    server = await start_mock(vllm_version=vllm.version, content_tokens=8, tool_server="demo")
+    body = {"model": "llm", "input": "Look up the Alps.", "tools": [tool]}
+    events = blocks(await body_of(server, {**body, "stream": True}))
+    kinds = [e.partition("\n")[0].removeprefix("event: ") for e in events]
+    family = "web_search_call" if tool["type"] == "web_search_preview" else "code_interpreter_call"
+    assert any(k.startswith(f"response.{family}.") for k in kinds), kinds
+    check_round_trip(vllm, events)
+    check_round_trip(vllm, [], (await body_of(server, body)).decode())

@@ -20,6 +20,7 @@ from aiohttp import web
 
 from gptoss_modal._exceptions import ConfigError
 from gptoss_modal.testing import _harmony_v033 as harmony033
+from gptoss_modal.testing import _responses_builtin as builtin
 from gptoss_modal.testing import _responses_faults as rfaults
 from gptoss_modal.testing import _responses_input as rinput
 from gptoss_modal.testing import _responses_wire as rw
@@ -72,6 +73,7 @@ class _Call:
     fault: Fault | None
     echo: rw.Echo
     usage: rw.Usage
+    tool_turn: builtin.ToolTurn | None = None  # a built-in tool call before the answer
 
     @property
     def stream(self) -> bool:
@@ -267,9 +269,10 @@ class Responses:
         )
         if gen.tool_fault == rfaults.HARMONY_ERROR and self.version != "0.13.0":
             plan = rfaults.without_the_call(plan)  # 0.33.0's parser skips the call's tokens
-        return _Call(
-            response_id, body, messages, plan, fault, self._echo(body, response_id, plan), usage
-        )
+        prompt = str(messages[-1].get("content") or "") if messages else ""
+        turn = builtin.requested_turn(body.get("tools"), config.tool_server, prompt)
+        echo = self._echo(body, response_id, plan)
+        return _Call(response_id, body, messages, plan, fault, echo, usage, turn)
 
     def _echo(self, body: dict[str, Any], response_id: str, plan: Plan) -> rw.Echo:
         config = self.state.config
@@ -331,6 +334,8 @@ class Responses:
             status_code, body = rfaults.harmony_error_reply(gen)
             return web.Response(status=status_code, body=body, content_type=JSON)
         output = final_output(gen, self.version)
+        if call.tool_turn is not None:
+            output = call.tool_turn.events(self.version)[1] + output
         status = status_of(gen, output, self.version, stream=False)
         final = rw.response_object(
             call.echo,
@@ -380,6 +385,8 @@ class Responses:
             usage=call.usage,
             stream_interval=config.stream_interval,
         )
+        if call.tool_turn is not None:
+            layout, _ = builtin.with_tool_turn(layout, call.tool_turn, self.version)
         cut = self._interruption(call, layout.stream.events)
         response = web.StreamResponse(status=200, headers={"Content-Type": wire.SSE_CONTENT_TYPE})
         await response.prepare(request)
