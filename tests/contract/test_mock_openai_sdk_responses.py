@@ -59,16 +59,9 @@ async def ours(server: MockVLLM, prompt: str, tools: list[Any]) -> tuple[str, st
     return out.text, out.reasoning, calls
 
 
-# vLLM 0.13.0's output_item.done of a function call has "id": null (serving_responses.py builds
-# the item without an id); our stream parser types the id as a string and refuses it.
-_NULL_ID = pytest.mark.xfail(
-    strict=True, reason="stream/responses.py refuses 0.13.0's null function-call item id"
-)
-CASES = [
-    pytest.param(version, kind, marks=_NULL_ID if (version, kind) == ("0.13.0", "call") else ())
-    for version in VLLM_VERSIONS
-    for kind in PROMPTS
-]
+# 0.13.0's function-call output_item.done has "id": null (and names it in item_id): our parser
+# keys it by item_id, so that case is checked like the rest.
+CASES = [(version, kind) for version in VLLM_VERSIONS for kind in PROMPTS]
 
 
 @pytest.mark.parametrize(("version", "kind"), CASES)

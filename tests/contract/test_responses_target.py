@@ -5,8 +5,7 @@ What must hold for any server that serves gpt-oss's ``/v1/responses``: a streame
 reasons, then answers, and ends with a terminal event whose copy of the text and reasoning is
 what the deltas spelt; the usage adds up; the three TTFTs are ordered; a function tool gets a
 call with complete JSON arguments; and the ``gptoss-modal chat --api responses`` command shows
-the reply. Until the mock serves ``/v1/responses`` (it answers 404 before) the mock runs skip
-with that reason; against a real URL nothing is skipped.
+the reply. Nothing is skipped, against the mock or a real URL.
 """
 
 from __future__ import annotations
@@ -19,7 +18,6 @@ import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import aiohttp
 import pytest
 
 from gptoss_modal import Client, ResponseResult
@@ -44,27 +42,15 @@ MAX_OUTPUT_TOKENS = 1024  # room for low-effort reasoning and a short answer
 CLI_TIMEOUT_S = 300.0  # one short request, a cold deployment's queue included
 
 
-async def serves_responses(target: Target) -> bool:
-    """Whether the target has a ``/v1/responses`` route (an empty body gets a 400, not 404)."""
-    async with (
-        aiohttp.ClientSession() as session,
-        session.post(f"{target.base_url}/v1/responses", json={}, headers=target.headers) as reply,
-    ):
-        return reply.status != 404
-
-
 @pytest.fixture
 async def responses_target() -> AsyncIterator[Target]:
-    """The real server at GPTOSS_BASE_URL, else the mock when it serves /v1/responses."""
+    """The real server at GPTOSS_BASE_URL, else the in-process mock."""
     url = real_base_url()
     if url:
         yield real_target(url, os.environ)
         return
     async with MockVLLM(MockConfig(api_keys=(MOCK_API_KEY,), content_tokens=24)) as server:
-        target = Target(base_url=server.url, api_key=MOCK_API_KEY, model="llm", mock=server)
-        if not await serves_responses(target):
-            pytest.skip("the mock does not serve /v1/responses in this checkout yet")
-        yield target
+        yield Target(base_url=server.url, api_key=MOCK_API_KEY, model="llm", mock=server)
 
 
 def client_for(target: Target) -> Client:

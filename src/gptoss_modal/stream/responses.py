@@ -115,7 +115,8 @@ class OutputItem(msgspec.Struct, frozen=True, gc=False):
     type does not have stay at their defaults."""
 
     type: str = ""
-    id: str = ""
+    id: str | None = ""  # null on 0.13.0's function_call .done item, which names it in item_id
+    item_id: str | None = None  # 0.13.0's function_call .done item only
     status: str | None = None
     role: str | None = None
     content: tuple[ContentPart, ...] | None = None
@@ -124,6 +125,11 @@ class OutputItem(msgspec.Struct, frozen=True, gc=False):
     arguments: str | None = None  # function_call, mcp_call
     code: str | None = None  # code_interpreter_call
     server_label: str | None = None  # mcp_call
+
+    @property
+    def key(self) -> str:
+        """The item's id (0.13.0's function_call ``.done`` item: its ``item_id``)."""
+        return self.id if self.id is not None else self.item_id or ""
 
     @property
     def text(self) -> str:

@@ -17,6 +17,8 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass
 
+import msgspec
+
 from gptoss_modal.stream.accumulator import ToolCall, decode_tokens_per_s
 from gptoss_modal.stream.responses import (
     AnyResponseEvent,
@@ -82,15 +84,21 @@ class _Item:
         self.done_input: str | None = None  # the whole input, from the .done event
 
 
+def _renamed(item: OutputItem, item_id: str) -> OutputItem:
+    """The item under the id its deltas name."""
+    return msgspec.structs.replace(item, id=item_id)
+
+
 class ResponseAccumulator:
     """Folds events, in order, into one :class:`ResponseOutput` (text exactly as received)."""
 
-    __slots__ = ("_items", "_reasoning", "_text", "event_count", "response")
+    __slots__ = ("_items", "_misnamed", "_reasoning", "_text", "event_count", "response")
 
     def __init__(self) -> None:
         self._text: list[str] = []
         self._reasoning: list[str] = []
         self._items: dict[str, _Item] = {}  # by item id, in the order items began
+        self._misnamed: OutputItem | None = None  # 0.13.0's call added under another's id
         self.response: ResponseObject | None = None  # the last lifecycle event's response
         self.event_count = 0
 
@@ -117,13 +125,20 @@ class ResponseAccumulator:
     def _item(self, item_id: str) -> _Item:
         parts = self._items.get(item_id)
         if parts is None:  # a delta before its item: keep it all the same
-            parts = self._items[item_id] = _Item(OutputItem(id=item_id))
+            misnamed, self._misnamed = self._misnamed, None
+            begun = OutputItem(id=item_id) if misnamed is None else _renamed(misnamed, item_id)
+            parts = self._items[item_id] = _Item(begun)
         return parts
 
     def _add_item(self, item: OutputItem) -> None:
-        parts = self._items.get(item.id)
+        parts = self._items.get(item.key)
         if parts is None:
-            self._items[item.id] = _Item(item)
+            self._items[item.key] = _Item(item)
+            return
+        if parts.item.type != item.type:
+            # 0.13.0 adds a function call under the previous item's id; its deltas and .done
+            # then name its own id: keep it for them rather than overwrite the other item.
+            self._misnamed = item
             return
         parts.item = item  # .done carries the complete item
         if item.status is not None:
@@ -140,11 +155,11 @@ class ResponseAccumulator:
             if item.type == _FUNCTION_CALL:
                 arguments = item.arguments if item.arguments else value
                 calls.append(
-                    ToolCall(len(calls), item.call_id or item.id, item.name or "", arguments)
+                    ToolCall(len(calls), item.call_id or item.key, item.name or "", arguments)
                 )
             elif item.type not in _PLAIN_ITEMS:
                 value = value or item.code or item.arguments or ""
-                tools.append(BuiltinToolCall(item.id, item.type, parts.status, value, item.name))
+                tools.append(BuiltinToolCall(item.key, item.type, parts.status, value, item.name))
         response = self.response
         terminal = response is not None and response.status not in (None, "in_progress")
         usage = response.usage if response is not None else None

@@ -203,6 +203,13 @@ class MockConfig:
         default=False,
         metadata=_cli("report usage.prompt_tokens_details.cached_tokens, as vLLM's flag does"),
     )
+    tool_server: str | None = dataclasses.field(
+        default=None,  # vLLM's default: no --tool-server, built-in tools are ignored
+        metadata=_cli(
+            "demo: run Responses built-in tools (web_search_preview, code_interpreter) as "
+            "vLLM's --tool-server demo does (the mock scripts their events; nothing runs)"
+        ),
+    )
     responses_store: bool = dataclasses.field(
         default=False,  # vLLM's default: VLLM_ENABLE_RESPONSES_API_STORE unset
         metadata=_cli(
@@ -225,6 +232,8 @@ class MockConfig:
         if self.fault:
             parse_fault(self.fault)
         _check_sleep_fault(self.sleep_fault)
+        if self.tool_server not in (None, "demo"):
+            raise ConfigError("tool_server", self.tool_server, "demo, or none")
         check_rates(self.tool_fault_rates)
 
     @property

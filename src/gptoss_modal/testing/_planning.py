@@ -39,6 +39,7 @@ class GenerationRequest:
     max_tokens: int | None = None  # the request's own cap, if any
     ignore_eos: bool = False
     seed: int | None = None  # the request's own seed, if any
+    count_cache: bool = False  # look the prompt up in the prefix cache even without the flag
 
 
 @dataclass
@@ -97,7 +98,7 @@ class Planner:
         rng = random.Random(seed ^ 0x5EED)  # noqa: S311 - seeded timing jitter
         times = engine.step_times(steps, c.ttft_ms / 1e3, c.itl_ms / 1e3, c.jitter_ms / 1e3, rng)
         cache = NO_CACHE_HIT
-        if c.enable_prompt_tokens_details:
+        if c.enable_prompt_tokens_details or request.count_cache:
             hashes = block_hashes(request.messages, request.tools)
             cache = self.prefix_cache.lookup_and_store(hashes, prompt_tokens)
         return Plan(generation, steps, times, prompt_tokens, rng, cache)

@@ -20,6 +20,8 @@ from aiohttp import web
 
 from gptoss_modal._exceptions import ConfigError
 from gptoss_modal.testing import _harmony_v033 as harmony033
+from gptoss_modal.testing import _responses_builtin as builtin
+from gptoss_modal.testing import _responses_faults as rfaults
 from gptoss_modal.testing import _responses_input as rinput
 from gptoss_modal.testing import _responses_wire as rw
 from gptoss_modal.testing import _validation as validation
@@ -71,6 +73,7 @@ class _Call:
     fault: Fault | None
     echo: rw.Echo
     usage: rw.Usage
+    tool_turn: builtin.ToolTurn | None = None  # a built-in tool call before the answer
 
     @property
     def stream(self) -> bool:
@@ -93,6 +96,13 @@ def _assistant_history(output: list[dict[str, Any]]) -> list[dict[str, Any]]:
             tool_call = {"id": item["call_id"], "type": "function", "function": call}
             out.append({"role": "assistant", "content": None, "tool_calls": [tool_call]})
     return out
+
+
+def _closes_the_connection(call: _Call) -> bool:
+    """A drop, or 0.13.0's harmony error escaping the SSE generator: no chunked-encoding end."""
+    if call.fault is not None:
+        return call.fault.name == "drop"
+    return call.plan.generation.tool_fault == rfaults.HARMONY_ERROR
 
 
 def _abort(request: web.Request) -> None:
@@ -242,16 +252,27 @@ class Responses:
                 reasoning_effort=effort,
                 max_tokens=None if requested is None else int(requested),
                 seed=body.get("seed"),
+                count_cache=True,  # Responses usage reports the hit without any flag
             )
         )
         gen = plan.generation
         header_id = request.headers.get("X-Request-Id")
         response_id = "resp_" + (header_id if header_id is not None else wire.random_id())
         counted = harmony033.plan_stream(gen, [len(gen.tokens)]).reasoning_tokens
-        usage = rw.Usage(plan.prompt_tokens, len(gen.tokens), counted[-1] if counted else 0)
-        return _Call(
-            response_id, body, messages, plan, fault, self._echo(body, response_id, plan), usage
+        cache = plan.prompt_cache
+        usage = rw.Usage(
+            plan.prompt_tokens,
+            len(gen.tokens),
+            counted[-1] if counted else 0,
+            cached_tokens=cache.cached_tokens,
+            cache_write_tokens=cache.created_tokens,
         )
+        if gen.tool_fault == rfaults.HARMONY_ERROR and self.version != "0.13.0":
+            plan = rfaults.without_the_call(plan)  # 0.33.0's parser skips the call's tokens
+        prompt = str(messages[-1].get("content") or "") if messages else ""
+        turn = builtin.requested_turn(body.get("tools"), config.tool_server, prompt)
+        echo = self._echo(body, response_id, plan)
+        return _Call(response_id, body, messages, plan, fault, echo, usage, turn)
 
     def _echo(self, body: dict[str, Any], response_id: str, plan: Plan) -> rw.Echo:
         config = self.state.config
@@ -309,7 +330,12 @@ class Responses:
         if fault is not None and fault.name == "malformed":
             return web.Response(body=b'{"id": "resp_', content_type=JSON)
         gen = plan.generation
+        if gen.tool_fault == rfaults.HARMONY_ERROR:  # 0.13.0 only: 0.33.0's plan has no call
+            status_code, body = rfaults.harmony_error_reply(gen)
+            return web.Response(status=status_code, body=body, content_type=JSON)
         output = final_output(gen, self.version)
+        if call.tool_turn is not None:
+            output = call.tool_turn.events(self.version)[1] + output
         status = status_of(gen, output, self.version, stream=False)
         final = rw.response_object(
             call.echo,
@@ -324,10 +350,13 @@ class Responses:
 
     # --- the stream -------------------------------------------------------------------------
 
-    def _interruption(self, call: _Call, events: int) -> Interruption | None:
+    def _interruption(self, call: _Call, stream: list[bytes]) -> Interruption | None:
         """Where the fault strikes (``after`` events, or a seeded choice inside the stream) and
         what it writes there: no terminal event follows an error or a drop."""
         fault = call.fault
+        events = len(stream)
+        if fault is None and call.plan.generation.tool_fault == rfaults.HARMONY_ERROR:
+            return Interruption(rfaults.streamed_cut_at(stream), stop=True)  # 0.13.0 only
         if fault is None:
             return None
         at = fault.after if fault.after is not None else call.plan.rng.randint(1, events - 1)
@@ -356,7 +385,9 @@ class Responses:
             usage=call.usage,
             stream_interval=config.stream_interval,
         )
-        cut = self._interruption(call, len(layout.stream.events))
+        if call.tool_turn is not None:
+            layout, _ = builtin.with_tool_turn(layout, call.tool_turn, self.version)
+        cut = self._interruption(call, layout.stream.events)
         response = web.StreamResponse(status=200, headers={"Content-Type": wire.SSE_CONTENT_TYPE})
         await response.prepare(request)
         record = None
@@ -375,7 +406,7 @@ class Responses:
             state.metrics.record(call.plan, time.monotonic() - arrival, writer.served_steps)
         if writer.sent_all:
             self._keep(call, layout.final)
-        if not writer.sent_all and call.fault is not None and call.fault.name == "drop":
+        if not writer.sent_all and _closes_the_connection(call):
             _abort(request)
             return response
         await response.write_eof()

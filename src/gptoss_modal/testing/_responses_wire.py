@@ -68,6 +68,18 @@ class Echo:
 def _tool(tool: dict[str, Any], version: str) -> dict[str, Any]:
     """A request's tool as the response object echoes it (a function tool gets every field of
     the openai package's ``FunctionTool``, unset ones null; other tools as they were sent)."""
+    if tool.get("type") == "web_search_preview":  # the openai model's fields, unset null
+        return {
+            "type": "web_search_preview",
+            **{k: tool.get(k) for k in ("search_content_types", "search_context_size")},
+            "user_location": tool.get("user_location"),
+        }
+    if tool.get("type") == "code_interpreter":
+        container = tool.get("container")
+        if isinstance(container, dict):
+            keys = ("file_ids", "memory_limit", "network_policy")
+            container = {"type": container.get("type"), **{k: container.get(k) for k in keys}}
+        return {"container": container, "type": "code_interpreter", "allowed_callers": None}
     if tool.get("type") != "function":
         return dict(tool)
     return {
@@ -103,13 +115,14 @@ class Usage:
     input_tokens: int
     output_tokens: int
     reasoning_tokens: int
-    cached_tokens: int = 0
+    cached_tokens: int = 0  # prefix-cache hit (both versions report it without any flag)
+    cache_write_tokens: int = 0  # 0.33.0: tokens this prompt wrote to the prefix cache
 
     def to_json(self, version: str) -> dict[str, Any]:
         """vLLM's ``ResponseUsage`` with its per-turn lists (0.33.0 adds cache_write_tokens)."""
         details: dict[str, Any] = {"cached_tokens": self.cached_tokens}
         if version != "0.13.0":
-            details["cache_write_tokens"] = 0
+            details["cache_write_tokens"] = self.cache_write_tokens
         details["input_tokens_per_turn"] = [self.input_tokens]
         details["cached_tokens_per_turn"] = [self.cached_tokens]
         return {

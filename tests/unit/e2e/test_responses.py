@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import aiohttp
 import pytest
 
 from gptoss_modal import Client, ResponseEventDecoder, ResponseResult
@@ -65,18 +64,10 @@ def test_metrics_time_decode_from_the_first_output_delta() -> None:
     assert metrics.prompt_tokens == 7
 
 
-async def mock_with_responses(**fields: Any) -> MockVLLM:
-    """A started mock, or a skip when this checkout's mock has no /v1/responses yet."""
+async def started_mock(**fields: Any) -> MockVLLM:
+    """A started in-process mock (it serves /v1/responses)."""
     server = MockVLLM(MockConfig(**fields))
     await server.start()
-    async with (
-        aiohttp.ClientSession() as session,
-        session.post(f"{server.url}/v1/responses", json={}) as reply,
-    ):
-        missing = reply.status == 404
-    if missing:
-        await server.stop()
-        pytest.skip("the mock does not serve /v1/responses in this checkout yet")
     return server
 
 
@@ -84,7 +75,7 @@ async def test_the_run_measures_what_the_mock_was_told() -> None:
     """Against the mock told TTFT and ITL, the run's TTFT p50 is at least the TTFT it was told
     and its TPOT at least half the ITL; budgets far above pass and budgets below what was told fail
     (the partner a run that measured nothing, or wrongly, would not satisfy)."""
-    server = await mock_with_responses(ttft_ms=TTFT_MS, itl_ms=ITL_MS, content_tokens=12)
+    server = await started_mock(ttft_ms=TTFT_MS, itl_ms=ITL_MS, content_tokens=12)
     try:
         async with Client(server.url) as client:
             loose = await responses_run(
@@ -115,7 +106,7 @@ async def test_the_run_measures_what_the_mock_was_told() -> None:
 
 async def test_the_function_call_request_gets_a_call_from_the_mock() -> None:
     """The e2e function-call request, against the mock, ends with a get_weather call."""
-    server = await mock_with_responses()
+    server = await started_mock()
     try:
         async with Client(server.url) as client:
             result = await function_call_response(client)
