@@ -111,6 +111,7 @@ if TYPE_CHECKING:  # for mypy; a unit test checks it names exactly __all__, each
     )
     from gptoss_modal.stream.responses_request import (
         build_response_request,
+        response_tools,
     )
     from gptoss_modal.stream.sse import (
         DEFAULT_MAX_EVENT_CHARS,
@@ -184,6 +185,7 @@ __all__ = [
     "parse_response_event",
     "parse_response_events",
     "reasoning_efforts",
+    "response_tools",
     "stream_chat",
     "stream_response",
     "time_per_output_token_s",
