@@ -1,0 +1,170 @@
+"""Oracle op for the mock's Responses contract tests: vLLM's own app serves ``/v1/responses``.
+
+Runs only under a cached vLLM venv's interpreter (loaded by ``vllm_oracle.py``), either version.
+The op ``responses_http`` builds that version's real FastAPI app from a real ``vllm serve``
+argv (as ``vllm_ops_mock.py`` does for chat), puts that version's own
+``OpenAIServingResponses`` behind its router, and sends it one request through Starlette's test
+client. The engine is ``vllm_ops_mock``'s scripted engine: it replays the engine steps the mock
+says it generated through vLLM's own ``RequestState.make_request_output``. vLLM's harmony
+contexts, streaming event code, output-item parsing, usage, status rules and serialisation all
+run as they do in a deployment. Not vLLM's code, because the tiktoken vocabulary cannot be
+downloaded here:
+
+* the harmony ``StreamableParser``: ``vllm_ops_mock._HarmonyParser`` (a transcription of
+  openai-harmony 0.0.8's state machine over the token texts the mock declares), with its
+  state reported as harmony's ``StreamState`` and the role it parses;
+* the prompt: vLLM builds the harmony messages itself (its own checks run) and the rendering
+  is replaced by a prompt of the length the mock declares;
+* 0.13.0's ``StreamingHarmonyContext`` asks the encoding only for the assistant-action stop
+  tokens (``<|return|>``, ``<|call|>``), answered here with those ids.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+from unittest import mock
+
+import vllm
+
+sys.path.insert(0, str(Path(__file__).parent))  # the chat op's engine and parser, shared
+import vllm_ops_mock as chat_ops  # noqa: E402
+
+V033 = not vllm.__version__.startswith("0.13.")
+
+
+class _State(str):
+    """The parser's state name, equal to harmony's ``StreamState`` member of that name too."""
+
+    def __eq__(self, other: object) -> bool:
+        from openai_harmony import StreamState
+
+        if isinstance(other, StreamState):
+            other = {"ExpectStart": "expect_start", "Header": "header", "Content": "content"}[
+                other.value
+            ]
+        return str.__eq__(self, other)
+
+    __hash__ = str.__hash__
+
+
+class _Parser(chat_ops._HarmonyParser):
+    """The transcribed parser with harmony's ``StreamState`` and ``current_role``, which the
+    Responses contexts read (the chat path reads neither)."""
+
+    @property  # type: ignore[override]
+    def state(self) -> str:
+        return self._state
+
+    @state.setter
+    def state(self, value: str) -> None:
+        self._state = _State(value)
+
+    @property
+    def current_role(self) -> Any:
+        from openai_harmony import Role
+
+        return Role.ASSISTANT if self._state == "content" else None
+
+
+def _serving_013(args: Any, engine: Any, models: Any, prompt: list[int], enable_store: bool) -> Any:
+    """0.13.0's ``OpenAIServingResponses`` with what its ``__init__`` would set for gpt-oss."""
+    import asyncio
+
+    from vllm.entrypoints.openai.serving_responses import OpenAIServingResponses
+
+    serving = object.__new__(OpenAIServingResponses)
+    serving.engine_client = engine
+    serving.models = models
+    serving.request_logger = None
+    serving.return_tokens_as_token_ids = False
+    serving.log_error_stack = False
+    serving.input_processor = None
+    serving.model_config = SimpleNamespace(max_model_len=args.max_model_len)
+    serving.max_model_len = args.max_model_len
+    serving.chat_template = None
+    serving.chat_template_content_format = "auto"
+    serving.enable_log_outputs = False
+    serving.reasoning_parser = None  # it only adds a structural tag (sampling), never output
+    serving.enable_prompt_tokens_details = bool(args.enable_prompt_tokens_details)
+    serving.enable_force_include_usage = False
+    serving.default_sampling_params = {"stop_token_ids": [chat_ops.RETURN, chat_ops.CALL]}
+    serving.enable_store = enable_store
+    serving.use_harmony = True
+    serving.enable_auto_tools = bool(args.enable_auto_tool_choice)
+    serving.tool_parser = None
+    serving.response_store = {}
+    serving.response_store_lock = asyncio.Lock()
+    serving.msg_store = {}
+    serving.event_store = {}
+    serving.background_tasks = {}
+    serving.tool_server = None
+
+    async def process_inputs(request_id: str, engine_prompt: Any, params: Any, **_: Any) -> Any:
+        return engine_prompt, {}
+
+    serving._process_inputs = process_inputs
+    return serving
+
+
+def _build_app_013(req: dict[str, Any]) -> tuple[Any, list[Any]]:
+    from vllm.entrypoints import context
+    from vllm.entrypoints.openai import serving_responses
+
+    app, patches = chat_ops._build_app(req)
+    chat = app.state.openai_serving_chat
+    script = req["script"]
+    vocab = {int(k): v for k, v in (script.get("vocab") or {}).items()}
+    prompt = [0] * script["prompt_tokens"]
+    app.state.openai_serving_responses = _serving_013(
+        chat_ops._serve_args(req["argv"]),
+        chat.engine_client,
+        chat.models,
+        prompt,
+        bool(req.get("enable_store")),
+    )
+    encoding = SimpleNamespace(
+        stop_tokens_for_assistant_actions=lambda: [chat_ops.RETURN, chat_ops.CALL]
+    )
+    patches += [
+        mock.patch.object(context, "get_streamable_parser_for_assistant", lambda: _Parser(vocab)),
+        mock.patch.object(context, "get_encoding", lambda: encoding),
+        mock.patch.object(serving_responses, "render_for_completion", lambda messages: prompt),
+    ]
+    return app, patches
+
+
+def op_responses_http(req: dict[str, Any]) -> dict[str, Any]:
+    """One HTTP request to vLLM's own app; answers status, headers and the body text."""
+    from starlette.testclient import TestClient
+
+    app, patches = _build_app_033(req) if V033 else _build_app_013(req)
+    for p in patches:
+        p.start()
+    try:
+        client = TestClient(app, raise_server_exceptions=False)
+        body = req.get("body")
+        response = client.request(
+            req.get("method", "POST"),
+            req["path"],
+            headers=req.get("headers") or {},
+            content=body.encode() if isinstance(body, str) else None,
+        )
+        return {
+            "ok": True,
+            "status": response.status_code,
+            "headers": {k.lower(): v for k, v in response.headers.items()},
+            "body": response.content.decode(),
+        }
+    finally:
+        for p in reversed(patches):
+            p.stop()
+
+
+def _build_app_033(req: dict[str, Any]) -> tuple[Any, list[Any]]:
+    raise NotImplementedError
+
+
+OPS = {"responses_http": op_responses_http}
