@@ -30,7 +30,7 @@ from unittest import mock
 import vllm
 
 sys.path.insert(0, str(Path(__file__).parent))  # the chat op's engine and parser, shared
-import vllm_ops_mock as chat_ops  # noqa: E402
+import vllm_ops_mock as chat_ops
 
 V033 = not vllm.__version__.startswith("0.13.")
 
@@ -129,9 +129,11 @@ def _build_app_013(req: dict[str, Any]) -> tuple[Any, list[Any]]:
         stop_tokens_for_assistant_actions=lambda: [chat_ops.RETURN, chat_ops.CALL]
     )
     patches += [
-        mock.patch.object(context, "get_streamable_parser_for_assistant", lambda: _Parser(vocab)),
-        mock.patch.object(context, "get_encoding", lambda: encoding),
-        mock.patch.object(serving_responses, "render_for_completion", lambda messages: prompt),
+        mock.patch.object(
+            context, "get_streamable_parser_for_assistant", side_effect=lambda: _Parser(vocab)
+        ),
+        mock.patch.object(context, "get_encoding", return_value=encoding),
+        mock.patch.object(serving_responses, "render_for_completion", return_value=prompt),
     ]
     return app, patches
 
@@ -163,8 +165,74 @@ def op_responses_http(req: dict[str, Any]) -> dict[str, Any]:
             p.stop()
 
 
+def _renderer_033(serving_chat: Any, prompt: list[int]) -> Any:
+    """0.33.0's online renderer for Responses: its own harmony message building (and checks),
+    with the rendering of those messages replaced by the mock's prompt."""
+    from vllm.entrypoints.serve.engine.serving import BaseServing
+    from vllm.inputs import tokens_input
+    from vllm.renderers.online_renderer import OnlineRenderer
+
+    stub = SimpleNamespace(
+        reasoning_effort_map=None,
+        trust_request_chat_template=False,
+        parser=None,  # the harmony parser's adjust_request only touches structured outputs
+        use_harmony=True,
+        model_config=serving_chat.model_config,
+        renderer=serving_chat.renderer,
+    )
+    stub.create_error_response = lambda *a, **k: BaseServing.create_error_response(stub, *a, **k)
+    for name in (
+        "validate_chat_template",
+        "render_responses",
+        "_render_responses_with_harmony",
+        "_get_harmony_builtin_tool_descriptions",
+        "adjust_harmony_request",
+    ):
+        method = getattr(OnlineRenderer, name)
+        setattr(stub, name, method.__get__(stub))
+
+    def render_messages(messages: Any, *, cache_salt: Any, tok_params: Any = None) -> Any:
+        return tokens_input(list(prompt), cache_salt=cache_salt)
+
+    stub.render_responses_harmony_messages = render_messages
+    return stub
+
+
 def _build_app_033(req: dict[str, Any]) -> tuple[Any, list[Any]]:
-    raise NotImplementedError
+    from vllm.entrypoints.openai.responses.serving import OpenAIServingResponses
+    from vllm.parser import harmony
+
+    app, patches = chat_ops._build_app_033(req)
+    chat = app.state.openai_serving_chat
+    args = chat_ops._serve_args(req["argv"])
+    script = req["script"]
+    vocab = {int(k): v for k, v in (script.get("vocab") or {}).items()}
+    engine = chat.engine_client
+    engine.model_config.get_diff_sampling_param = lambda: {
+        "stop_token_ids": [chat_ops.RETURN, chat_ops.CALL]
+    }
+    engine.model_config.override_generation_config = {}
+    engine.renderer.get_tokenizer = lambda: engine.renderer.tokenizer
+    serving = OpenAIServingResponses(
+        engine,
+        chat.models,
+        _renderer_033(chat, [0] * script["prompt_tokens"]),
+        request_logger=None,
+        chat_template=None,
+        chat_template_content_format="auto",
+        reasoning_parser="openai_gptoss",
+        enable_auto_tools=bool(args.enable_auto_tool_choice),
+        tool_parser=args.tool_call_parser,
+        enable_prompt_tokens_details=bool(args.enable_prompt_tokens_details),
+    )
+    serving.enable_store = bool(req.get("enable_store"))
+    app.state.openai_serving_responses = serving
+    patches.append(
+        mock.patch.object(
+            harmony, "get_streamable_parser_for_assistant", side_effect=lambda: _Parser(vocab)
+        )
+    )
+    return app, patches
 
 
 OPS = {"responses_http": op_responses_http}
