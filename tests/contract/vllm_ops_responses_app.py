@@ -21,7 +21,7 @@ downloaded here:
 
 from __future__ import annotations
 
-import sys
+import importlib.util
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -29,8 +29,20 @@ from unittest import mock
 
 import vllm
 
-sys.path.insert(0, str(Path(__file__).parent))  # the chat op's engine and parser, shared
-import vllm_ops_mock as chat_ops
+
+def _chat_ops() -> Any:
+    """The chat op's module (its app, scripted engine and parser are shared, not copied)."""
+    spec = importlib.util.spec_from_file_location(
+        "vllm_ops_mock", Path(__file__).with_name("vllm_ops_mock.py")
+    )
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+chat_ops = _chat_ops()
 
 V033 = not vllm.__version__.startswith("0.13.")
 
@@ -50,11 +62,14 @@ class _State(str):
     __hash__ = str.__hash__
 
 
-class _Parser(chat_ops._HarmonyParser):
+_HarmonyParser: Any = chat_ops._HarmonyParser
+
+
+class _Parser(_HarmonyParser):  # type: ignore[misc]
     """The transcribed parser with harmony's ``StreamState`` and ``current_role``, which the
     Responses contexts read (the chat path reads neither)."""
 
-    @property  # type: ignore[override]
+    @property
     def state(self) -> str:
         return self._state
 
