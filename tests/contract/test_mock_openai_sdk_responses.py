@@ -59,16 +59,7 @@ async def ours(server: MockVLLM, prompt: str, tools: list[Any]) -> tuple[str, st
     return out.text, out.reasoning, calls
 
 
-# vLLM 0.13.0's output_item.done of a function call has "id": null (serving_responses.py builds
-# the item without an id); our stream parser types the id as a string and refuses it.
-_NULL_ID = pytest.mark.xfail(
-    strict=True, reason="stream/responses.py refuses 0.13.0's null function-call item id"
-)
-CASES = [
-    pytest.param(version, kind, marks=_NULL_ID if (version, kind) == ("0.13.0", "call") else ())
-    for version in VLLM_VERSIONS
-    for kind in PROMPTS
-]
+CASES = [pytest.param(version, kind) for version in VLLM_VERSIONS for kind in PROMPTS]
 
 
 @pytest.mark.parametrize(("version", "kind"), CASES)

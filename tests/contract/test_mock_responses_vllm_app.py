@@ -27,7 +27,7 @@ from tests.contract.test_mock_vllm_fidelity import serve_argv
 pytestmark = [pytest.mark.vllm, pytest.mark.mock_only]
 
 _CREATED = re.compile(r'"created_at":\d+')
-_ID = re.compile(r'(?<=")(resp|rs|msg|fc|call)_[0-9A-Za-z]+(?=")')
+_ID = re.compile(r'(?<=":")(resp|rs|msg|fc|call)_[0-9A-Za-z]+(?=")')
 
 WEATHER = {
     "type": "function",

@@ -17,6 +17,8 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass
 
+from msgspec.structs import replace
+
 from gptoss_modal.stream.accumulator import ToolCall, decode_tokens_per_s
 from gptoss_modal.stream.responses import (
     AnyResponseEvent,
@@ -85,12 +87,15 @@ class _Item:
 class ResponseAccumulator:
     """Folds events, in order, into one :class:`ResponseOutput` (text exactly as received)."""
 
-    __slots__ = ("_items", "_reasoning", "_text", "event_count", "response")
+    __slots__ = ("_items", "_pending", "_reasoning", "_text", "event_count", "response")
 
     def __init__(self) -> None:
         self._text: list[str] = []
         self._reasoning: list[str] = []
         self._items: dict[str, _Item] = {}  # by item id, in the order items began
+        # vLLM 0.13.0 adds a function call under the previous item's id and streams it under
+        # its own: the added item waits here for the first event naming an unknown item
+        self._pending: OutputItem | None = None
         self.response: ResponseObject | None = None  # the last lifecycle event's response
         self.event_count = 0
 
@@ -116,16 +121,25 @@ class ResponseAccumulator:
 
     def _item(self, item_id: str) -> _Item:
         parts = self._items.get(item_id)
-        if parts is None:  # a delta before its item: keep it all the same
-            parts = self._items[item_id] = _Item(OutputItem(id=item_id))
+        if parts is None:  # a delta before its item (or 0.13.0's call): keep it all the same
+            pending, self._pending = self._pending, None
+            item = OutputItem(id=item_id) if pending is None else replace(pending, id=item_id)
+            parts = self._items[item_id] = _Item(item)
         return parts
 
     def _add_item(self, item: OutputItem) -> None:
-        parts = self._items.get(item.id)
+        key = item.key
+        parts = self._items.get(key)
         if parts is None:
-            self._items[item.id] = _Item(item)
+            self._items[key] = _Item(item)
             return
-        parts.item = item  # .done carries the complete item
+        if parts.item.type not in ("", item.type):  # 0.13.0's call, added under another's id
+            self._pending = item
+            return
+        # .done carries the complete item (its call id kept from when it was added: 0.13.0's
+        # done item has a fresh one)
+        call_id = parts.item.call_id or item.call_id
+        parts.item = replace(item, id=key, call_id=call_id)
         if item.status is not None:
             parts.status = item.status
 
@@ -140,11 +154,11 @@ class ResponseAccumulator:
             if item.type == _FUNCTION_CALL:
                 arguments = item.arguments if item.arguments else value
                 calls.append(
-                    ToolCall(len(calls), item.call_id or item.id, item.name or "", arguments)
+                    ToolCall(len(calls), item.call_id or item.key, item.name or "", arguments)
                 )
             elif item.type not in _PLAIN_ITEMS:
                 value = value or item.code or item.arguments or ""
-                tools.append(BuiltinToolCall(item.id, item.type, parts.status, value, item.name))
+                tools.append(BuiltinToolCall(item.key, item.type, parts.status, value, item.name))
         response = self.response
         terminal = response is not None and response.status not in (None, "in_progress")
         usage = response.usage if response is not None else None
