@@ -2,7 +2,9 @@
 
 Runs only under a cached vLLM venv's interpreter (loaded by ``vllm_oracle.py``), either version.
 The op ``responses_stream`` turns a script into the bytes that version's router writes: events
-made with the classes vLLM's serving code uses (the openai package's event and item types;
+laid out as that version's serving code lays them out (see ``_Events``; the layout itself is
+proven by ``test_mock_responses_vllm_app.py``, which runs the serving code), made with the
+classes it uses (the openai package's event and item types;
 vLLM's own ``ResponsesResponse.from_request``, ``ResponseUsage`` and, on 0.13.0, its own
 ``response.reasoning_part.*`` events), serialised by that version's own
 ``_convert_stream_to_sse_events`` (``model_dump_json()`` on 0.13.0, ``by_alias=True`` on 0.33.0).
