@@ -15,7 +15,17 @@ from tests.strategies_stream import ReplayServer, Reply, serve_in_thread
 
 pytestmark = pytest.mark.vllm
 
-CALL_LINE = '-> get_weather({"city": "Paris"}) [call_1]'
+
+def call_id(version: str) -> str:
+    """The call id the display shows: the function call's ``output_item.done`` item's, which
+    vLLM 0.13.0 makes a fresh ``fc_`` id (``vllm_ops_responses.py`` builds it as ``fc_done1``;
+    its added item and the final response carry ``call_`` ids)."""
+    return "fc_done1" if version == "0.13.0" else "call_1"
+
+
+def call_line(version: str) -> str:
+    """The display's line for the scripted call."""
+    return f'-> get_weather({{"city": "Paris"}}) [{call_id(version)}]'
 
 
 def test_text_mode_shows_reasoning_answer_call_and_timings(
@@ -27,7 +37,7 @@ def test_text_mode_shows_reasoning_answer_call_and_timings(
     with serve_in_thread(ReplayServer(Reply(writes))) as server:
         assert main(["chat", server.url, "weather?", "--api", "responses"]) == EXIT_OK
     out, err = capsys.readouterr()
-    assert out == f"The user wants weather.\n\nLet me check.\n{CALL_LINE}\n"
+    assert out == f"The user wants weather.\n\nLet me check.\n{call_line(vllm_each.version)}\n"
     assert "time to first token" in err
     assert " 13 tokens " in err
 
@@ -47,7 +57,7 @@ def test_jsonl_mode_gives_the_same_pieces_and_usage(
     assert (reasoning, text) == ("The user wants weather.", "Let me check.")
     (call,) = [r for r in records if r["type"] == "function_call"]
     assert (call["id"], call["name"], json.loads(call["arguments"])) == (
-        "call_1",
+        call_id(vllm_each.version),
         "get_weather",
         {"city": "Paris"},
     )

@@ -115,8 +115,7 @@ class OutputItem(msgspec.Struct, frozen=True, gc=False):
     type does not have stay at their defaults."""
 
     type: str = ""
-    id: str | None = ""  # null on 0.13.0's function_call .done item, which names it in item_id
-    item_id: str | None = None  # 0.13.0's function_call .done item only
+    id: str | None = ""  # null on vLLM 0.13.0's function-call output_item.done
     status: str | None = None
     role: str | None = None
     content: tuple[ContentPart, ...] | None = None
@@ -125,11 +124,12 @@ class OutputItem(msgspec.Struct, frozen=True, gc=False):
     arguments: str | None = None  # function_call, mcp_call
     code: str | None = None  # code_interpreter_call
     server_label: str | None = None  # mcp_call
+    item_id: str | None = None  # 0.13.0's function-call .done item names its item here
 
     @property
     def key(self) -> str:
-        """The item's id (0.13.0's function_call ``.done`` item: its ``item_id``)."""
-        return self.id if self.id is not None else self.item_id or ""
+        """The id the item's events use: its ``id``, or 0.13.0's ``item_id`` when that is null."""
+        return self.id or self.item_id or ""
 
     @property
     def text(self) -> str:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass
 
-import msgspec
+from msgspec.structs import replace
 
 from gptoss_modal.stream.accumulator import ToolCall, decode_tokens_per_s
 from gptoss_modal.stream.responses import (
@@ -84,21 +84,18 @@ class _Item:
         self.done_input: str | None = None  # the whole input, from the .done event
 
 
-def _renamed(item: OutputItem, item_id: str) -> OutputItem:
-    """The item under the id its deltas name."""
-    return msgspec.structs.replace(item, id=item_id)
-
-
 class ResponseAccumulator:
     """Folds events, in order, into one :class:`ResponseOutput` (text exactly as received)."""
 
-    __slots__ = ("_items", "_misnamed", "_reasoning", "_text", "event_count", "response")
+    __slots__ = ("_items", "_pending", "_reasoning", "_text", "event_count", "response")
 
     def __init__(self) -> None:
         self._text: list[str] = []
         self._reasoning: list[str] = []
         self._items: dict[str, _Item] = {}  # by item id, in the order items began
-        self._misnamed: OutputItem | None = None  # 0.13.0's call added under another's id
+        # vLLM 0.13.0 adds a function call under the previous item's id and streams it under
+        # its own: the added item waits here for the first event naming an unknown item
+        self._pending: OutputItem | None = None
         self.response: ResponseObject | None = None  # the last lifecycle event's response
         self.event_count = 0
 
@@ -124,23 +121,25 @@ class ResponseAccumulator:
 
     def _item(self, item_id: str) -> _Item:
         parts = self._items.get(item_id)
-        if parts is None:  # a delta before its item: keep it all the same
-            misnamed, self._misnamed = self._misnamed, None
-            begun = OutputItem(id=item_id) if misnamed is None else _renamed(misnamed, item_id)
-            parts = self._items[item_id] = _Item(begun)
+        if parts is None:  # a delta before its item (or 0.13.0's call): keep it all the same
+            pending, self._pending = self._pending, None
+            item = OutputItem(id=item_id) if pending is None else replace(pending, id=item_id)
+            parts = self._items[item_id] = _Item(item)
         return parts
 
     def _add_item(self, item: OutputItem) -> None:
-        parts = self._items.get(item.key)
+        key = item.key
+        parts = self._items.get(key)
         if parts is None:
-            self._items[item.key] = _Item(item)
+            self._items[key] = _Item(item)
             return
-        if parts.item.type != item.type:
-            # 0.13.0 adds a function call under the previous item's id; its deltas and .done
-            # then name its own id: keep it for them rather than overwrite the other item.
-            self._misnamed = item
+        if parts.item.type not in ("", item.type):  # 0.13.0's call, added under another's id
+            self._pending = item
             return
-        parts.item = item  # .done carries the complete item
+        # .done carries the complete item (its call id kept from when it was added: 0.13.0's
+        # done item has a fresh one)
+        call_id = parts.item.call_id or item.call_id
+        parts.item = replace(item, id=key, call_id=call_id)
         if item.status is not None:
             parts.status = item.status
 

@@ -19,7 +19,6 @@ import orjson
 from aiohttp import web
 
 from gptoss_modal._exceptions import ConfigError
-from gptoss_modal.testing import _harmony_v033 as harmony033
 from gptoss_modal.testing import _responses_builtin as builtin
 from gptoss_modal.testing import _responses_faults as rfaults
 from gptoss_modal.testing import _responses_input as rinput
@@ -28,7 +27,12 @@ from gptoss_modal.testing import _validation as validation
 from gptoss_modal.testing import _wire as wire
 from gptoss_modal.testing._faults import FAULT_HEADER, Fault, choose_fault, error_kind
 from gptoss_modal.testing._planning import GenerationRequest, Plan
-from gptoss_modal.testing._responses_layout import final_output, layout_stream, status_of
+from gptoss_modal.testing._responses_layout import (
+    final_output,
+    layout_stream,
+    reasoning_tokens,
+    status_of,
+)
 from gptoss_modal.testing._state import NOTE, MockState
 from gptoss_modal.testing._writer import Interruption, SendRecord, StreamWriter
 
@@ -258,12 +262,11 @@ class Responses:
         gen = plan.generation
         header_id = request.headers.get("X-Request-Id")
         response_id = "resp_" + (header_id if header_id is not None else wire.random_id())
-        counted = harmony033.plan_stream(gen, [len(gen.tokens)]).reasoning_tokens
         cache = plan.prompt_cache
         usage = rw.Usage(
             plan.prompt_tokens,
             len(gen.tokens),
-            counted[-1] if counted else 0,
+            reasoning_tokens(gen, self.version),
             cached_tokens=cache.cached_tokens,
             cache_write_tokens=cache.created_tokens,
         )

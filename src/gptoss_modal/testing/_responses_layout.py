@@ -34,7 +34,7 @@ from gptoss_modal.testing._layout import StreamEvents
 from gptoss_modal.testing._planning import Plan
 from gptoss_modal.testing._wire import random_id
 
-__all__ = ["ResponseLayout", "final_output", "layout_stream"]
+__all__ = ["ResponseLayout", "final_output", "layout_stream", "reasoning_tokens", "status_of"]
 
 _Event = dict[str, Any]
 _Message = tuple[str | None, str | None, str]  # channel, recipient, text
@@ -67,7 +67,7 @@ class _Walk:
     completed: list[_Message] = field(default_factory=list)
 
 
-def _walk(generation: engine.Generation, sizes: list[int]) -> _Walk:
+def _walk(generation: engine.Generation, sizes: list[int], *, flush: bool = False) -> _Walk:
     parser = engine.HarmonyState(generation.text_of)
     walk = _Walk()
     pos = 0
@@ -89,6 +89,10 @@ def _walk(generation: engine.Generation, sizes: list[int]) -> _Walk:
                 segments.append(("delta", parser.channel, parser.recipient, parser.last_delta))
         pos += size
         walk.outputs.append(segments)
+    if flush and parser.state == "content" and walk.outputs:
+        # 0.33.0's HarmonyParser.flush at the finished output: the cut message completes
+        # there, so its done events are sent (it is not in ``completed``: it was cut)
+        walk.outputs[-1].append(("done", parser.channel, parser.recipient, text))
     return walk
 
 
@@ -435,6 +439,23 @@ def final_output(
     return output
 
 
+def reasoning_tokens(generation: engine.Generation, version: str) -> int:
+    """The usage's reasoning tokens. 0.33.0 (``HarmonyParser._is_reasoning_token``): the
+    non-special tokens of analysis, or commentary to a recipient. 0.13.0
+    (``HarmonyContext._update_num_reasoning_tokens``): every token after which the parser is
+    inside an analysis or commentary message, so the ``<|message|>`` that opens it counts too
+    (and commentary without a recipient)."""
+    if version != "0.13.0":
+        counted = harmony033.plan_stream(generation, [len(generation.tokens)]).reasoning_tokens
+        return counted[-1] if counted else 0
+    parser = engine.HarmonyState(generation.text_of)
+    count = 0
+    for token in generation.tokens:
+        parser.process(token)
+        count += parser.state == "content" and parser.channel in ("analysis", "commentary")
+    return count
+
+
 def status_of(
     generation: engine.Generation, output: list[_Event], version: str, stream: bool
 ) -> str:
@@ -474,7 +495,7 @@ def layout_stream(
     outputs = engine.batch_outputs([s.tokens for s in plan.steps], stream_interval)
     if version == "0.13.0":  # one output per token, each with its step
         outputs = [(step, 1) for step, size in outputs for _ in range(size)]
-    walk = _walk(gen, [size for _, size in outputs])
+    walk = _walk(gen, [size for _, size in outputs], flush=version != "0.13.0")
     state: _State013 | _State033 = _State013() if version == "0.13.0" else _State033()
     start = rw.response_object(
         echo, version, created=created, status="in_progress", output=[], usage=None

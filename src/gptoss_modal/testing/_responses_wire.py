@@ -139,6 +139,14 @@ class Usage:
         }
 
 
+def _tool_choice(echo: Echo, version: str) -> Any:
+    """0.33.0's request validator (``check_tool_usage``) turns ``auto`` into ``none`` when the
+    request has no tools; 0.13.0 echoes what was sent."""
+    if version != "0.13.0" and not echo.tools and echo.tool_choice == "auto":
+        return "none"
+    return echo.tool_choice
+
+
 def response_object(
     echo: Echo,
     version: str,
@@ -162,7 +170,7 @@ def response_object(
         "output": output,
         "parallel_tool_calls": echo.parallel_tool_calls,
         "temperature": echo.temperature,
-        "tool_choice": echo.tool_choice,
+        "tool_choice": _tool_choice(echo, version),
         "tools": [_tool(t, version) for t in echo.tools],
         "top_p": echo.top_p,
         "background": echo.background,

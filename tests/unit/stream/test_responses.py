@@ -374,6 +374,35 @@ def test_builtin_tool_calls_fold_with_status_and_code() -> None:
     )
 
 
+def test_a_vllm_0_13_function_call_folds_into_one_call_beside_the_message() -> None:
+    """0.13.0 adds a call under the message's id, streams it as ``fc_1`` and ends it with a
+    null-id done item naming ``fc_1``: one call, with the added item's call id and the
+    arguments, and the null id parses."""
+    message = {"id": "msg_1", "type": "message", "role": "assistant", "status": "completed",
+               "content": [{"type": "output_text", "text": "Sure."}]}  # fmt: skip
+    added = {"id": "msg_1", "type": "function_call", "call_id": "call_a", "name": "get_weather",
+             "arguments": "", "status": "in_progress"}  # fmt: skip
+    done = {**added, "id": None, "call_id": "fc_b", "arguments": '{"city":"Paris"}',
+            "status": "completed", "item_id": "fc_1", "output_index": 2,
+            "sequence_number": -1}  # fmt: skip
+    delta = {"item_id": "fc_1", "output_index": 1, "delta": '{"city":"Paris"}'}
+    events = [
+        {"type": "response.output_item.done", "output_index": 1, "item": message},
+        {"type": "response.output_item.added", "output_index": 1, "item": added},
+        {"type": "response.function_call_arguments.delta", **delta},
+        {"type": "response.output_item.done", "output_index": 2, "item": done},
+    ]
+    result = ResponseResult()
+    result.chunks, _ = decode([wire(events)])
+    (call,) = result.output.function_calls
+    assert (call.id, call.name, call.parsed_arguments()) == (
+        "call_a",
+        "get_weather",
+        {"city": "Paris"},
+    )
+    assert result.chunks[-1].item.id is None  # type: ignore[union-attr]
+
+
 def test_timings_three_ways_and_decode_speed() -> None:
     """First event, first output delta, first answer delta; speed from the first to last delta."""
     events = script(["r1", "r2"], ["t1", "t2"])
