@@ -14,14 +14,14 @@ from typing import Any
 
 from aiohttp import web
 
-from gptoss_modal._exceptions import ConfigError
 from gptoss_modal.testing import _engine as engine
 from gptoss_modal.testing import _harmony_v033 as harmony033
 from gptoss_modal.testing import _tool_faults as tool_faults
 from gptoss_modal.testing import _validation as validation
 from gptoss_modal.testing import _wire as wire
 from gptoss_modal.testing import _wire_v033 as wire033
-from gptoss_modal.testing._faults import FAULT_HEADER, Fault, choose_fault, error_kind
+from gptoss_modal.testing._faults import Fault, error_kind
+from gptoss_modal.testing._generation import JSON, GenerationEndpoint, abort
 from gptoss_modal.testing._layout import ChatStreamOptions, StreamSettings, chat_stream_events
 from gptoss_modal.testing._planning import GenerationRequest, Plan
 from gptoss_modal.testing._prefix_cache import prompt_tokens_details
@@ -29,8 +29,6 @@ from gptoss_modal.testing._state import NOTE, MockState
 from gptoss_modal.testing._writer import Interruption, SendRecord, StreamWriter
 
 __all__ = ["ChatCompletions"]
-
-JSON = "application/json"
 
 
 @dataclass
@@ -67,19 +65,12 @@ def _named_tool(body: dict[str, Any]) -> bool:
     return isinstance(body.get("tool_choice"), dict)
 
 
-def _abort(request: web.Request) -> None:
-    transport = request.transport
-    if transport is not None:
-        transport.abort()
-
-
-class ChatCompletions:
+class ChatCompletions(GenerationEndpoint["_ChatRequest"]):
     """The chat-completions endpoint of one server."""
 
     def __init__(self, state: MockState) -> None:
-        self.state = state
+        super().__init__(state)
         c = state.config
-        self.version = c.vllm_version
         self.settings = StreamSettings(
             vllm_version=c.vllm_version,
             stream_interval=c.stream_interval,
@@ -89,65 +80,7 @@ class ChatCompletions:
             prompt_tokens_details=c.enable_prompt_tokens_details,
         )
 
-    async def handle(self, request: web.Request) -> web.StreamResponse:
-        """Answer one request: an error reply, a JSON reply or a stream."""
-        state = self.state
-        state.requests_seen += 1
-        number = state.requests_seen
-        try:
-            early = self._http_fault(request, number)
-            if early is not None:
-                return early
-            chat = self._prepare(await self._read_body(request), request, number)
-        except validation.Rejection as exc:
-            return web.Response(status=exc.status, body=exc.body, content_type=JSON)
-        gen = chat.plan.generation
-        request[NOTE] = (
-            f"{chat.request_id} prompt={chat.plan.prompt_tokens} "
-            f"completion={len(gen.tokens)} finish={gen.finish_reason}"
-            + (f" fault={chat.fault.name}" if chat.fault else "")
-            + (f" tool_fault={gen.tool_fault}" if gen.tool_fault else "")
-        )
-        state.planner.keep(chat.request_id, chat.plan)
-        task = asyncio.current_task()
-        if task is not None:
-            state.streams.add(task)
-        state.metrics.running += 1
-        try:
-            if chat.stream:
-                return await self._stream(request, chat)
-            return await self._reply(request, chat)
-        finally:
-            state.metrics.running -= 1
-            if task is not None:
-                state.streams.discard(task)
-
     # --- before generating ----------------------------------------------------------------
-
-    def _fault(self, request: web.Request, number: int) -> Fault | None:
-        """The request's fault; a bad ``X-Mock-Fault`` header is a 400 naming what is wrong."""
-        state = self.state
-        header = request.headers.get(FAULT_HEADER)
-        try:
-            return choose_fault(header, state.server_fault, state.config.seed, number)
-        except ConfigError as exc:
-            body = wire.error_body(f"mock: {exc}", "BadRequestError", 400)
-            raise validation.Rejection(400, body) from exc
-
-    def _http_fault(self, request: web.Request, number: int) -> web.Response | None:
-        """An ``http-NNN`` fault answers before the body is read, as a proxy would."""
-        header = request.headers.get(FAULT_HEADER, "")
-        server = self.state.server_fault
-        server_http = server is not None and server.http_status is not None
-        if not (header.startswith("http-") or (server_http and not header)):
-            return None
-        fault = self._fault(request, number)
-        status = fault.http_status if fault is not None else None
-        if fault is None or status is None:
-            return None
-        request[NOTE] = f"fault={fault.name}"
-        body, headers = wire.injected_http_error(status)
-        return web.Response(status=status, body=body, content_type=JSON, headers=headers or None)
 
     async def _read_body(self, request: web.Request) -> dict[str, Any]:
         version = self.version
@@ -185,7 +118,7 @@ class ChatCompletions:
             await asyncio.sleep(fault.seconds)
         if fault is not None and fault.name == "drop":
             self.state.metrics.record(plan, time.monotonic() - arrival, 0)
-            _abort(request)
+            abort(request)
             return web.Response(status=200)
         self.state.metrics.record(plan, time.monotonic() - arrival, len(plan.steps))
         if fault is not None and fault.name == "error":
@@ -322,7 +255,7 @@ class ChatCompletions:
         finally:
             state.metrics.record(chat.plan, time.monotonic() - arrival, writer.served_steps)
         if not writer.sent_all and chat.fault is not None and chat.fault.name == "drop":
-            _abort(request)
+            abort(request)
             return response
         await response.write_eof()
         return response

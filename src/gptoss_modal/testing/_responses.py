@@ -18,14 +18,14 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from gptoss_modal._exceptions import ConfigError
 from gptoss_modal.testing import _responses_builtin as builtin
 from gptoss_modal.testing import _responses_faults as rfaults
 from gptoss_modal.testing import _responses_input as rinput
 from gptoss_modal.testing import _responses_wire as rw
 from gptoss_modal.testing import _validation as validation
 from gptoss_modal.testing import _wire as wire
-from gptoss_modal.testing._faults import FAULT_HEADER, Fault, choose_fault, error_kind
+from gptoss_modal.testing._faults import Fault, error_kind
+from gptoss_modal.testing._generation import JSON, GenerationEndpoint, abort
 from gptoss_modal.testing._planning import GenerationRequest, Plan
 from gptoss_modal.testing._responses_layout import (
     final_output,
@@ -38,7 +38,6 @@ from gptoss_modal.testing._writer import Interruption, SendRecord, StreamWriter
 
 __all__ = ["RESPONSES_KEPT", "ResponseStore", "Responses"]
 
-JSON = "application/json"
 RESPONSES_KEPT = 1000  # responses the store keeps (oldest dropped first); vLLM keeps all
 _MALFORMED_EVENT = b'event: response.output_text.delta\ndata: {"type":"response.output_te\n\n'
 
@@ -80,6 +79,10 @@ class _Call:
     tool_turn: builtin.ToolTurn | None = None  # a built-in tool call before the answer
 
     @property
+    def request_id(self) -> str:
+        return self.response_id
+
+    @property
     def stream(self) -> bool:
         return bool(self.body.get("stream"))
 
@@ -109,53 +112,14 @@ def _closes_the_connection(call: _Call) -> bool:
     return call.plan.generation.tool_fault == rfaults.HARMONY_ERROR
 
 
-def _abort(request: web.Request) -> None:
-    transport = request.transport
-    if transport is not None:
-        transport.abort()
-
-
-class Responses:
-    """The Responses endpoints of one server."""
+class Responses(GenerationEndpoint[_Call]):
+    """The Responses endpoints of one server (``handle`` is ``POST /v1/responses``)."""
 
     def __init__(self, state: MockState) -> None:
-        self.state = state
-        self.version = state.config.vllm_version
+        super().__init__(state)
         self.store = ResponseStore()
 
     # --- routes -----------------------------------------------------------------------------
-
-    async def create(self, request: web.Request) -> web.StreamResponse:
-        """``POST /v1/responses``: an error reply, a JSON reply or a stream."""
-        state = self.state
-        state.requests_seen += 1
-        number = state.requests_seen
-        try:
-            early = self._http_fault(request, number)
-            if early is not None:
-                return early
-            call = self._prepare(await self._read_body(request), request, number)
-        except validation.Rejection as exc:
-            return web.Response(status=exc.status, body=exc.body, content_type=JSON)
-        gen = call.plan.generation
-        request[NOTE] = (
-            f"{call.response_id} prompt={call.plan.prompt_tokens} "
-            f"completion={len(gen.tokens)} finish={gen.finish_reason}"
-            + (f" fault={call.fault.name}" if call.fault else "")
-        )
-        state.planner.keep(call.response_id, call.plan)
-        task = asyncio.current_task()
-        if task is not None:
-            state.streams.add(task)
-        state.metrics.running += 1
-        try:
-            if call.stream:
-                return await self._stream(request, call)
-            return await self._reply(request, call)
-        finally:
-            state.metrics.running -= 1
-            if task is not None:
-                state.streams.discard(task)
 
     async def retrieve(self, request: web.Request) -> web.Response:
         """``GET /v1/responses/{id}``: the stored response, or vLLM's 404."""
@@ -179,28 +143,6 @@ class Responses:
         return web.Response(status=400, body=body, content_type=JSON)
 
     # --- before generating ------------------------------------------------------------------
-
-    def _fault(self, request: web.Request, number: int) -> Fault | None:
-        header = request.headers.get(FAULT_HEADER)
-        try:
-            return choose_fault(header, self.state.server_fault, self.state.config.seed, number)
-        except ConfigError as exc:
-            body = wire.error_body(f"mock: {exc}", "BadRequestError", 400)
-            raise validation.Rejection(400, body) from exc
-
-    def _http_fault(self, request: web.Request, number: int) -> web.Response | None:
-        """An ``http-NNN`` fault answers before the body is read, as a proxy would."""
-        header = request.headers.get(FAULT_HEADER, "")
-        server = self.state.server_fault
-        if not (header.startswith("http-") or (server and server.http_status and not header)):
-            return None
-        fault = self._fault(request, number)
-        status = fault.http_status if fault is not None else None
-        if fault is None or status is None:
-            return None
-        request[NOTE] = f"fault={fault.name}"
-        body, headers = wire.injected_http_error(status)
-        return web.Response(status=status, body=body, content_type=JSON, headers=headers or None)
 
     async def _read_body(self, request: web.Request) -> dict[str, Any]:
         validation.check_content_type(request.headers.get("Content-Type", ""), self.version)
@@ -324,7 +266,7 @@ class Responses:
         served = 0 if fault is not None and fault.name == "drop" else len(plan.steps)
         self.state.metrics.record(plan, time.monotonic() - arrival, served)
         if fault is not None and fault.name == "drop":
-            _abort(request)
+            abort(request)
             return web.Response(status=200)
         if fault is not None and fault.name == "error":
             message, err_type = error_kind(fault)
@@ -410,7 +352,7 @@ class Responses:
         if writer.sent_all:
             self._keep(call, layout.final)
         if not writer.sent_all and _closes_the_connection(call):
-            _abort(request)
+            abort(request)
             return response
         await response.write_eof()
         return response

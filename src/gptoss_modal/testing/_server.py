@@ -152,7 +152,7 @@ class MockVLLM:
         app.router.add_get("/v1/models", info.models)
         app.router.add_post("/v1/chat/completions", ChatCompletions(self.state).handle)
         responses = Responses(self.state)
-        app.router.add_post("/v1/responses", responses.create)
+        app.router.add_post("/v1/responses", responses.handle)
         app.router.add_get("/v1/responses/{response_id}", responses.retrieve)
         app.router.add_post("/v1/responses/{response_id}/cancel", responses.cancel)
         return app
