@@ -95,11 +95,7 @@ class ChatCompletions(GenerationEndpoint["_ChatRequest"]):
         """Checks in vLLM's order (model, engine, options, context length), then the plan."""
         state = self.state
         config = state.config
-        validation.check_model(body.get("model"), config.served_model_names, self.version)
-        fault = self._fault(request, number)
-        if state.engine_dead or (fault is not None and fault.name == "dead"):
-            request[NOTE] = "fault=dead"
-            raise validation.engine_dead(self.version)
+        fault = self._admit(body, request, number)
         validation.check_harmony_effort(body.get("reasoning_effort"), self.version)
         validation.check_n(body)
         plan = state.planner.plan(_generation_request(body))

@@ -109,6 +109,17 @@ class GenerationEndpoint(ABC, Generic[P]):
     async def _stream(self, request: web.Request, prepared: P) -> web.StreamResponse:
         """The streamed reply."""
 
+    def _admit(self, body: dict[str, Any], request: web.Request, number: int) -> Fault | None:
+        """vLLM's first checks, in its order: the model, then a dead engine; the request's
+        fault (a ``dead`` fault answers as a dead engine does)."""
+        state = self.state
+        validation.check_model(body.get("model"), state.config.served_model_names, self.version)
+        fault = self._fault(request, number)
+        if state.engine_dead or (fault is not None and fault.name == "dead"):
+            request[NOTE] = "fault=dead"
+            raise validation.engine_dead(self.version)
+        return fault
+
     def _fault(self, request: web.Request, number: int) -> Fault | None:
         """The request's fault; a bad ``X-Mock-Fault`` header is a 400 naming what is wrong."""
         state = self.state

@@ -178,11 +178,7 @@ class Responses(GenerationEndpoint[_Call]):
         """Checks in vLLM's order (model, engine, options, context length), then the plan."""
         state = self.state
         config = state.config
-        validation.check_model(body.get("model"), config.served_model_names, self.version)
-        fault = self._fault(request, number)
-        if state.engine_dead or (fault is not None and fault.name == "dead"):
-            request[NOTE] = "fault=dead"
-            raise validation.engine_dead(self.version)
+        fault = self._admit(body, request, number)
         self._check_background(body)
         reasoning = body.get("reasoning")
         effort = reasoning.get("effort") if isinstance(reasoning, dict) else None
