@@ -7,7 +7,6 @@ fault does to this API's bytes.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -106,23 +105,10 @@ class ChatCompletions(GenerationEndpoint["_ChatRequest"]):
     # --- the non-streamed reply -----------------------------------------------------------
 
     async def _reply(self, request: web.Request, chat: _ChatRequest) -> web.StreamResponse:
-        arrival = time.monotonic()
-        plan, fault = chat.plan, chat.fault
-        if plan.times:
-            await asyncio.sleep(plan.times[-1])
-        if fault is not None and fault.name == "stall":
-            await asyncio.sleep(fault.seconds)
-        if fault is not None and fault.name == "drop":
-            self.state.metrics.record(plan, time.monotonic() - arrival, 0)
-            abort(request)
-            return web.Response(status=200)
-        self.state.metrics.record(plan, time.monotonic() - arrival, len(plan.steps))
-        if fault is not None and fault.name == "error":
-            message, err_type = error_kind(fault)
-            body = wire.error_body(message, err_type, fault.code)
-            return web.Response(status=fault.code, body=body, content_type=JSON)
-        if fault is not None and fault.name == "malformed":
-            return web.Response(body=wire.MALFORMED_REPLY, content_type=JSON)
+        early = await self._unstreamed(request, chat, wire.MALFORMED_REPLY)
+        if early is not None:
+            return early
+        plan = chat.plan
         if plan.generation.tool_fault == "harmony-error":
             message = tool_faults.harmony_error_message(plan.generation.tool_name)
             status, body = tool_faults.harmony_error_reply(self.version, message)

@@ -10,6 +10,7 @@ and its stream.
 from __future__ import annotations
 
 import asyncio
+import time
 from abc import ABC, abstractmethod
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -18,7 +19,7 @@ from aiohttp import web
 from gptoss_modal._exceptions import ConfigError
 from gptoss_modal.testing import _validation as validation
 from gptoss_modal.testing import _wire as wire
-from gptoss_modal.testing._faults import FAULT_HEADER, Fault, choose_fault
+from gptoss_modal.testing._faults import FAULT_HEADER, Fault, choose_fault, error_kind
 from gptoss_modal.testing._planning import Plan
 from gptoss_modal.testing._state import NOTE, MockState
 
@@ -108,6 +109,32 @@ class GenerationEndpoint(ABC, Generic[P]):
     @abstractmethod
     async def _stream(self, request: web.Request, prepared: P) -> web.StreamResponse:
         """The streamed reply."""
+
+    async def _unstreamed(
+        self, request: web.Request, prepared: P, malformed: bytes
+    ) -> web.StreamResponse | None:
+        """Wait out a non-streamed generation (and a ``stall``), count it, and answer what a
+        fault makes of the reply (``drop``, ``error``, ``malformed``: ``malformed`` is this
+        API's cut JSON); None when the reply goes ahead."""
+        arrival = time.monotonic()
+        plan, fault = prepared.plan, prepared.fault
+        if plan.times:
+            await asyncio.sleep(plan.times[-1])
+        if fault is not None and fault.name == "stall":
+            await asyncio.sleep(fault.seconds)
+        dropped = fault is not None and fault.name == "drop"
+        served = 0 if dropped else len(plan.steps)
+        self.state.metrics.record(plan, time.monotonic() - arrival, served)
+        if dropped:
+            abort(request)
+            return web.Response(status=200)
+        if fault is not None and fault.name == "error":
+            message, err_type = error_kind(fault)
+            body = wire.error_body(message, err_type, fault.code)
+            return web.Response(status=fault.code, body=body, content_type=JSON)
+        if fault is not None and fault.name == "malformed":
+            return web.Response(body=malformed, content_type=JSON)
+        return None
 
     def _admit(self, body: dict[str, Any], request: web.Request, number: int) -> Fault | None:
         """vLLM's first checks, in its order: the model, then a dead engine; the request's

@@ -9,7 +9,6 @@ bytes. The events themselves are :mod:`._responses_layout`'s.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -253,23 +252,10 @@ class Responses(GenerationEndpoint[_Call]):
     # --- the non-streamed reply -------------------------------------------------------------
 
     async def _reply(self, request: web.Request, call: _Call) -> web.StreamResponse:
-        arrival = time.monotonic()
-        plan, fault = call.plan, call.fault
-        if plan.times:
-            await asyncio.sleep(plan.times[-1])
-        if fault is not None and fault.name == "stall":
-            await asyncio.sleep(fault.seconds)
-        served = 0 if fault is not None and fault.name == "drop" else len(plan.steps)
-        self.state.metrics.record(plan, time.monotonic() - arrival, served)
-        if fault is not None and fault.name == "drop":
-            abort(request)
-            return web.Response(status=200)
-        if fault is not None and fault.name == "error":
-            message, err_type = error_kind(fault)
-            body = wire.error_body(message, err_type, fault.code)
-            return web.Response(status=fault.code, body=body, content_type=JSON)
-        if fault is not None and fault.name == "malformed":
-            return web.Response(body=b'{"id": "resp_', content_type=JSON)
+        early = await self._unstreamed(request, call, b'{"id": "resp_')
+        if early is not None:
+            return early
+        plan = call.plan
         gen = plan.generation
         if gen.tool_fault == rfaults.HARMONY_ERROR:  # 0.13.0 only: 0.33.0's plan has no call
             status_code, body = rfaults.harmony_error_reply(gen)
