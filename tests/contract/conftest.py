@@ -24,7 +24,9 @@ OracleFor = Callable[[str], VllmOracle]
 
 
 @pytest.fixture(scope="session")
-def vllm_oracle_for() -> Iterator[OracleFor]:
+def vllm_oracle_for(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[OracleFor]:
     """Start (on first use) and keep one long-lived oracle per vLLM version for the session;
     a missing venv skips the test, or fails it under GPTOSS_REQUIRE_VLLM=1."""
     oracles: dict[str, VllmOracle] = {}
@@ -36,6 +38,7 @@ def vllm_oracle_for() -> Iterator[OracleFor]:
                 if os.environ.get("GPTOSS_REQUIRE_VLLM") == "1":
                     pytest.fail(_missing(version))
                 pytest.skip(_missing(version))
+            _claim_oracle_start(request.config, tmp_path_factory, version)
             oracles[version] = VllmOracle(python)
         return oracles[version]
 
@@ -68,6 +71,7 @@ from tests.contract.conftest_server import (  # noqa: E402, F401 - fixtures, use
 _ORACLE_FIXTURES = frozenset({"vllm", "vllm_each", "vllm_oracle_for"})
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the marks into node ids
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Put every test that asks a vLLM oracle in that version's xdist group, so under
     ``pytest -n N --dist loadgroup`` (``make test``) each oracle (15-30 s of CPU to import vLLM)
@@ -82,3 +86,25 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         if version is None:  # `vllm` is 0.13.0's; the direct users ask for the default
             version = SEED_VLLM_VERSION if "vllm" in names else VLLM_VERSIONS[-1]
         item.add_marker(pytest.mark.xdist_group(f"vllm-{version}"))
+
+
+def _claim_oracle_start(
+    config: pytest.Config, tmp_path_factory: pytest.TempPathFactory, version: str
+) -> None:
+    """Under ``--dist loadgroup``, fail if another worker of this run already started this
+    version's oracle: the grouping above has silently stopped working (as it did with pytest
+    9.2, pytest-xdist#1386), and each extra start costs ~12 s of CPU."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker is None or not config.getvalue("loadgroup"):
+        return
+    run_root = tmp_path_factory.getbasetemp().parent  # shared by this run's workers
+    claim = run_root / f"vllm-oracle-{version}.started"
+    try:
+        with claim.open("x") as file:
+            file.write(worker)
+    except FileExistsError:
+        pytest.fail(
+            f"vLLM {version}'s oracle already started in worker {claim.read_text()}, now in "
+            f"{worker}: --dist loadgroup no longer groups the oracle's tests (check the "
+            "xdist_group marks reach the node ids; pytest-xdist#1386)"
+        )
