@@ -16,7 +16,7 @@ import random
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Generic, Protocol, Self, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, Self, TypeVar
 
 import aiohttp
 
@@ -82,25 +82,23 @@ class EventStream(Generic[_R, _E]):
     Use it as ``async with`` (or call :meth:`aclose`) so the connection is released.
     """
 
+    _path: ClassVar[str]  # the endpoint, below the client's base URL
+
     def __init__(
         self,
         client: Client,
         body: bytes,
         *,
-        path: str,
-        result: _R,
-        decoder: EventDecoder[_E],
         owns_client: bool = False,
         headers: Mapping[str, str] | None = None,
     ) -> None:
-        self.result: _R = result
+        self.result, self._decoder = self._start(client)
         # This request's own headers (e.g. the benchmark's Modal-Session-ID), beside the client's.
         self._headers = dict(headers) if headers else None
-        self.url = f"{client.base_url}{path}"
+        self.url = f"{client.base_url}{self._path}"
         self._client = client
         self._owns_client = owns_client
         self._body = body
-        self._decoder = decoder
         self._response: aiohttp.ClientResponse | None = None
         self._finished = False
         # The stall watchdog: one timer per stall period, not per read. A read that adds chunks
@@ -110,6 +108,10 @@ class EventStream(Generic[_R, _E]):
         self._progress_at = 0.0
         self._reading = False
         self._retry_after: float | None = None  # what the last refused attempt's reply asked
+
+    def _start(self, client: Client) -> tuple[_R, EventDecoder[_E]]:
+        """An empty result and a decoder for this API's events (each subclass says which)."""
+        raise NotImplementedError
 
     async def __aenter__(self) -> Self:
         return self
@@ -354,23 +356,9 @@ class ChatStream(EventStream[ChatResult, ChatChunk]):
     Use it as ``async with`` (or call :meth:`aclose`) so the connection is released.
     """
 
+    _path = "/v1/chat/completions"
     _units = "chunks"
     _missing_end = "data: [DONE]"
 
-    def __init__(
-        self,
-        client: Client,
-        body: bytes,
-        *,
-        owns_client: bool = False,
-        headers: Mapping[str, str] | None = None,
-    ) -> None:
-        super().__init__(
-            client,
-            body,
-            path="/v1/chat/completions",
-            result=ChatResult(),
-            decoder=ChatChunkDecoder(max_event_chars=client.max_event_chars),
-            owns_client=owns_client,
-            headers=headers,
-        )
+    def _start(self, client: Client) -> tuple[ChatResult, ChatChunkDecoder]:
+        return ChatResult(), ChatChunkDecoder(max_event_chars=client.max_event_chars)

@@ -42,25 +42,11 @@ class ResponseStream(EventStream[ResponseResult, AnyResponseEvent]):
     ``stream.result`` is the :class:`ResponseResult` so far. Use it as ``async with``.
     """
 
+    _path = "/v1/responses"
     _missing_end = "a terminal event (response.completed or response.incomplete)"
 
-    def __init__(
-        self,
-        client: Client,
-        body: bytes,
-        *,
-        owns_client: bool = False,
-        headers: Mapping[str, str] | None = None,
-    ) -> None:
-        super().__init__(
-            client,
-            body,
-            path="/v1/responses",
-            result=ResponseResult(),
-            decoder=ResponseEventDecoder(max_event_chars=client.max_event_chars),
-            owns_client=owns_client,
-            headers=headers,
-        )
+    def _start(self, client: Client) -> tuple[ResponseResult, ResponseEventDecoder]:
+        return ResponseResult(), ResponseEventDecoder(max_event_chars=client.max_event_chars)
 
 
 def new_response_stream(
