@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import dataclasses
+import io
 import itertools
 import json
 from collections.abc import Iterator, Mapping
@@ -28,7 +30,10 @@ pytestmark = pytest.mark.mock_only
 
 TURNS: Final = 4
 USERS: Final = 4
-REQUESTS: Final = 48  # 12 conversations of TURNS turns per level: about 24 tool-call turns
+# 8 conversations of TURNS turns per level, 16 to 21 tool-call turns: enough that each fault
+# case applies at least 3 faults and the mix each of its kinds (the counts are exact, so more
+# requests would cost CPU without proving more).
+REQUESTS: Final = 32
 VERSIONS: Final[tuple[VllmVersion, ...]] = ("0.33.0", "0.13.0")
 
 
@@ -74,6 +79,40 @@ def _run(url: str, out: Path, *extra: str) -> tuple[int, dict[str, Any]]:
     return code, json.loads(out.read_text())
 
 
+@dataclasses.dataclass(frozen=True)
+class _Run:
+    """One bench run against a fresh mock: exit code, JSON, stdout and the mock's counters."""
+
+    code: int
+    doc: dict[str, Any]
+    printed: str
+    applied: dict[str, int]
+    planned: int
+
+
+# The tests of the shared runs go to one xdist worker, so each run is made once per `make test`.
+_SHARED = pytest.mark.xdist_group("bench-agentic-plain")
+
+
+_TOOL_CALL_BUDGET: Final = "[mock.all]\ntool_call_invalid_rate = 0.01\n"
+
+
+@pytest.fixture(scope="module", params=VERSIONS)
+def plain_run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> _Run:
+    """One run per version without faults or prompt-token details, shared by the tests that read
+    different parts of it; it carries a ``tool_call_invalid_rate = 0.01`` budget, which only
+    adds the budget's verdict to what the run prints and writes."""
+    version: VllmVersion = request.param
+    out = tmp_path_factory.mktemp("plain-run")
+    budgets = out / "b.toml"
+    budgets.write_text(_TOOL_CALL_BUDGET)
+    capture = io.StringIO()
+    with _mock(version) as mock, contextlib.redirect_stdout(capture):
+        code, doc = _run(mock.url, out / "run.json", "--budgets", str(budgets))
+        applied, planned = mock.server.tool_faults_applied, mock.server.tool_calls_planned
+    return _Run(code, doc, capture.getvalue(), dict(applied), planned)
+
+
 def _only_level(doc: Mapping[str, Any]) -> dict[str, Any]:
     levels = doc["levels"]
     assert len(levels) == 1
@@ -109,21 +148,16 @@ def test_invalid_tool_calls_equal_the_faults_the_mock_applied(
     assert "INVALID TOOL CALLS" in printed
 
 
-@pytest.mark.parametrize("version", VERSIONS)
-def test_without_faults_every_tool_call_is_valid(
-    version: VllmVersion, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+@_SHARED
+def test_without_faults_every_tool_call_is_valid(plain_run: _Run) -> None:
     """No fault rates: the mock applied none and the bench counts every call valid (rate 0)."""
-    with _mock(version) as mock:
-        code, doc = _run(mock.url, tmp_path / "run.json")
-        applied, planned = mock.server.tool_faults_applied, mock.server.tool_calls_planned
-    printed = capsys.readouterr().out
-    assert code == 0, printed
-    calls = _only_level(doc)["tool_calls"]
-    assert sum(applied.values()) == 0
+    assert plain_run.code == 0, plain_run.printed
+    calls = _only_level(plain_run.doc)["tool_calls"]
+    assert sum(plain_run.applied.values()) == 0
+    planned = plain_run.planned
     assert (calls["calls"], calls["invalid"], calls["invalid_rate"]) == (planned, 0, 0.0)
     assert planned >= REQUESTS // 2 - USERS  # most user turns called a tool
-    assert "tool calls: all valid" in printed
+    assert "tool calls: all valid" in plain_run.printed
 
 
 def _cached_by_conversation(doc: Mapping[str, Any]) -> Iterator[list[int | None]]:
@@ -167,23 +201,19 @@ def test_prompt_token_details_show_the_cache_growing_turn_by_turn(
     assert any(line.startswith("c=4") and share in line for line in printed.splitlines())
 
 
-@pytest.mark.parametrize("version", VERSIONS)
-def test_without_prompt_token_details_the_cache_is_not_reported(
-    version: VllmVersion, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+@_SHARED
+def test_without_prompt_token_details_the_cache_is_not_reported(plain_run: _Run) -> None:
     """Without the flag no record, turn or level reports cached tokens (``None``, not 0), and
     the table's cache columns say "-"."""
-    with _mock(version) as mock:
-        code, doc = _run(mock.url, tmp_path / "run.json")
-    printed = capsys.readouterr().out
-    assert code == 0, printed
+    assert plain_run.code == 0, plain_run.printed
+    doc = plain_run.doc
     assert all(c is None for cached in _cached_by_conversation(doc) for c in cached)
     summary = _only_level(doc)
     assert summary.get("cache") is None  # absent: not reported
     assert {(t["cached_tokens_mean"], t["cache_hit_share"]) for t in summary["turns"]} == {
         (None, None)
     }
-    lines = printed.splitlines()
+    lines = plain_run.printed.splitlines()
     header = next(i for i, line in enumerate(lines) if line.startswith("level  turn  requests"))
     rows = list(itertools.takewhile(bool, lines[header + 2 :]))
     assert len(rows) == TURNS
@@ -214,16 +244,14 @@ def test_one_session_id_per_virtual_user_per_level(
     assert set(sessions.values()) == {TURNS}  # each user ran one conversation of TURNS turns
 
 
-def test_agentic_prompts_grow_turn_by_turn(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+@_SHARED
+@pytest.mark.parametrize("plain_run", ["0.33.0"], indirect=True)
+def test_agentic_prompts_grow_turn_by_turn(plain_run: _Run) -> None:
     """Per conversation, each turn's prompt is longer than the last, and the JSON records the
     scenario, turns, sessions and the server's vLLM version."""
-    with _mock("0.33.0") as mock:
-        code, doc = _run(mock.url, tmp_path / "run.json")
-    printed = capsys.readouterr().out
-    assert code == 0, printed
-    assert "prompt tok" in printed
+    assert plain_run.code == 0, plain_run.printed
+    assert "prompt tok" in plain_run.printed
+    doc = plain_run.doc
     settings = doc["settings"]
     assert (settings["scenario"], settings["turns"], settings["session_ids"]) == (
         "agentic",
@@ -244,18 +272,31 @@ def test_agentic_prompts_grow_turn_by_turn(
             assert all(b > a for a, b in itertools.pairwise(prompts)), prompts
 
 
-@pytest.mark.parametrize(("rates", "exit_code"), [({}, 0), ({"tool_name_leak_rate": 0.2}, 1)])
-def test_a_tool_call_budget_sets_the_exit_code(
-    rates: dict[str, float], exit_code: int, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+def _check_tool_call_budget(
+    code: int, doc: Mapping[str, Any], printed: str, exit_code: int
 ) -> None:
-    """``tool_call_invalid_rate = 0.01`` holds without faults (exit 0) and fails with the mock's
-    name leaks (exit 1), through the CLI in-process."""
-    budgets = tmp_path / "b.toml"
-    budgets.write_text("[mock.all]\ntool_call_invalid_rate = 0.01\n")
-    with _mock("0.33.0", **rates) as mock:
-        code, doc = _run(mock.url, tmp_path / "run.json", "--budgets", str(budgets))
-    printed = capsys.readouterr().out
+    """The run's exit code, verdict line and JSON say whether the tool-call budget held."""
     assert code == exit_code, printed
     verdict = "PASS" if exit_code == 0 else "FAIL"
     assert f"{verdict}  c={USERS}            tool_call_invalid_rate" in printed
     assert doc["budgets"]["held"] is (exit_code == 0)
+
+
+@_SHARED
+@pytest.mark.parametrize("plain_run", ["0.33.0"], indirect=True)
+def test_a_tool_call_budget_holds_without_faults(plain_run: _Run) -> None:
+    """``tool_call_invalid_rate = 0.01`` holds without faults (exit 0), through the CLI
+    in-process."""
+    _check_tool_call_budget(plain_run.code, plain_run.doc, plain_run.printed, 0)
+
+
+def test_a_tool_call_budget_fails_with_name_leaks(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``tool_call_invalid_rate = 0.01`` fails with the mock's name leaks (exit 1), through the
+    CLI in-process."""
+    budgets = tmp_path / "b.toml"
+    budgets.write_text(_TOOL_CALL_BUDGET)
+    with _mock("0.33.0", tool_name_leak_rate=0.2) as mock:
+        code, doc = _run(mock.url, tmp_path / "run.json", "--budgets", str(budgets))
+    _check_tool_call_budget(code, doc, capsys.readouterr().out, 1)

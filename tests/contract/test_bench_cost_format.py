@@ -12,7 +12,7 @@ import pytest
 
 from gptoss_modal.bench.cost import LIST_PRICES_USD_PER_S
 from gptoss_modal.cli import main
-from gptoss_modal.testing.mock_server import spawn_mock_process
+from gptoss_modal.testing.mock_server import MockConfig, run_mock_in_thread
 from tests.contract._oracle import VllmOracle, vllm_venv_python
 
 FAST = ["--output-tokens", "16", "--input-tokens", "32", "--quiet"]
@@ -20,8 +20,9 @@ FAST = ["--output-tokens", "16", "--input-tokens", "32", "--quiet"]
 
 @pytest.fixture(scope="module")
 def mock_url() -> Iterator[str]:
-    """A fast mock in its own process."""
-    with spawn_mock_process(["--ttft-ms", "20", "--itl-ms", "2"]) as mock:
+    """A fast mock in a thread of this process (nothing here is timed, and a mock process costs
+    ~0.5 s of CPU to start in each xdist worker that runs one of these tests)."""
+    with run_mock_in_thread(MockConfig(ttft_ms=20.0, itl_ms=2.0)) as mock:
         yield mock.url
 
 

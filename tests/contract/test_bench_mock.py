@@ -11,7 +11,12 @@ before it answers; that server-side time is real TTFT for a client, and the uppe
 it, while the lower one still catches a metric defined wrongly (a per-chunk ITL at
 --stream-interval 4 would be 4x off, a TTFT taken at the wrong chunk 3 or 4 tokens off). The
 TTFT is 500 ms: long enough that 5% of it is 25 ms, short enough that these tests, which mostly
-wait, do not dominate `make test`.
+wait, do not dominate `make test`. 24 output tokens (480 ms at 20 ms each) give a TPOT per
+request and 5 to 23 inter-token gaps per stream for the ITL p50, and at stream interval 4 the
+first visible token (token 4) is still well before the last.
+
+Each spawned mock serves every test that asks for it in one xdist worker (an xdist group per
+mock), so `make test` starts each once.
 """
 
 from __future__ import annotations
@@ -20,20 +25,26 @@ import json
 import math
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from gptoss_modal.bench import BenchSettings, Level, run_benchmark
 from gptoss_modal.bench.budgets import load_budgets, parse_budgets
 from gptoss_modal.cli import main
-from gptoss_modal.testing.mock_server import MockConfig, MockVLLM, spawn_mock_process
+from gptoss_modal.testing.mock_server import (
+    MockConfig,
+    MockVLLM,
+    run_mock_in_thread,
+    spawn_mock_process,
+)
 
 pytestmark = pytest.mark.mock_only
 
 ROOT = Path(__file__).resolve().parents[2]
 TTFT_MS = 500.0
 ITL_MS = 20.0
-OUTPUT_TOKENS = 48
+OUTPUT_TOKENS = 24  # enough for a p50 of the gaps; each one costs the c=1 runs 3 x 20 ms
 HIDDEN_PREFIX_TOKENS = 3  # <|channel|>analysis<|message|> come before the first reasoning token
 
 
@@ -47,7 +58,14 @@ def within(measured_s: float, expected_ms: float) -> bool:
     return expected_ms - early <= measured_ms <= 1.5 * expected_ms + 50.0
 
 
-@pytest.fixture(scope="module", params=[1, 4], ids=["interval-1", "interval-4"])
+def per_mock_group(name: str, *intervals: int) -> list[Any]:
+    """The stream intervals as fixture params, each in its own xdist group: one worker runs all
+    the tests of one spawned mock, so it is started once per run."""
+    group = pytest.mark.xdist_group
+    return [pytest.param(i, marks=group(f"{name}-{i}"), id=f"interval-{i}") for i in intervals]
+
+
+@pytest.fixture(scope="module", params=per_mock_group("bench-mock-timed", 1, 4))
 def timed_mock(request: pytest.FixtureRequest) -> Iterator[tuple[str, int]]:
     """A mock in its own process with a known TTFT, ITL and --stream-interval."""
     interval: int = request.param
@@ -144,6 +162,9 @@ async def test_no_spec_decode_means_no_acceptance_reported() -> None:
     assert result.levels[0].server_s["ttft"] >= 0  # vLLM's own TTFT histogram was read
 
 
+_DEFAULT_MOCK_GROUP = pytest.mark.xdist_group("bench-mock-defaults")
+
+
 @pytest.fixture(scope="module")
 def default_mock() -> Iterator[str]:
     """`gptoss-modal mock` with its defaults: TTFT 200 ms, 20 ms per token, interval 1."""
@@ -151,6 +172,7 @@ def default_mock() -> Iterator[str]:
         yield mock.url
 
 
+@_DEFAULT_MOCK_GROUP
 def test_the_example_budgets_hold_against_the_mock(
     default_mock: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -169,6 +191,7 @@ def test_the_example_budgets_hold_against_the_mock(
     assert load_budgets(ROOT / "budgets.example.toml").section("mock").for_level(8)
 
 
+@_DEFAULT_MOCK_GROUP
 def test_a_budget_the_mock_cannot_meet_fails_with_exit_1(
     default_mock: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -204,7 +227,8 @@ def test_goodput_counts_requests_within_the_per_request_limits() -> None:
 def test_failures_are_recorded_by_kind(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """Dropped connections are counted as incomplete streams, each with its own record."""
     out = tmp_path / "run.json"
-    with spawn_mock_process(["--ttft-ms", "5", "--itl-ms", "1", "--fault", "drop:rate=0.5"]) as m:
+    # In a thread of this process: no timing is asserted, and a process start costs ~0.5 s CPU.
+    with run_mock_in_thread(MockConfig(ttft_ms=5.0, itl_ms=1.0, fault="drop:rate=0.5")) as m:
         argv = ["bench", m.url, "--concurrency", "4", "--requests", "16", "--quiet"]
         argv += ["--output-tokens", "32", "--input-tokens", "20", "--json", str(out)]
         assert main(argv) == 0
@@ -223,7 +247,7 @@ def test_a_run_where_every_request_fails_exits_1_with_a_message(
 ) -> None:
     """Every request answered 503: a clear message, exit 1, and the JSON still written."""
     out = tmp_path / "run.json"
-    with spawn_mock_process(["--fault", "http-503"]) as m:
+    with run_mock_in_thread(MockConfig(fault="http-503")) as m:  # as above: nothing timed
         argv = ["bench", m.url, "--concurrency", "2", "--requests", "3", "--quiet"]
         argv += ["--output-tokens", "8", "--json", str(out)]
         assert main(argv) == 1

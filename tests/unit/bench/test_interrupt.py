@@ -10,12 +10,14 @@ import sys
 from pathlib import Path
 
 from gptoss_modal.cli import EXIT_INTERRUPTED
-from gptoss_modal.testing.mock_server import spawn_mock_process
+from gptoss_modal.testing.mock_server import MockConfig, run_mock_in_thread
 
-# One request of 300 tokens at 10 ms each: a level lasts about 3 s, so the signal sent when
-# the first level's line appears lands well inside the second on a loaded machine.
-MOCK_ARGS = ("--ttft-ms", "50", "--itl-ms", "10", "--stream-interval", "1", "--quiet")
-BENCH_ARGS = ("--concurrency", "1,2", "--requests", "1", "--output-tokens", "300")
+# One request of 200 tokens at 10 ms each: a level lasts about 2 s, so the signal sent when
+# the first level's line appears lands well inside the second on a loaded machine (a signal
+# takes milliseconds). The mock runs in a thread of this process: the bench is the subprocess
+# under test, and a second process would cost ~0.5 s of CPU to start.
+MOCK = MockConfig(ttft_ms=50.0, itl_ms=10.0, stream_interval=1)
+BENCH_ARGS = ("--concurrency", "1,2", "--requests", "1", "--output-tokens", "200")
 LINE_WAIT_S = 120.0  # generous: only a hung run would take this long
 
 
@@ -23,7 +25,7 @@ def test_ctrl_c_after_the_first_level_keeps_it(tmp_path: Path) -> None:
     """SIGINT once level c=1 is done (c=2 warms up): exit 130, the table and the JSON hold c=1
     only, and a warning names the level that was not measured."""
     out = tmp_path / "run.json"
-    with spawn_mock_process(MOCK_ARGS) as mock:
+    with run_mock_in_thread(MOCK) as mock:
         argv = [sys.executable, "-m", "gptoss_modal", "bench", mock.url, *BENCH_ARGS]
         env = {**os.environ, "NO_COLOR": "1"}
         proc = subprocess.Popen(
