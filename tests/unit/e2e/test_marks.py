@@ -2,28 +2,12 @@
 
 from __future__ import annotations
 
-import modal._traceback  # noqa: F401 - preloaded, see run_tiny_suite
 import pytest
 
 from gptoss_modal.bench.budgets import load_budgets
 from tests.e2e.marks import CONTRACT_TIMEOUT_S, HEALTH_MARGIN_S, e2e_marks, per_test_timeout_s
 from tests.e2e.settings import DEFAULT_BUDGETS, E2ESettings
-
-
-def run_tiny_suite(
-    pytester: pytest.Pytester, files: dict[str, str], *args: str
-) -> pytest.RunResult:
-    """Run a tiny suite of ``files`` with ``args``, in this process (a fresh pytest session
-    each time: a subprocess would spend seconds importing what this one already has).
-
-    Modal comes imported: pytester forgets what a run imported, but pytest caches each parsed
-    warning filter with its class, so a later run's ServerWarning, imported anew, would not
-    match the cached ``default::modal.exception.ServerWarning`` (and each run re-imported it)."""
-    pytester.makepyfile(**{name.removesuffix(".py"): text for name, text in files.items()})
-    return pytester.runpytest_inprocess(
-        "-p", "no:cacheprovider", "-p", "no:asyncio", "--import-mode=importlib", *args
-    )  # fmt: skip
-
+from tests.unit.e2e.tiny_suite import run_tiny_suite
 
 # The project's 300 s timeout scaled down to a told delay, and a session fixture that takes
 # 2.5 times as long, as the deployment's takes longer than 300 s (pytest-timeout's timer takes
