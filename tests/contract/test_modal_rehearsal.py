@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import json
+import os
 import re
 import shlex
 import subprocess
@@ -43,6 +44,10 @@ from gptoss_modal.deploy.image import (
 from gptoss_modal.deploy.settings import DeploySettings
 from gptoss_modal.serve.options import VllmVersion
 from tests.modal_stub import CLI_TIMEOUT_S, WEB_URL_SUFFIX, ModalStub, method_names, run_modal
+
+# Under `make test` (pytest -n N --dist loadgroup) the module runs in one worker: its stub and
+# its deploys are module-scoped, and spread over N workers each would deploy every case again.
+pytestmark = pytest.mark.xdist_group("modal-rehearsal")
 
 APP_MODULE = "gptoss_modal.app"
 APP_SPEC = importlib.util.find_spec(APP_MODULE)  # the app the CLI will import (not run here)
@@ -371,13 +376,37 @@ def test_a_config_change_rebuilds_only_the_environment_layer(rehearse: Rehearse)
 
 # Import the app as a Modal container does (``modal.is_local()`` false) from the package
 # source the deploy uploaded, with only the image's environment, and print what it would start
-# vLLM with.
+# vLLM with: every case in one interpreter (a Python start and `import modal` each cost about a
+# second of CPU). Each case gets a fresh import of everything past `modal` (so nothing one
+# case's environment set at import survives into the next), its own environment and its own
+# upload first on sys.path. argv[1] is the run's bytecode cache for modal and its dependencies,
+# set here, not as a variable, so the environment stays the image's alone; the uploads are new
+# files each run, so their bytecode is not written.
 _CONTAINER_SCRIPT = """
-import json, modal
+import importlib, json, os, sys, traceback
+sys.pycache_prefix = sys.argv[1] or None
+cases = json.load(sys.stdin)
+os.environ.clear()
+os.environ.update(cases[0]["env"])
+import modal
 modal.is_local = lambda: False
-import gptoss_modal.app as app
-d = app.DEPLOYMENT
-print(json.dumps({"file": app.__file__, "argv": d.argv, "env": d.vllm_env}))
+sys.dont_write_bytecode = True
+baseline = set(sys.modules)
+for case in cases:
+    os.environ.clear()
+    os.environ.update(case["env"])
+    for module in set(sys.modules) - baseline:
+        del sys.modules[module]
+    sys.path.insert(0, case["root"])
+    importlib.invalidate_caches()
+    try:
+        import gptoss_modal.app as app
+        d = app.DEPLOYMENT
+        out = {"file": app.__file__, "argv": d.argv, "env": d.vllm_env}
+    except BaseException:
+        out = {"error": traceback.format_exc()}
+    sys.path.remove(case["root"])
+    print(json.dumps(out))
 """
 
 
@@ -391,34 +420,61 @@ def _unpack_package(stub: ModalStub, mount: api_pb2.MountGetOrCreateRequest, roo
         path.write_bytes(contents[entry.sha256_hex])
 
 
-@each_case
-def test_the_container_rebuilds_the_argv_printed_at_deploy_time(
-    rehearse: Rehearse, name: str, stub: ModalStub, tmp_path: Path
-) -> None:
-    """The uploaded source, run with the deployment JSON the image carries, starts vLLM with
-    exactly the argv (and variables) the deploy printed."""
-    r = rehearse(name)
-    d = r.deployed
-    image_env = _env_layer(d.commands("serve")[-1])
-    (package,) = [d.mounts[i] for i in d.functions["serve"].mount_ids if d.mounts[i].files]
-    _unpack_package(stub, package, tmp_path)
+@dataclass
+class Container:
+    """One case's app imported container-side: where from, and what it printed."""
+
+    root: Path  # the case's unpacked upload (its /root)
+    result: subprocess.CompletedProcess[str]  # the one interpreter all cases ran in
+    printed: dict[str, Any]  # file, argv and env; or the import's traceback as error
+
+
+@pytest.fixture(scope="module")
+def containers(
+    rehearse: Rehearse, stub: ModalStub, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Container]:
+    """Every case deployed, its upload unpacked, and its app imported container-side."""
+    roots: dict[str, Path] = {}
+    envs: list[dict[str, str]] = []
+    for name in CASES:
+        d = rehearse(name).deployed
+        image_env = _env_layer(d.commands("serve")[-1])
+        (package,) = [d.mounts[i] for i in d.functions["serve"].mount_ids if d.mounts[i].files]
+        root = roots[name] = tmp_path_factory.mktemp("container")
+        _unpack_package(stub, package, root)
+        envs.append(
+            {**image_env, "HOME": str(root), "PATH": "/usr/bin:/bin", "PYTHONPATH": str(root)}
+        )
+    cases = [{"root": str(roots[name]), "env": env} for name, env in zip(CASES, envs, strict=True)]
     result = subprocess.run(
-        [sys.executable, "-c", _CONTAINER_SCRIPT],
-        env={
-            **image_env,
-            "HOME": str(tmp_path),
-            "PATH": "/usr/bin:/bin",
-            "PYTHONPATH": str(tmp_path),
-        },
+        [sys.executable, "-c", _CONTAINER_SCRIPT, os.environ.get("PYTHONPYCACHEPREFIX", "")],
+        input=json.dumps(cases),
+        env=envs[0],
         capture_output=True,
         text=True,
         timeout=CLI_TIMEOUT_S,
         check=False,
     )
-    _ok(result)
-    container = json.loads(result.stdout.strip().splitlines()[-1])
-    assert Path(container["file"]).is_relative_to(tmp_path)  # the uploaded copy, not ours
-    printed = d.printed_argv()
+    lines = result.stdout.strip().splitlines()[-len(CASES) :]
+    printed = [json.loads(line) for line in lines] if result.returncode == 0 else [{}] * len(CASES)
+    return {
+        name: Container(roots[name], result, out) for name, out in zip(CASES, printed, strict=True)
+    }
+
+
+@each_case
+def test_the_container_rebuilds_the_argv_printed_at_deploy_time(
+    rehearse: Rehearse, name: str, containers: dict[str, Container]
+) -> None:
+    """The uploaded source, run with the deployment JSON the image carries, starts vLLM with
+    exactly the argv (and variables) the deploy printed."""
+    r = rehearse(name)
+    c = containers[name]
+    _ok(c.result)
+    container = c.printed
+    assert "error" not in container, container["error"]
+    assert Path(container["file"]).is_relative_to(c.root)  # the uploaded copy, not ours
+    printed = r.deployed.printed_argv()
     assert container["argv"] == printed == r.deployment.argv
     assert container["env"] == r.deployment.vllm_env
     assert f"--port {r.case.port}" in shlex.join(printed)
@@ -471,9 +527,13 @@ def test_modal_run_download_calls_the_download_function(stub: ModalStub, home: P
     assert publish.app_state == api_pb2.APP_STATE_EPHEMERAL
 
 
-def test_modal_app_stop_stops_the_deployed_app(stub: ModalStub, home: Path) -> None:
+def test_modal_app_stop_stops_the_deployed_app(
+    rehearse: Rehearse, stub: ModalStub, home: Path
+) -> None:
     """`modal app stop` stops the app `modal deploy` published, by its id."""
-    _ok(_deploy(stub, home, PREFLIGHT_OFF).result)
+    # The default config's deploy (the module's, done once; the stub keeps the app it
+    # published) is the deploy to stop: a deploy of its own would cost a CLI run.
+    rehearse("20b-B200:1-api_key-default")
     app_id = stub.deployed_app_id(DeploySettings().app_name)
     assert app_id
     stub.clear()

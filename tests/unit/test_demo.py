@@ -42,9 +42,15 @@ def test_a_simulated_cold_start_makes_the_chat_wait_past_it(chat_argv: list[list
     assert chat_argv[0][-2:] == ["--wait", "32.5s"]
 
 
-def test_the_demo_chat_gets_through_a_cold_start(capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_demo_chat_gets_through_a_cold_start(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     """For real: the mock answers 503 on /health during its cold start, and the chat waits
     through it and prints the reply instead of failing with the 503."""
+    # The demo's gpt-oss-like pacing (300 ms, then 15 ms a token) is for watching; unpaced,
+    # the reply still streams, and the wait is the cold start's alone.
+    monkeypatch.setattr(demo, "DEMO_TTFT_MS", 0.0)
+    monkeypatch.setattr(demo, "DEMO_ITL_MS", 0.0)
     assert demo.main(["chat", "hi", "--cold-start-s", "0.5"]) == cli.EXIT_OK
     out, err = capsys.readouterr()
     assert out.strip()

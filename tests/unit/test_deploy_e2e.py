@@ -57,20 +57,25 @@ def test_half_a_token_names_the_missing_half() -> None:
     assert "MODAL_TOKEN_SECRET is not" in reason
 
 
-def test_without_credentials_every_e2e_test_is_skipped_with_one_reason(tmp_path: Path) -> None:
+def test_without_credentials_every_e2e_test_is_skipped_with_one_reason(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     """`pytest tests/e2e -m e2e` with no Modal token skips every test, all for the same reason."""
-    run = subprocess.run(
-        [sys.executable, "-m", "pytest", "tests/e2e", "-m", "e2e", "-rs", "-p", "no:cacheprovider"],
-        cwd=ROOT,
-        env=_no_credentials_env(tmp_path),
-        capture_output=True,
-        text=True,
-        check=False,
+    # A fresh pytest session in this process (a subprocess spent a second starting Python and
+    # pytest), from the repository root, with the environment the subprocess had.
+    for name in os.environ:
+        if name.startswith(("MODAL_", "GPTOSS_", "PYTEST_")):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("MODAL_CONFIG_PATH", str(tmp_path / "no-modal.toml"))
+    monkeypatch.chdir(ROOT)
+    result = pytester.runpytest_inprocess(
+        "tests/e2e", "-m", "e2e", "-rs", "-p", "no:cacheprovider", f"--rootdir={ROOT}"
     )
-    assert run.returncode == 0, run.stdout + run.stderr
-    reasons = set(re.findall(r"^SKIPPED \[\d+\] [^:]+: (.*)$", run.stdout, re.MULTILINE))
+    stdout = result.stdout.str()
+    assert result.ret == 0, stdout + result.stderr.str()
+    reasons = set(re.findall(r"^SKIPPED \[\d+\] [^:]+: (.*)$", stdout, re.MULTILINE))
     assert reasons == {missing_modal_credentials({})}
-    summary = run.stdout.strip().splitlines()[-1]
+    summary = stdout.strip().splitlines()[-1]
     assert re.search(r"\b\d+ skipped\b", summary)
     assert not re.search(r"passed|failed|error", summary)
 

@@ -27,7 +27,7 @@ from gptoss_modal.cli import (
     main,
     with_default_subcommands,
 )
-from gptoss_modal.testing.mock_server import spawn_mock_process
+from gptoss_modal.testing.mock_server import MockConfig, run_mock_in_thread
 
 SECRET = "sk-SECRET-4f9a"  # a made-up key: it must never be printed
 RUN_TIMEOUT_S = 60  # a bound on one CLI run on a loaded machine, not a speed claim
@@ -91,8 +91,10 @@ def _clean(result: subprocess.CompletedProcess[str]) -> str:
 
 @pytest.fixture(scope="module")
 def mock_url() -> Iterator[str]:
-    """One mock in another process for the tests that need a server."""
-    with spawn_mock_process(["--ttft-ms", "0", "--itl-ms", "0", "--api-key", SECRET]) as mock:
+    """One mock for the tests that need a server, on a thread of this process (its own
+    process cost an interpreter start; the clients, in-process or not, only need its URL)."""
+    config = MockConfig(ttft_ms=0, itl_ms=0, api_keys=(SECRET,))
+    with run_mock_in_thread(config) as mock:
         yield mock.url
 
 

@@ -6,8 +6,10 @@ import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
+import openai  # noqa: F401 - preloaded, see run_contract_checks
 import pytest
 
+import tests.contract.conftest_server  # noqa: F401 - preloaded, see run_contract_checks
 from gptoss_modal.testing.mock_server import spawn_mock_process
 from tests.e2e import known_failures
 from tests.e2e.known_failures import CONTRACT_CHECKS, LOST_LAST_BATCH_ENV, loses_last_batch
@@ -15,6 +17,10 @@ from tests.e2e.settings import ROOT
 
 KEY = "sk-known-failures"
 SEED_LIKE = ("--vllm", "0.13.0", "--stream-interval", "20", "--num-speculative-tokens", "7")
+# The mock batches a stream's outputs by token count (stream interval, drafts), never by time,
+# so which batch is lost is the same unpaced; paced (200 ms + 20 ms a token) each run waited
+# ~2 s per check.
+UNPACED = ("--ttft-ms", "0", "--itl-ms", "0")
 
 
 @pytest.mark.parametrize(
@@ -38,8 +44,8 @@ def test_the_decision_follows_version_interval_and_drafts(
 
 @contextmanager
 def mock_url(*args: str) -> Iterator[str]:
-    """A mock vLLM in its own process, serving with ``args``."""
-    with spawn_mock_process(["--api-key", KEY, *args]) as mock:
+    """A mock vLLM in its own process, serving (unpaced) with ``args``."""
+    with spawn_mock_process(["--api-key", KEY, *UNPACED, *args]) as mock:
         yield mock.url
 
 
@@ -52,7 +58,10 @@ def run_contract_checks(
 ) -> pytest.RunResult:
     """The contract checks named in CONTRACT_CHECKS, against ``url``, as the e2e test runs them
     (there in a subprocess; here a fresh pytest session in this process, from the repository
-    root with its configuration, and the environment the subprocess would get)."""
+    root with its configuration, and the environment the subprocess would get).
+
+    pytester forgets every module a run imported, so each run would import the checks'
+    dependencies again (openai alone takes ~0.7 s of CPU): this module imports them once."""
     for name in [name for name in os.environ if name.startswith(("GPTOSS_", "PYTEST_"))]:
         monkeypatch.delenv(name)
     monkeypatch.setenv("GPTOSS_BASE_URL", url)

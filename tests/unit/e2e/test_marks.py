@@ -2,35 +2,24 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from gptoss_modal.bench.budgets import load_budgets
 from tests.e2e.marks import CONTRACT_TIMEOUT_S, HEALTH_MARGIN_S, e2e_marks, per_test_timeout_s
 from tests.e2e.settings import DEFAULT_BUDGETS, E2ESettings
-from tests.unit.e2e.tiny_suite import run_tiny_suite as run_tiny_suite_in_a_subprocess
+from tests.unit.e2e.tiny_suite import run_tiny_suite
 
-
-def run_tiny_suite(
-    pytester: pytest.Pytester, files: dict[str, str], *args: str
-) -> pytest.RunResult:
-    """Run a tiny suite of ``files`` with ``args``, in this process (a fresh pytest session
-    each time: a subprocess would spend seconds importing what this one already has)."""
-    pytester.makepyfile(**{name.removesuffix(".py"): text for name, text in files.items()})
-    return pytester.runpytest_inprocess(
-        "-p", "no:cacheprovider", "-p", "no:asyncio", "--import-mode=importlib", *args
-    )  # fmt: skip
-
-
-# A session fixture that takes longer than the project-wide timeout, as the deployment's does.
-SLOW_SETUP = """
+# The project's 300 s timeout scaled down to a told delay, and a session fixture that takes
+# 2.5 times as long, as the deployment's takes longer than 300 s (pytest-timeout's timer takes
+# fractions of a second).
+PROJECT_TIMEOUT_S = 0.5
+SLOW_SETUP = f"""
 import time
 import pytest
 
 @pytest.fixture(scope="session")
 def deployed():
-    time.sleep(2.5)
+    time.sleep({2.5 * PROJECT_TIMEOUT_S})
     return "url"
 
 def test_uses_the_deployment(deployed):
@@ -57,20 +46,20 @@ def test_a_server_notice_during_the_run():
 
 def test_a_slow_setup_errors_under_the_project_timeout(pytester: pytest.Pytester) -> None:
     """Without the e2e marks, pytest-timeout counts fixture setup: a slow setup errors (the
-    first-run failure, with the project's 300 s scaled down to 1 s)."""
-    run = run_tiny_suite(pytester, {"test_slow.py": SLOW_SETUP}, "-o", "timeout=1")
+    first-run failure, with the project's 300 s scaled down)."""
+    run = run_tiny_suite(
+        pytester, {"test_slow.py": SLOW_SETUP}, "-o", f"timeout={PROJECT_TIMEOUT_S}"
+    )
     assert run.ret != 0
     assert "Timeout" in run.stdout.str() + run.stderr.str()
 
 
-def test_the_e2e_timeout_lets_a_slow_setup_finish(tmp_path: Path) -> None:
+def test_the_e2e_timeout_lets_a_slow_setup_finish(pytester: pytest.Pytester) -> None:
     """With the e2e marks the same slow setup passes under the same project timeout."""
-    # A subprocess: run in this process, its conftest's marks leave the next in-process suite's
-    # conftest without effect (pytest's own state), so one of the two conftest suites runs here.
     files = {"test_slow.py": SLOW_SETUP, "conftest.py": APPLY_E2E_MARKS}
-    run = run_tiny_suite_in_a_subprocess(tmp_path, files, "-o", "timeout=1")
-    assert run.returncode == 0, run.stdout + run.stderr
-    assert "1 passed" in run.stdout
+    run = run_tiny_suite(pytester, files, "-o", f"timeout={PROJECT_TIMEOUT_S}")
+    assert run.ret == 0, run.stdout.str() + run.stderr.str()
+    assert "1 passed" in run.stdout.str()
 
 
 def test_a_modal_server_warning_is_an_error_without_the_e2e_marks(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from pathlib import Path
 
 import aiohttp
 import pytest
@@ -118,14 +117,16 @@ def test_second(deployed):
 """
 
 
-def test_ctrl_c_during_the_wait_ends_the_session(tmp_path: Path) -> None:
+def test_ctrl_c_during_the_wait_ends_the_session(pytester: pytest.Pytester) -> None:
     """A Ctrl-C that Modal's runner swallows still ends the pytest session: exit code 2 and
     neither test run against a fixture that never yielded."""
-    run = run_tiny_suite(tmp_path, {"test_ctrl_c.py": CTRL_C_SUITE})
-    assert run.returncode == pytest.ExitCode.INTERRUPTED, run.stdout + run.stderr
-    assert "interrupted (Ctrl-C)" in run.stdout
-    assert "did not yield" not in run.stdout
-    assert "test_second" not in run.stdout.split("Disconnecting from Modal")[-1]
+    # In this process: the exit code is what pytest's main() returns, as a process would exit.
+    run = run_tiny_suite(pytester, {"test_ctrl_c.py": CTRL_C_SUITE})
+    stdout = run.stdout.str()
+    assert run.ret == pytest.ExitCode.INTERRUPTED, stdout + run.stderr.str()
+    assert "interrupted (Ctrl-C)" in stdout
+    assert "did not yield" not in stdout
+    assert "test_second" not in stdout.split("Disconnecting from Modal")[-1]
 
 
 class FakeVolume:

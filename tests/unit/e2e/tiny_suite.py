@@ -1,36 +1,23 @@
-"""Run a tiny pytest suite in a subprocess, with the e2e suite's modules importable."""
+"""Run a tiny pytest suite in this process, as a fresh pytest session, with the e2e suite's
+modules importable (a subprocess would spend a second or more importing what this one has)."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections.abc import Mapping
-from pathlib import Path
 
-from tests.e2e.settings import ROOT
-
-TINY_SUITE_TIMEOUT_S = 120.0  # a backstop for a hung child, not a timing assertion
+import modal._traceback  # noqa: F401 - preloaded, see run_tiny_suite
+import pytest
 
 
 def run_tiny_suite(
-    tmp_path: Path,
-    files: Mapping[str, str],
-    *args: str,
-    env: Mapping[str, str] | None = None,
-) -> subprocess.CompletedProcess[str]:
-    """Write ``files`` into ``tmp_path`` and run pytest there with ``args``."""
-    for name, text in files.items():
-        (tmp_path / name).write_text(text)
-    child_env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
-    child_env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(ROOT / "src")])
-    child_env |= dict(env or {})
-    return subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:asyncio", *args],
-        cwd=tmp_path,
-        env=child_env,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=TINY_SUITE_TIMEOUT_S,
-    )
+    pytester: pytest.Pytester, files: Mapping[str, str], *args: str
+) -> pytest.RunResult:
+    """Write ``files`` into ``pytester``'s directory and run pytest there with ``args``.
+
+    Modal comes imported: pytester forgets what a run imported, but pytest caches each parsed
+    warning filter with its class, so a later run's ServerWarning, imported anew, would not
+    match the cached ``default::modal.exception.ServerWarning`` (and each run re-imported it)."""
+    pytester.makepyfile(**{name.removesuffix(".py"): text for name, text in files.items()})
+    return pytester.runpytest_inprocess(
+        "-p", "no:cacheprovider", "-p", "no:asyncio", "--import-mode=importlib", *args
+    )  # fmt: skip
