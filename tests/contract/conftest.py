@@ -71,13 +71,6 @@ from tests.contract.conftest_server import (  # noqa: E402, F401 - fixtures, use
 _ORACLE_FIXTURES = frozenset({"vllm", "vllm_each", "vllm_oracle_for"})
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    """Know xdist's group mark without xdist too (``-p no:xdist``): tests here set it to share
-    one expensive module fixture per run, and --strict-markers would reject it."""
-    if not config.pluginmanager.hasplugin("xdist"):
-        config.addinivalue_line("markers", "xdist_group(name): one worker runs the group")
-
-
 @pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the marks into node ids
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Put every test that asks a vLLM oracle in that version's xdist group, so under
