@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import signal
 
+import pytest
 from hypothesis import HealthCheck, settings
 
 pytest_plugins = ("pytester",)  # in-process runs of tiny suites (tests/unit/e2e)
@@ -19,6 +20,12 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow],
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Register ``xdist_group`` for runs without pytest-xdist (``-p no:xdist``), where
+    --strict-markers would reject the modules that share one worker's expensive setup."""
+    config.addinivalue_line("markers", "xdist_group(name): run these tests in one xdist worker")
 
 
 # A shell without job control starts a background command (`make test &`, nohup, some CI
