@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import openai
+import pytest
 from hypothesis import given, settings
 
 from gptoss_modal.stream.client import Client
@@ -22,9 +22,15 @@ from tests.strategies_stream import (
     vllm_stream,
 )
 
+# One xdist worker runs the openai SDK's tests, so one worker imports the SDK (~0.7 s), and
+# not every worker at collection.
+pytestmark = pytest.mark.xdist_group("openai")
+
 
 async def openai_sdk_reads(url: str) -> dict[str, Any]:
     """What an openai SDK user assembles from the stream: text, reasoning, calls, usage."""
+    import openai
+
     content, reasoning = "", ""
     calls: dict[int, dict[str, str]] = {}
     finish, usage = None, None

@@ -10,15 +10,19 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import openai
 import pytest
-from openai.types.chat import ChatCompletionMessageFunctionToolCall
 
 from gptoss_modal.serve.options import DEFAULT_VLLM_VERSION, VLLM_VERSIONS
 from gptoss_modal.testing.mock_server import MockConfig, MockVLLM
 from tests.contract.conftest_server import MOCK_API_KEY, Target, real_base_url, real_target
+
+if TYPE_CHECKING:  # the SDK (~0.7 s to import) loads in these tests, not at every collection
+    import openai
+
+# One xdist worker runs the openai SDK's tests, so one worker imports the SDK.
+pytestmark = pytest.mark.xdist_group("openai")
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -74,6 +78,8 @@ WEATHER_TOOL: Any = {
 
 def client(target: Target) -> openai.AsyncOpenAI:
     """An SDK client for the target."""
+    import openai
+
     return openai.AsyncOpenAI(
         base_url=target.base_url + "/v1",
         api_key=target.api_key or "none",
@@ -164,6 +170,8 @@ async def test_the_sdks_stream_helper_assembles_tool_calls(target: Target) -> No
 
 async def test_the_sdk_reads_a_non_streamed_tool_call(target: Target) -> None:
     """A non-streamed tool call has an id, the name and JSON arguments."""
+    from openai.types.chat import ChatCompletionMessageFunctionToolCall
+
     async with client(target) as sdk:
         reply = await sdk.chat.completions.create(
             model=target.model,
@@ -182,6 +190,8 @@ async def test_the_sdk_reads_a_non_streamed_tool_call(target: Target) -> None:
 
 async def test_the_sdk_maps_a_missing_key_to_its_authentication_error(target: Target) -> None:
     """Without the key the SDK raises AuthenticationError (401)."""
+    import openai
+
     if not target.api_key:
         pytest.skip("the target needs no API key")
     sdk = openai.AsyncOpenAI(
@@ -208,6 +218,8 @@ async def test_the_sdk_consumes_every_mock_stream_shape(start_mock: Any) -> None
     """Every stream shape the mock makes (intervals, spec decode, length, hidden reasoning,
     continuous usage, the newer reasoning shape) is consumed by the SDK without error, and the
     SDK's texts equal the raw deltas' texts."""
+    import openai
+
     shapes: list[tuple[dict[str, Any], dict[str, Any]]] = [
         ({}, {}),
         ({"stream_interval": 20}, {}),

@@ -6,17 +6,19 @@ stream shape, the test records that (fidelity to vLLM wins, see docs/mock-server
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
-from openai import AsyncOpenAI
-from openai.types.responses import ResponseCompletedEvent
 
 from gptoss_modal import Client
 from gptoss_modal.serve.options import VLLM_VERSIONS
 from gptoss_modal.testing.mock_server import MockVLLM
 
-pytestmark = pytest.mark.mock_only
+if TYPE_CHECKING:  # the SDK (~0.7 s to import) loads in these tests, not at every collection
+    from openai import AsyncOpenAI
+
+# One xdist worker runs the openai SDK's tests, so one worker imports the SDK.
+pytestmark = [pytest.mark.mock_only, pytest.mark.xdist_group("openai")]
 
 WEATHER = {
     "type": "function",
@@ -33,6 +35,8 @@ PROMPTS = {"answer": ("Say hello.", []), "call": ("Use get_weather for Paris.", 
 
 def sdk(server: MockVLLM) -> AsyncOpenAI:
     """An SDK client of the mock (no retries: a failure shows at once)."""
+    from openai import AsyncOpenAI
+
     return AsyncOpenAI(base_url=server.url + "/v1", api_key="unused", max_retries=0)
 
 
@@ -70,6 +74,8 @@ async def test_sdk_stream_and_reply_agree_with_our_client(
 ) -> None:
     """``responses.create(stream=True)`` (its terminal event's response) and the non-streamed
     ``responses.create`` give our client's text, reasoning and function calls."""
+    from openai.types.responses import ResponseCompletedEvent
+
     server = await start_mock(vllm_version=version, content_tokens=8)
     prompt, tools = PROMPTS[kind]
     expected = await ours(server, prompt, tools)

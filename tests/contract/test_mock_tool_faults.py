@@ -16,7 +16,6 @@ import json
 from typing import Any
 
 import aiohttp
-import openai
 import pytest
 
 from gptoss_modal.serve.options import VLLM_VERSIONS
@@ -169,6 +168,8 @@ async def test_cached_tokens_match_vllms_usage_bytes(vllm: VllmOracle, start_moc
 async def test_the_openai_sdk_reads_each_fault(start_mock: Any, kind: str) -> None:
     """The openai SDK consumes each fault: a stream it iterates (or, for a harmony error, an
     APIError it raises mid-stream), and a reply it parses (or its 500 as InternalServerError)."""
+    import openai  # here, not at collection: the SDK takes ~0.7 s to import
+
     server = await start_mock(**{KINDS[kind]: 1.0}, enable_prompt_tokens_details=True)
     sdk = openai.AsyncOpenAI(base_url=server.url + "/v1", api_key="none", max_retries=0)
     request: dict[str, Any] = {

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import openai
 import pytest
 
 from gptoss_modal import (
@@ -40,6 +39,8 @@ async def test_health_wait_rides_through_a_cold_start(start_mock: Any) -> None:
 
 async def test_the_client_gets_the_same_text_as_the_sdk(start_mock: Any) -> None:
     """Reasoning, content, finish reason and usage from our client equal the openai SDK's."""
+    import openai  # here, not at collection: the SDK takes ~0.7 s to import
+
     server = await start_mock(stream_interval=3, content_tokens=30)
     async with Client(server.url) as client:
         result = await client.stream_chat("Say hello", reasoning_effort="low").collect()

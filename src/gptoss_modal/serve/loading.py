@@ -160,9 +160,21 @@ def describe_type(hint: Any) -> str:
     )
 
 
+_FIELD_TYPES: dict[type[Any], dict[str, Any]] = {}
+
+
+def field_types(cls: type[Any]) -> dict[str, Any]:
+    """A config class's resolved type hints (read only). Fixed per class, but get_type_hints
+    compiles every string annotation again on each call: a fifth of building a ServeConfig."""
+    hints = _FIELD_TYPES.get(cls)
+    if hints is None:
+        hints = _FIELD_TYPES[cls] = typing.get_type_hints(cls)
+    return hints
+
+
 def check_types(obj: Any) -> None:
     """Raise ConfigError for the first field whose value does not match its type hint."""
-    hints = typing.get_type_hints(type(obj))
+    hints = field_types(type(obj))
     for f in dataclasses.fields(obj):
         value = getattr(obj, f.name)
         if not is_instance(value, hints[f.name]):
@@ -183,7 +195,7 @@ def means_derive(
     """Whether ``value`` (a string from a file, the environment or --set) means "derive it"."""
     if not isinstance(value, str) or value.strip().lower() not in DERIVE_WORDS:
         return False
-    hint = typing.get_type_hints(cls)[name]
+    hint = field_types(cls)[name]
     if type(None) not in typing.get_args(hint):
         return False
     word = value.strip().lower()
@@ -216,7 +228,7 @@ def coerce_text(
     literal_ok: Mapping[str, frozenset[str]] | None = None,
 ) -> Any:
     """Turn an environment or ``--set`` string into field ``name``'s type."""
-    hint = typing.get_type_hints(cls)[name]
+    hint = field_types(cls)[name]
     if means_derive(cls, name, text, literal_ok or {}):
         return None
     is_union = typing.get_origin(hint) in (typing.Union, types.UnionType)

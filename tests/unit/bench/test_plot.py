@@ -2,19 +2,28 @@
 
 from __future__ import annotations
 
+import importlib.util
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 import pytest
 
+from gptoss_modal.bench import plot
 from gptoss_modal.bench.schema import CostDoc, GpuDoc, RunDoc, read_run
 
-pytest.importorskip("matplotlib")
+if TYPE_CHECKING:  # matplotlib (~0.5 s to import) loads in the first drawing, not at collection
+    from matplotlib.figure import Figure
 
-from matplotlib.figure import Figure
-
-from gptoss_modal.bench import plot
+pytestmark = [
+    pytest.mark.skipif(
+        importlib.util.find_spec("matplotlib") is None, reason="the plot extra is not installed"
+    ),
+    # One xdist worker runs this module (and test_report's plot test): matplotlib is imported
+    # once, and each drawing below is made once, where spread tests would redo both per worker.
+    pytest.mark.xdist_group("matplotlib"),
+]
 
 RUN = Path(__file__).parent / "data" / "run-v1.json"
 COST = CostDoc(usd_per_mtok_output=2.5, usd_per_mtok_total=0.9, total_tokens_per_s=100.0)
@@ -39,38 +48,56 @@ def doc() -> RunDoc:
     return read_run(RUN)
 
 
-@pytest.fixture
-def figures(monkeypatch: pytest.MonkeyPatch) -> list[Figure]:
-    """The figures plot_runs makes, kept when it closes them."""
+Runs = tuple[tuple[str, bool], ...]  # (name, with cost?) per run: a drawing's inputs
+Drawn = tuple["Figure", bytes]  # the figure plot_runs made, and the PNG it wrote
+Draw = Callable[[Runs], Drawn]
+LONE: Runs = (("run", False),)
+LONE_COSTLY: Runs = (("run", True),)
+
+
+@pytest.fixture(scope="module")
+def drawn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Draw]:
+    """plot_runs of the given runs of the sample document, each drawing made once per module
+    and its figure kept when plot_runs closes it: the tests only read the figure, and a
+    drawing costs about a CPU-second."""
     import matplotlib.pyplot as plt
 
+    made: dict[Runs, Drawn] = {}
     kept: list[Figure] = []
-    monkeypatch.setattr(plt, "close", lambda fig: kept.append(fig))
-    return kept
+
+    def draw(runs: Runs) -> Drawn:
+        if runs not in made:
+            doc = read_run(RUN)
+            path = tmp_path_factory.mktemp("plot") / "a.png"
+            plot.plot_runs(
+                [(name, with_cost(doc, COST) if cost else doc) for name, cost in runs], path
+            )
+            made[runs] = (kept.pop(), path.read_bytes())
+        return made[runs]
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(plt, "close", kept.append)
+        yield draw
+    for fig, _ in made.values():
+        plt.close(fig)
 
 
 def panel(fig: Figure, title_start: str) -> Any:
     return next(ax for ax in fig.axes if ax.get_title().startswith(title_start))
 
 
-def test_without_cost_the_cost_panel_says_how_to_get_it(
-    tmp_path: Path, doc: RunDoc, figures: list[Figure]
-) -> None:
+def test_without_cost_the_cost_panel_says_how_to_get_it(drawn: Draw) -> None:
     """No ``cost`` in the summaries: a PNG whose cost panel has no line and the --gpu note."""
-    plot.plot_runs([("run", doc)], tmp_path / "a.png")
-    assert (tmp_path / "a.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    cost = panel(figures[0], "cost per million")
+    fig, png = drawn(LONE)
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    cost = panel(fig, "cost per million")
     assert cost.get_lines() == []
     assert [t.get_text() for t in cost.texts] == [plot.NO_COST]
 
 
-def test_with_cost_the_panel_draws_output_and_total_per_level(
-    tmp_path: Path, doc: RunDoc, figures: list[Figure]
-) -> None:
+def test_with_cost_the_panel_draws_output_and_total_per_level(doc: RunDoc, drawn: Draw) -> None:
     """Cost fields: two lines (output, total) with a point per level at the recorded values."""
-    costly = with_cost(doc, COST)
-    plot.plot_runs([("run", costly)], tmp_path / "a.png")
-    cost = panel(figures[0], "cost per million")
+    cost = panel(drawn(LONE_COSTLY)[0], "cost per million")
     assert len(cost.texts) == 0
     assert [list(line.get_ydata()) for line in cost.get_lines()] == [
         [2.5] * len(doc.levels),
@@ -78,12 +105,9 @@ def test_with_cost_the_panel_draws_output_and_total_per_level(
     ]
 
 
-def test_the_trade_off_curve_has_a_named_point_per_level(
-    tmp_path: Path, doc: RunDoc, figures: list[Figure]
-) -> None:
+def test_the_trade_off_curve_has_a_named_point_per_level(doc: RunDoc, drawn: Draw) -> None:
     """Per-user tokens/s (1/TPOT p50) against output tokens/s per GPU, each point labelled."""
-    plot.plot_runs([("run", with_cost(doc, COST))], tmp_path / "a.png")
-    ax = panel(figures[0], "trade-off")
+    ax = panel(drawn(LONE_COSTLY)[0], "trade-off")
     (line,) = ax.get_lines()
     summaries = sorted((lv.summary for lv in doc.levels), key=plot._x)
     assert list(line.get_xdata()) == pytest.approx([s.output_tokens_per_s / 2 for s in summaries])
@@ -92,21 +116,15 @@ def test_the_trade_off_curve_has_a_named_point_per_level(
     assert [t.get_text() for t in ax.texts] == [s.level.label for s in summaries]
 
 
-def test_ttft_panel_shows_first_token_and_first_content(
-    tmp_path: Path, doc: RunDoc, figures: list[Figure]
-) -> None:
+def test_ttft_panel_shows_first_token_and_first_content(drawn: Draw) -> None:
     """gpt-oss reasons first: the TTFT panel has ttft and ttft_content lines."""
-    plot.plot_runs([("run", doc)], tmp_path / "a.png")
-    labels = panel(figures[0], "time to first token").get_legend_handles_labels()[1]
+    labels = panel(drawn(LONE)[0], "time to first token").get_legend_handles_labels()[1]
     assert {"ttft p50", "ttft p99", "ttft_content p50", "ttft_content p99"} <= set(labels)
 
 
-def test_every_legend_sits_below_its_panel(
-    tmp_path: Path, doc: RunDoc, figures: list[Figure]
-) -> None:
+def test_every_legend_sits_below_its_panel(drawn: Draw) -> None:
     """No legend overlaps its panel's plotting area (each is drawn under the x axis)."""
-    plot.plot_runs([("a", doc), ("b", with_cost(doc, COST))], tmp_path / "a.png")
-    fig = figures[0]
+    fig, _ = drawn((("a", False), ("b", True)))
     renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
     legends = 0
     for ax in fig.axes:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import string
 
 import pytest
 from hypothesis import given
@@ -110,8 +111,18 @@ def test_the_mocks_metrics_parse() -> None:
     assert snap.total("vllm:time_to_first_token_seconds_count") == 0.0
 
 
-LABEL_NAMES = st.from_regex(r"[a-zA-Z_][a-zA-Z0-9_]{0,8}", fullmatch=True)
-METRIC_NAMES = st.from_regex(r"[a-zA-Z_:][a-zA-Z0-9_:]{0,20}", fullmatch=True)
+_LETTERS = string.ascii_letters + "_"
+
+
+def _name(first: str, rest: str, max_rest: int) -> st.SearchStrategy[str]:
+    """Strings of the regex ``[first][rest]{0,max_rest}``, drawn as plain text: the same names
+    as ``st.from_regex``, without its filtering (several times cheaper per draw)."""
+    return st.builds(str.__add__, st.sampled_from(first), st.text(rest, max_size=max_rest))
+
+
+# [a-zA-Z_][a-zA-Z0-9_]{0,8} and [a-zA-Z_:][a-zA-Z0-9_:]{0,20}
+LABEL_NAMES = _name(_LETTERS, _LETTERS + string.digits, 8)
+METRIC_NAMES = _name(_LETTERS + ":", _LETTERS + string.digits + ":", 20)
 LABEL_VALUES = st.text(max_size=12)
 VALUES = st.floats(allow_nan=False)
 

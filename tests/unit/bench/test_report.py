@@ -3,6 +3,7 @@ and the `gptoss-modal bench` command's exit codes (everything here runs without 
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from pathlib import Path
 
@@ -23,14 +24,21 @@ from gptoss_modal.cli import main
 from tests.unit.bench.scripted import ScriptedClient, run
 
 
-@pytest.fixture
-async def doc() -> RunDoc:
-    """A two-level run on the scripted server, with budgets, as its JSON document."""
+@pytest.fixture(scope="session")
+def run_json() -> bytes:
+    """A two-level run on the scripted server (its scripted clock makes it the same every
+    time), with budgets, as its JSON file; run once per worker, not once per test."""
     budgets = parse_budgets(
         {"g": {"source": "unit test", "all": {"tpot_p50_ms": 11, "min_output_tokens_per_s": 1e9}}}
     ).section("g")
-    result = await run(ScriptedClient(), levels=(Level(1), Level(4)), budgets=budgets)
-    return decode_run(encode_run(result.to_doc()))  # as read back from a file
+    result = asyncio.run(run(ScriptedClient(), levels=(Level(1), Level(4)), budgets=budgets))
+    return encode_run(result.to_doc())
+
+
+@pytest.fixture
+def doc(run_json: bytes) -> RunDoc:
+    """That run's document as read back from a file: each test's own copy, to change."""
+    return decode_run(run_json)
 
 
 def copied(doc: RunDoc) -> RunDoc:
@@ -39,9 +47,9 @@ def copied(doc: RunDoc) -> RunDoc:
 
 
 @pytest.fixture
-def saved(tmp_path: Path, doc: RunDoc) -> Path:
+def saved(tmp_path: Path, run_json: bytes) -> Path:
     path = tmp_path / "a.json"
-    path.write_bytes(encode_run(doc))
+    path.write_bytes(run_json)
     return path
 
 
@@ -115,6 +123,7 @@ def test_every_latency_metric_is_in_the_json(doc: RunDoc) -> None:
     assert list(summary.latency_ms) == list(LATENCY_METRICS)
 
 
+@pytest.mark.xdist_group("matplotlib")  # with tests/unit/bench/test_plot.py: one worker imports it
 def test_the_plot_is_a_png(tmp_path: Path, doc: RunDoc) -> None:
     """plot_runs writes a PNG of one or two runs."""
     pytest.importorskip("matplotlib")
