@@ -142,20 +142,23 @@ class SSEDecoder:
     def _split(self, text: str) -> tuple[list[str], list[ServerSentEvent]]:
         """:meth:`feed_plain` for a read's text, its line ends already ``\n``."""
         lines = text.split("\n")
+        carried = 0  # characters of an earlier read's unfinished line, now in lines[0]
         if self._partial:  # the read continues an unfinished line: only its pieces are joined
             if len(lines) == 1:
                 self._grow_partial(text)
                 return [], []
             lines[0] = "".join([self._partial, *self._more, lines[0]])
+            carried = self._partial_chars
             self._partial, self._more, self._partial_chars = "", [], 0
         partial = lines.pop()
         event = self._event
         if event and len(event) == 1 and lines and not lines[0]:  # a read cut between an
             lines.insert(0, event.pop())  # event's line and its blank line: one more plain read
             self._event_chars = 0
-        # A read no longer than the limit cannot hold an event over it: only the slow path,
-        # which counts each line, sees longer reads.
-        plain = None if self._event or len(text) > self._max_chars else self._plain(lines)
+        # A read no longer than the limit (with the line it continues) cannot hold an event over
+        # it: only the slow path, which counts each line, sees longer ones.
+        too_long = len(text) + carried > self._max_chars
+        plain = None if self._event or too_long else self._plain(lines)
         if plain is None:
             events = self._events(lines)
             if partial:

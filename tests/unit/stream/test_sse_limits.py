@@ -134,6 +134,14 @@ def test_the_limit_trips_the_same_way_however_the_stream_is_split(
     assert (split[1] is None) == (whole[1] is None)
 
 
+def test_a_line_continued_from_an_earlier_read_counts_toward_the_limit() -> None:
+    """Nine characters cut 2 + 7 (the second read within the limit alone) still trip a limit
+    of 8, as the unsplit line does (hypothesis found the fast path missed it)."""
+    stream = b"\x00" * 9 + b"\r"
+    assert run([stream], 8)[1] is not None
+    assert run(split_at(stream, [2]), 8)[1] is not None
+
+
 @given(wire_bytes, st.lists(st.integers(min_value=0, max_value=300), max_size=12))
 def test_a_limit_above_the_stream_changes_nothing(stream: bytes, cuts: list[int]) -> None:
     """The partner property: with room for the whole stream no error, the same events."""
