@@ -255,9 +255,11 @@ def _load_extra_ops() -> None:
         assert spec
         assert spec.loader
         module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module  # one copy, shared by the ops files that build on another
         try:
             spec.loader.exec_module(module)
         except ImportError as exc:  # a module this vLLM version moved or removed
+            del sys.modules[name]
             UNAVAILABLE[name] = f"{name} does not import under vLLM {vllm.__version__}: {exc}"
             continue
         OPS.update(module.OPS)
