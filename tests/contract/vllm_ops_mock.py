@@ -24,7 +24,8 @@ the chat serving class in ``openai.chat_completion.serving``, the models registr
 transcribed ``StreamableParser`` (the mock's token ids are not o200k's), and the prompt is
 rendered by 0.33.0's own harmony code (so its reasoning-effort checks run) and then replaced by
 one of the length the mock declares. 0.33.0 keeps the parser's tool settings on the
-``HarmonyParser`` class, so the app, and with it those settings, is rebuilt for every request.
+``HarmonyParser`` class, so the chat serving class, and with it those settings, is rebuilt for
+every request; only vLLM's FastAPI app is built once per argv (its state reset per request).
 """
 
 from __future__ import annotations
