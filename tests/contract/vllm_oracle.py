@@ -52,7 +52,7 @@ def _skip_cli_package_init() -> None:
     package.__file__ = spec.origin
     package.__path__ = list(spec.submodule_search_locations)
     sys.modules[spec.name] = package
-    vllm.entrypoints.cli = package  # type: ignore[attr-defined]
+    vllm.entrypoints.cli = package
 
 
 _skip_cli_package_init()
