@@ -80,13 +80,12 @@ class VllmOracle:
 
     def close(self) -> None:
         """End the oracle and close every file it had open (pipes and its log)."""
+        # Killed, not asked to exit: it holds no state, and vLLM's interpreter spends 2-3 s
+        # of CPU (up to 6 s of wall on a busy machine) shutting down.
+        self._proc.kill()
+        self._proc.wait()
         if self._proc.stdin:
             self._proc.stdin.close()
-        try:
-            self._proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self._proc.kill()
-            self._proc.wait()
         if self._proc.stdout:
             self._proc.stdout.close()
         self._log.close()

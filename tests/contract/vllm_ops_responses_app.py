@@ -22,6 +22,7 @@ downloaded here:
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -31,7 +32,10 @@ import vllm
 
 
 def _chat_ops() -> Any:
-    """The chat op's module (its app, scripted engine and parser are shared, not copied)."""
+    """The chat op's module (its app, scripted engine and parser are shared, not copied): the
+    copy the oracle loaded (with its built apps), else a copy of our own."""
+    if "vllm_ops_mock" in sys.modules:
+        return sys.modules["vllm_ops_mock"]
     spec = importlib.util.spec_from_file_location(
         "vllm_ops_mock", Path(__file__).with_name("vllm_ops_mock.py")
     )
@@ -155,29 +159,9 @@ def _build_app_013(req: dict[str, Any]) -> tuple[Any, list[Any]]:
 
 def op_responses_http(req: dict[str, Any]) -> dict[str, Any]:
     """One HTTP request to vLLM's own app; answers status, headers and the body text."""
-    from starlette.testclient import TestClient
-
     app, patches = _build_app_033(req) if V033 else _build_app_013(req)
-    for p in patches:
-        p.start()
-    try:
-        client = TestClient(app, raise_server_exceptions=False)
-        body = req.get("body")
-        response = client.request(
-            req.get("method", "POST"),
-            req["path"],
-            headers=req.get("headers") or {},
-            content=body.encode() if isinstance(body, str) else None,
-        )
-        return {
-            "ok": True,
-            "status": response.status_code,
-            "headers": {k.lower(): v for k, v in response.headers.items()},
-            "body": response.content.decode(),
-        }
-    finally:
-        for p in reversed(patches):
-            p.stop()
+    answer: dict[str, Any] = chat_ops.send(app, patches, req)
+    return answer
 
 
 def _renderer_033(serving_chat: Any, prompt: list[int]) -> Any:

@@ -17,6 +17,7 @@ import argparse
 import contextlib
 import dataclasses
 import enum
+import functools
 import glob
 import importlib.util
 import io
@@ -35,6 +36,28 @@ from unittest import mock  # noqa: E402
 
 import vllm  # noqa: E402
 import vllm.config  # noqa: E402
+import vllm.entrypoints  # noqa: E402
+
+
+def _skip_cli_package_init() -> None:
+    """Let ``vllm.entrypoints.cli``'s modules import without its ``__init__``: 0.13.0's imports
+    every ``vllm bench`` subcommand (~1 CPU-s of benchmark, LoRA and MoE modules that no op
+    uses) and defines nothing else; 0.33.0's is empty."""
+    import types
+
+    spec = importlib.util.find_spec("vllm.entrypoints.cli")
+    assert spec is not None
+    assert spec.submodule_search_locations is not None
+    package = types.ModuleType(spec.name)
+    package.__spec__ = spec
+    package.__file__ = spec.origin
+    package.__path__ = list(spec.submodule_search_locations)
+    sys.modules[spec.name] = package
+    vllm.entrypoints.cli = package
+
+
+_skip_cli_package_init()
+
 from vllm.entrypoints.cli.serve import ServeSubcommand  # noqa: E402
 from vllm.utils.argparse_utils import FlexibleArgumentParser  # noqa: E402
 
@@ -101,10 +124,7 @@ def op_parse_serve(req: dict[str, Any]) -> dict[str, Any]:
     spec = args.speculative_config
     spec_fields = {f.name for f in dataclasses.fields(vllm.config.SpeculativeConfig)}
     unknown_spec_keys = sorted(set(spec or {}) - spec_fields)
-    import typing
-
-    hints = typing.get_type_hints(vllm.config.SpeculativeConfig)
-    spec_methods = sorted(_literal_strings(hints["method"]))
+    spec_methods = sorted(_literal_strings(_speculative_hints()["method"]))
     return {
         "ok": True,
         "args": _jsonable(vars(args)),
@@ -112,6 +132,15 @@ def op_parse_serve(req: dict[str, Any]) -> dict[str, Any]:
         "speculative_methods": spec_methods,
         "sub_config_errors": _sub_config_errors(args),
     }
+
+
+@functools.cache
+def _speculative_hints() -> dict[str, Any]:
+    """``SpeculativeConfig``'s field types, resolved once (each ``parse_serve`` read them
+    twice, a fifth of its cost)."""
+    import typing
+
+    return typing.get_type_hints(vllm.config.SpeculativeConfig)
 
 
 def _sub_config_errors(args: argparse.Namespace) -> list[str]:
@@ -122,13 +151,11 @@ def _sub_config_errors(args: argparse.Namespace) -> list[str]:
     post-init fetches the draft from the Hub), so each key's value is validated against the
     class's field type instead. ``--quantization-config`` (0.24+) is validated as a whole.
     """
-    import typing
-
     import pydantic
 
     errors: list[str] = []
     spec = args.speculative_config or {}
-    hints = typing.get_type_hints(vllm.config.SpeculativeConfig)
+    hints = _speculative_hints()
     for key, value in spec.items():
         if key not in hints:
             continue  # reported as unknown_speculative_keys
@@ -255,9 +282,11 @@ def _load_extra_ops() -> None:
         assert spec
         assert spec.loader
         module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module  # one copy, shared by the ops files that build on another
         try:
             spec.loader.exec_module(module)
         except ImportError as exc:  # a module this vLLM version moved or removed
+            del sys.modules[name]
             UNAVAILABLE[name] = f"{name} does not import under vLLM {vllm.__version__}: {exc}"
             continue
         OPS.update(module.OPS)
