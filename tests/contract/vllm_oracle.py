@@ -53,7 +53,7 @@ def _skip_cli_package_init() -> None:
     package.__file__ = spec.origin
     package.__path__ = list(spec.submodule_search_locations)
     sys.modules[spec.name] = package
-    vllm.entrypoints.cli = package
+    vllm.entrypoints.cli = package  # type: ignore[attr-defined]
 
 
 _skip_cli_package_init()
