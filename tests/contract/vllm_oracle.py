@@ -36,28 +36,6 @@ from unittest import mock  # noqa: E402
 
 import vllm  # noqa: E402
 import vllm.config  # noqa: E402
-import vllm.entrypoints  # noqa: E402
-
-
-def _skip_cli_package_init() -> None:
-    """Let ``vllm.entrypoints.cli``'s modules import without its ``__init__``: 0.13.0's imports
-    every ``vllm bench`` subcommand (~1 CPU-s of benchmark, LoRA and MoE modules that no op
-    uses) and defines nothing else; 0.33.0's is empty."""
-    import types
-
-    spec = importlib.util.find_spec("vllm.entrypoints.cli")
-    assert spec is not None
-    assert spec.submodule_search_locations is not None
-    package = types.ModuleType(spec.name)
-    package.__spec__ = spec
-    package.__file__ = spec.origin
-    package.__path__ = list(spec.submodule_search_locations)
-    sys.modules[spec.name] = package
-    vllm.entrypoints.cli = package  # type: ignore[attr-defined]
-
-
-_skip_cli_package_init()
-
 from vllm.entrypoints.cli.serve import ServeSubcommand  # noqa: E402
 from vllm.utils.argparse_utils import FlexibleArgumentParser  # noqa: E402
 
