@@ -58,20 +58,24 @@ def within(measured_s: float, expected_ms: float) -> bool:
     return expected_ms - early <= measured_ms <= 1.5 * expected_ms + 50.0
 
 
-def per_mock_group(name: str, *intervals: int) -> list[Any]:
-    """The stream intervals as fixture params, each in its own xdist group: one worker runs all
-    the tests of one spawned mock, so it is started once per run."""
-    group = pytest.mark.xdist_group
-    return [pytest.param(i, marks=group(f"{name}-{i}"), id=f"interval-{i}") for i in intervals]
+def timed_mock_fixture(group: str) -> Any:
+    """A module fixture: a mock in its own process told TTFT_MS, ITL_MS and stream interval 1,
+    then 4, yielding its URL and interval. Each interval is its own xdist group (``group-N``):
+    one worker runs all the tests of one spawned mock, so it is started once per run."""
+    mark = pytest.mark.xdist_group
+    params = [pytest.param(i, marks=mark(f"{group}-{i}"), id=f"interval-{i}") for i in (1, 4)]
+
+    @pytest.fixture(scope="module", params=params)
+    def timed_mock(request: pytest.FixtureRequest) -> Iterator[tuple[str, int]]:
+        interval: int = request.param
+        args = ["--ttft-ms", str(TTFT_MS), "--itl-ms", str(ITL_MS)]
+        with spawn_mock_process([*args, "--stream-interval", str(interval)]) as mock:
+            yield mock.url, interval
+
+    return timed_mock
 
 
-@pytest.fixture(scope="module", params=per_mock_group("bench-mock-timed", 1, 4))
-def timed_mock(request: pytest.FixtureRequest) -> Iterator[tuple[str, int]]:
-    """A mock in its own process with a known TTFT, ITL and --stream-interval."""
-    interval: int = request.param
-    args = ["--ttft-ms", str(TTFT_MS), "--itl-ms", str(ITL_MS), "--stream-interval", str(interval)]
-    with spawn_mock_process(args) as mock:
-        yield mock.url, interval
+timed_mock = timed_mock_fixture("bench-mock-timed")
 
 
 @pytest.mark.parametrize("concurrency", [1, 64])

@@ -13,6 +13,7 @@ import pytest
 from gptoss_modal import Client
 from gptoss_modal.serve.options import VLLM_VERSIONS
 from gptoss_modal.testing.mock_server import MockVLLM
+from tests.contract._weather import WEATHER
 
 if TYPE_CHECKING:  # the SDK (~0.7 s to import) loads in these tests, not at every collection
     from openai import AsyncOpenAI
@@ -20,16 +21,6 @@ if TYPE_CHECKING:  # the SDK (~0.7 s to import) loads in these tests, not at eve
 # One xdist worker runs the openai SDK's tests, so one worker imports the SDK.
 pytestmark = [pytest.mark.mock_only, pytest.mark.xdist_group("openai")]
 
-WEATHER = {
-    "type": "function",
-    "name": "get_weather",
-    "description": "Current weather in a city",
-    "parameters": {
-        "type": "object",
-        "properties": {"city": {"type": "string"}},
-        "required": ["city"],
-    },
-}
 PROMPTS = {"answer": ("Say hello.", []), "call": ("Use get_weather for Paris.", [WEATHER])}
 
 

@@ -18,20 +18,11 @@ import pytest
 from gptoss_modal.serve.options import VLLM_VERSIONS
 from gptoss_modal.testing.mock_server import MockVLLM
 from tests.contract._oracle import VllmOracle
+from tests.contract._weather import WEATHER
 from tests.contract.conftest import OracleFor
 
 pytestmark = [pytest.mark.vllm, pytest.mark.mock_only]
 
-WEATHER = {
-    "type": "function",
-    "name": "get_weather",
-    "description": "Current weather in a city",
-    "parameters": {
-        "type": "object",
-        "properties": {"city": {"type": "string"}},
-        "required": ["city"],
-    },
-}
 SCENARIOS: dict[str, dict[str, Any]] = {
     "reasoning and text": {"input": "Say hello.", "reasoning": {"effort": "low"}},
     "function call": {"input": "Use get_weather for Paris.", "tools": [WEATHER]},

@@ -21,6 +21,7 @@ import pytest
 from gptoss_modal.serve.options import VLLM_VERSIONS
 from gptoss_modal.testing.mock_server import MockVLLM
 from tests.contract._oracle import VllmOracle
+from tests.contract._weather import WEATHER
 from tests.contract.conftest import OracleFor
 from tests.contract.test_mock_vllm_fidelity import serve_argv
 
@@ -29,16 +30,6 @@ pytestmark = [pytest.mark.vllm, pytest.mark.mock_only]
 _CREATED = re.compile(r'"created_at":\d+')
 _ID = re.compile(r'(?<=":")(resp|rs|msg|fc|call)_[0-9A-Za-z]+(?=")')
 
-WEATHER = {
-    "type": "function",
-    "name": "get_weather",
-    "description": "Current weather in a city",
-    "parameters": {
-        "type": "object",
-        "properties": {"city": {"type": "string"}},
-        "required": ["city"],
-    },
-}
 CASES: dict[str, dict[str, Any]] = {
     "reasoning and text": {"input": "Say hello.", "reasoning": {"effort": "low"}},
     "function call": {"input": "Use get_weather for Paris.", "tools": [WEATHER]},

@@ -23,12 +23,12 @@ import pytest
 from gptoss_modal.bench import BenchSettings, Level, run_benchmark
 from gptoss_modal.cli import EXIT_OK, main
 from gptoss_modal.serve.options import VLLM_VERSIONS, VllmVersion
-from gptoss_modal.testing.mock_server import MockConfig, run_mock_in_thread, spawn_mock_process
+from gptoss_modal.testing.mock_server import MockConfig, run_mock_in_thread
 from tests.contract.test_bench_mock import (
     HIDDEN_PREFIX_TOKENS,
     ITL_MS,
     TTFT_MS,
-    per_mock_group,
+    timed_mock_fixture,
     within,
 )
 
@@ -106,13 +106,7 @@ def test_the_agentic_scenario_grows_prompts_with_valid_calls(
     assert (calls["invalid"], calls["invalid_rate"]) == (0, 0.0)
 
 
-@pytest.fixture(scope="module", params=per_mock_group("responses-timed", 1, 4))
-def timed_mock(request: pytest.FixtureRequest) -> Iterator[tuple[str, int]]:
-    """A mock in its own process with a known TTFT, ITL and --stream-interval."""
-    interval: int = request.param
-    args = ["--ttft-ms", str(TTFT_MS), "--itl-ms", str(ITL_MS), "--stream-interval", str(interval)]
-    with spawn_mock_process(args) as mock:
-        yield mock.url, interval
+timed_mock = timed_mock_fixture("responses-timed")
 
 
 @pytest.mark.parametrize("concurrency", [1, 64])

@@ -53,6 +53,22 @@ def _ev(kind: str, **fields: Any) -> _Event:
     return event
 
 
+def _function_call_done(
+    arguments: str, name: str, item_id: str | None, out: int, item: _Event
+) -> list[_Event]:
+    """A function call's two closing events, the same in both versions' layouts."""
+    return [
+        _ev(
+            "response.function_call_arguments.done",
+            arguments=arguments,
+            name=name,
+            item_id=item_id,
+            output_index=out,
+        ),
+        _ev("response.output_item.done", output_index=out, item=item),
+    ]
+
+
 def _function_name(recipient: str | None) -> str | None:
     if recipient and recipient.startswith("functions."):
         return recipient[len("functions.") :]
@@ -209,16 +225,7 @@ class _State033:
                 status="completed",
                 extra={"output_index": out, "sequence_number": -1},
             )
-            return [
-                _ev(
-                    "response.function_call_arguments.done",
-                    arguments=text,
-                    name=name,
-                    item_id=self.item_id,
-                    output_index=out,
-                ),
-                _ev("response.output_item.done", output_index=out, item=item),
-            ]
+            return _function_call_done(text, name, self.item_id, out, item)
         if recipient is not None:
             return []
         if channel == "analysis":
@@ -331,16 +338,7 @@ class _State013:
                 status="completed",
                 extra=extra,
             )
-            return [
-                _ev(
-                    "response.function_call_arguments.done",
-                    arguments=text,
-                    name=name,
-                    item_id=self.item_id,
-                    output_index=out,
-                ),
-                _ev("response.output_item.done", output_index=out, item=item),
-            ]
+            return _function_call_done(text, name, self.item_id, out, item)
         if recipient is not None:
             return []
         if channel == "analysis":
