@@ -14,8 +14,9 @@ from gptoss_modal.serve.options import VLLM_VERSIONS
 from gptoss_modal.testing._tool_faults import TOOL_FAULT_FIELDS
 from gptoss_modal.testing.mock_server import MockVLLM
 from tests.contract._oracle import VllmOracle
+from tests.contract._weather import WEATHER
 from tests.contract.conftest import OracleFor
-from tests.contract.test_mock_responses_fidelity import WEATHER, blocks, check_round_trip
+from tests.contract.test_mock_responses_fidelity import blocks, check_round_trip
 
 pytestmark = [pytest.mark.vllm, pytest.mark.mock_only]
 

@@ -57,22 +57,7 @@ from gptoss_modal.bench.workload import (
 from gptoss_modal.stream.chunks import Usage
 from gptoss_modal.stream.responses_accumulator import ResponseResult
 
-__all__ = [
-    "MAX_HELD_CHUNKS",
-    "Api",
-    "BenchClient",
-    "BenchRequest",
-    "BenchResult",
-    "BenchStream",
-    "ChatWorkload",
-    "Driver",
-    "MetricsScraper",
-    "Probe",
-    "Sender",
-    "Sent",
-    "Workload",
-    "probe",
-]
+__all__ = ["MAX_HELD_CHUNKS", "Driver", "MetricsScraper", "Probe", "Sender", "probe"]
 
 WARMUP_MAX_TOKENS: Final = 16  # warm-up and probe requests are short
 PROGRESS_INTERVAL_S: Final = 0.25

@@ -28,21 +28,14 @@ from typing import TYPE_CHECKING, Final
 from gptoss_modal._exceptions import AllRequestsFailed, BenchmarkError, GptossModalError
 from gptoss_modal.bench.agentic import AgenticLoad, AgenticWorkload, ToolChoice
 from gptoss_modal.bench.budgets import Budgets
-from gptoss_modal.bench.driver import (
-    Api,
-    BenchClient,
-    Driver,
-    MetricsScraper,
-    Sender,
-    Workload,
-    probe,
-)
+from gptoss_modal.bench.driver import Driver, MetricsScraper, Sender, probe
 from gptoss_modal.bench.loads import LoadPattern, load_pattern
 from gptoss_modal.bench.models import ModelsClient, served_model
 from gptoss_modal.bench.progress import Progress, SilentProgress
 from gptoss_modal.bench.prompts import PromptSet
 from gptoss_modal.bench.results import BenchRun
 from gptoss_modal.bench.settings import BenchSettings, Level
+from gptoss_modal.bench.workload import Api, BenchClient, Workload
 
 if TYPE_CHECKING:
     from gptoss_modal.stream.client import HealthProgress

@@ -17,9 +17,9 @@ from gptoss_modal.bench.agentic import (
     response_input,
     synthesise,
 )
-from gptoss_modal.bench.driver import Sent
 from gptoss_modal.bench.records import record_request
 from gptoss_modal.bench.settings import Level
+from gptoss_modal.bench.workload import Sent
 from gptoss_modal.stream.chunks import FunctionDelta, ToolCallDelta
 from tests.unit.bench.scripted import ScriptedClient, run, settings
 

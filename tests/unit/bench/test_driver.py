@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from gptoss_modal import BenchmarkError, ConnectError, HTTPStatusError
-from gptoss_modal.bench.driver import BenchClient, MetricsScraper, Probe, Sender, probe
+from gptoss_modal.bench.driver import MetricsScraper, Probe, Sender, probe
 from gptoss_modal.bench.prompts import PromptSet
+from gptoss_modal.bench.workload import BenchClient
 from gptoss_modal.stream.client import Client
 from tests.unit.bench.scripted import ScriptedClient, settings
 
